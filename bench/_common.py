@@ -1,0 +1,85 @@
+"""Shared plumbing for benchmarks: the `--quick` / `--json PATH` contract and the table.
+
+Every `bench/NAME.py` builds a list of `Row`s, then calls `report(rows, args)`, which
+prints a rich table and, with `--json PATH`, writes `{"rows": [...]}` as DESIGN.md says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured figure."""
+
+    case: str
+    system: str
+    metric: str
+    value: float
+    unit: str
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the contract's two flags already on it."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a smaller run that ends within a minute")
+    p.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
+    return p
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0..100) of samples, by nearest rank."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples) if samples else float("nan")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User+system CPU seconds of a process (default: this one, children excluded)."""
+    if pid is None:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def report(rows: list[Row], args: argparse.Namespace, title: str) -> None:
+    """Print rows as a table (cases down, systems across) and honour --json."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("case")
+    table.add_column("metric")
+    systems = list(dict.fromkeys(r.system for r in rows))
+    for s in systems:
+        table.add_column(s, justify="right")
+    keys = list(dict.fromkeys((r.case, r.metric) for r in rows))
+    index = {(r.case, r.metric, r.system): r for r in rows}
+    for case, metric in keys:
+        cells = []
+        for s in systems:
+            r = index.get((case, metric, s))
+            cells.append("" if r is None else f"{r.value:,.1f} {r.unit}")
+        table.add_row(case, metric, *cells)
+    Console().print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows]}, indent=2))

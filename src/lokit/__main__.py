@@ -1,0 +1,5 @@
+"""`python -m lokit` runs the CLI."""
+
+from lokit.cli.main import main
+
+main()
