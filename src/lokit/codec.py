@@ -1,0 +1,90 @@
+"""Codecs: bytes on the wire <-> the request and response values endpoints see.
+
+`JsonCodec` is derived from a `Method`'s types (msgspec validates as it decodes,
+so a wrong field type is a clear 400/INVALID_ARGUMENT, not a crash). Explicit
+codecs — someone else's `.proto`, business errors carried inside a reply as Go
+kit's addsvc does — implement the same `Codec` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import msgspec
+
+from lokit.endpoint import Method
+from lokit.errors import Error, InvalidArgument, Unknown
+
+
+class Codec(Protocol):
+    """How one method's messages are turned into bytes and back."""
+
+    def decode_request(self, data: bytes) -> Any: ...
+    def encode_request(self, request: Any) -> bytes: ...
+    def decode_response(self, data: bytes) -> Any: ...
+    def encode_response(self, response: Any) -> bytes: ...
+    def encode_error(self, error: Error) -> bytes | None:
+        """Bytes of an OK reply that carries `error`, or None to send a status."""
+        ...
+
+
+class _Reply(msgspec.Struct, omit_defaults=True):
+    v: Any = None
+
+
+def malformed(exc: Exception) -> InvalidArgument:
+    """A clear INVALID_ARGUMENT for a request that did not decode."""
+    text = str(exc)
+    if text.startswith("JSON is malformed") or text.startswith("Input data was truncated"):
+        return InvalidArgument(f"malformed JSON: {text}")
+    return InvalidArgument(f"invalid request: {text}")
+
+
+class JsonCodec:
+    """JSON derived from a method's request and response types."""
+
+    def __init__(self, method: Method) -> None:
+        self._wrap = method.wrap_response
+        self._req_decoder = msgspec.json.Decoder(method.request_type)
+        rt = method.response_type
+        if self._wrap:
+            reply = msgspec.defstruct("Reply", [("v", rt, None)], omit_defaults=False)
+            self._resp_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(reply)
+        else:
+            self._resp_decoder = msgspec.json.Decoder(rt)
+        self._encoder = msgspec.json.Encoder()
+        self._empty = method.request_type is not Any and _accepts_empty(method.request_type)
+
+    def decode_request(self, data: bytes) -> Any:
+        if not data and self._empty:
+            data = b"{}"
+        try:
+            return self._req_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise malformed(e) from None
+
+    def encode_request(self, request: Any) -> bytes:
+        return self._encoder.encode(request)
+
+    def encode_response(self, response: Any) -> bytes:
+        if self._wrap:
+            return self._encoder.encode(_Reply(response))
+        return self._encoder.encode(response)
+
+    def decode_response(self, data: bytes) -> Any:
+        try:
+            value = self._resp_decoder.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise Unknown(f"undecodable response: {e}") from None
+        return value.v if self._wrap else value
+
+    def encode_error(self, error: Error) -> bytes | None:
+        return None
+
+
+def _accepts_empty(tp: Any) -> bool:
+    try:
+        msgspec.json.decode(b"{}", type=tp)
+    except (msgspec.ValidationError, msgspec.DecodeError, TypeError):
+        return False
+    return True

@@ -1,0 +1,96 @@
+"""Request-scoped context carried in `contextvars`.
+
+Server transports set it for each request; every lokit client reads it and sends
+the request id, the remaining deadline and the caller identity on to the next
+service. Trace context rides in OpenTelemetry's own context variable.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+REQUEST_ID_HEADER = "x-request-id"
+TIMEOUT_HEADER = "x-request-timeout-ms"
+CALLER_HEADER = "x-caller-id"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What is known about the request being served."""
+
+    request_id: str
+    service: str = ""
+    method: str = ""
+    transport: str = ""
+    deadline: float | None = None  # time.monotonic() instant
+    identity: str | None = None
+
+    def time_remaining(self) -> float | None:
+        """Seconds left before the deadline, or None without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+
+_current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "lokit_request", default=None
+)
+
+
+def current() -> RequestContext | None:
+    """The context of the request being served, if any."""
+    return _current.get()
+
+
+def new_request_id() -> str:
+    """A fresh random request id (32 hex characters)."""
+    return os.urandom(16).hex()
+
+
+def deadline_from_timeout(timeout: float | None) -> float | None:
+    return None if timeout is None else time.monotonic() + timeout
+
+
+@contextmanager
+def scope(ctx: RequestContext) -> Iterator[RequestContext]:
+    """Make `ctx` current for the duration of the block."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+def set_current(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
+    return _current.set(ctx)
+
+
+def reset(token: contextvars.Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
+
+def with_deadline(timeout: float) -> contextvars.Token[RequestContext | None]:
+    """Tighten the current deadline (or start a context with one) for outgoing calls."""
+    ctx = current() or RequestContext(request_id=new_request_id())
+    deadline = time.monotonic() + timeout
+    if ctx.deadline is not None:
+        deadline = min(deadline, ctx.deadline)
+    return _current.set(replace(ctx, deadline=deadline))
+
+
+def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | None]:
+    """(request id, timeout in seconds, caller identity) for an outgoing call.
+
+    The timeout is the smaller of `timeout` and the time left on the current
+    deadline; the request id is the current one or a fresh one.
+    """
+    ctx = current()
+    if ctx is None:
+        return new_request_id(), timeout, None
+    left = ctx.time_remaining()
+    if left is not None:
+        timeout = left if timeout is None else min(timeout, left)
+    return ctx.request_id, timeout, ctx.identity

@@ -1,0 +1,1 @@
+"""Transports: gRPC and HTTP servers and clients over Unix sockets and TCP."""

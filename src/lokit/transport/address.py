@@ -1,0 +1,133 @@
+"""Addresses (`unix:PATH` or `HOST:PORT`) and listening sockets bound safely.
+
+Both grpcio and asyncio silently unlink an existing Unix socket file before
+binding, which would steal the address from a live server. `bind` checks first:
+a socket file a live server answers on is refused with one clear sentence, a
+stale one is replaced; a TCP port in use is refused too (no SO_REUSEPORT).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import stat
+from dataclasses import dataclass
+
+
+class AddressError(Exception):
+    """An address that cannot be parsed or bound; the message is one plain sentence."""
+
+
+@dataclass(frozen=True)
+class Address:
+    """A parsed address: a Unix socket path, or a TCP host and port."""
+
+    raw: str
+    path: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+    @property
+    def is_unix(self) -> bool:
+        return self.path is not None
+
+    def grpc_target(self) -> str:
+        """The target string grpcio understands (absolute `unix://` path or host:port)."""
+        if self.path is not None:
+            return "unix://" + os.path.abspath(self.path)
+        return f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse(raw: str) -> Address:
+    """Parse `unix:PATH`, `unix://PATH`, `HOST:PORT`, `[::1]:PORT` or `:PORT`."""
+    text = raw.strip()
+    if text.startswith("unix:"):
+        path = text[5:]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise AddressError(f"address {raw!r} has no socket path after 'unix:'")
+        return Address(raw=text, path=path)
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise AddressError(f"address {raw!r} is neither unix:PATH nor HOST:PORT")
+    port = int(port_text)
+    if port > 65535:
+        raise AddressError(f"address {raw!r} has a port above 65535")
+    host = host.strip("[]") or "0.0.0.0"
+    return Address(raw=text, host=host, port=port)
+
+
+def unix_socket_alive(path: str) -> bool:
+    """True when a server accepts connections on the Unix socket file `path`."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(0.5)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    else:
+        return True
+    finally:
+        probe.close()
+
+
+def bind(addr: Address, backlog: int = 1024) -> socket.socket:
+    """A listening socket on `addr`, refusing live owners and replacing stale socket files."""
+    if addr.path is not None:
+        path = addr.path
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        if os.path.lexists(path):
+            mode = os.lstat(path).st_mode
+            if not stat.S_ISSOCK(mode):
+                raise AddressError(f"cannot listen on {addr}: {path} exists and is not a socket")
+            if unix_socket_alive(path):
+                raise AddressError(f"cannot listen on {addr}: another server is running there")
+            os.unlink(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(path)
+        except OSError as e:
+            sock.close()
+            raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
+        os.chmod(path, 0o660)
+    else:
+        assert addr.host is not None and addr.port is not None
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((addr.host, addr.port))
+        except OSError as e:
+            sock.close()
+            if e.errno == errno.EADDRINUSE:
+                raise AddressError(f"cannot listen on {addr}: the port is already in use") from None
+            raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
+    sock.listen(backlog)
+    sock.setblocking(False)
+    return sock
+
+
+def bound_address(addr: Address, sock: socket.socket) -> Address:
+    """`addr` with the real port filled in (for `HOST:0`)."""
+    if addr.path is not None:
+        return addr
+    port = sock.getsockname()[1]
+    return Address(raw=f"{addr.host}:{port}", host=addr.host, port=port)
+
+
+def remove_socket_file(addr: Address) -> None:
+    """Remove a Unix socket file this process created (no error if already gone)."""
+    if addr.path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.lstat(addr.path).st_mode):
+                os.unlink(addr.path)
