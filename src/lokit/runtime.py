@@ -1,0 +1,143 @@
+"""Run one service: its gRPC, HTTP and debug listeners in one event loop.
+
+`serve` starts every listener (refusing a live socket or a busy port with one
+sentence), reports each as ready, waits for SIGTERM or SIGINT, then shuts down
+gracefully: stop accepting, let in-flight calls finish within the grace period,
+run the service's stop hooks, remove socket files, and return 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lokit.observability.debug import debug_app
+from lokit.observability.logs import get_logger
+from lokit.observability.request import RequestObserver
+from lokit.observability.tracing import configure_tracing
+from lokit.routes import ServiceDef
+from lokit.transport.address import Address, AddressError, parse
+from lokit.transport.grpc.server import GrpcServer
+from lokit.transport.http.app import asgi_app
+from lokit.transport.http.server import HttpServer
+
+
+@dataclass
+class Listeners:
+    """Where a service listens."""
+
+    grpc: list[str] = field(default_factory=list)
+    http: list[str] = field(default_factory=list)
+    debug: str | None = None
+    grace: float = 10.0
+
+
+Ready = Callable[[str, Address], None]
+
+
+class Runtime:
+    """The running servers of one service."""
+
+    def __init__(self, service: ServiceDef, listeners: Listeners) -> None:
+        self.service = service
+        self.listeners = listeners
+        self.bound: list[tuple[str, Address]] = []
+        self._grpc: GrpcServer | None = None
+        self._http: HttpServer | None = None
+        self._debug: HttpServer | None = None
+        self._started_hooks = False
+
+    async def start(self, ready: Ready | None = None) -> None:
+        """Start every listener; on failure stop what started and re-raise."""
+        grpc_addrs = [parse(a) for a in self.listeners.grpc]
+        http_addrs = [parse(a) for a in self.listeners.http]
+        debug_addr = parse(self.listeners.debug) if self.listeners.debug else None
+        configure_tracing(self.service.name)
+        observer = RequestObserver(self.service.name)
+        try:
+            for hook in self.service.on_start:
+                await hook()
+            self._started_hooks = True
+            if grpc_addrs:
+                self._grpc = GrpcServer(self.service, observer)
+                for a in await self._grpc.start(grpc_addrs):
+                    self._ready("grpc", a, ready)
+            if http_addrs:
+                self._http = HttpServer(
+                    asgi_app(self.service, observer),
+                    name="http",
+                    graceful_timeout=self.listeners.grace,
+                )
+                for a in await self._http.start(http_addrs):
+                    self._ready("http", a, ready)
+            if debug_addr is not None:
+                self._debug = HttpServer(debug_app(), name="debug", graceful_timeout=1.0)
+                for a in await self._debug.start([debug_addr]):
+                    self._ready("debug", a, ready)
+        except BaseException:
+            await self.stop()
+            raise
+
+    def _ready(self, kind: str, addr: Address, ready: Ready | None) -> None:
+        self.bound.append((kind, addr))
+        if ready is not None:
+            ready(kind, addr)
+
+    async def stop(self) -> None:
+        """Graceful shutdown of everything that started, in reverse order."""
+        if self._grpc is not None or self._http is not None:
+            stops = []
+            if self._grpc is not None:
+                stops.append(self._grpc.stop(self.listeners.grace))
+            if self._http is not None:
+                stops.append(self._http.stop())
+            await asyncio.gather(*stops, return_exceptions=True)
+            self._grpc = self._http = None
+        if self._debug is not None:
+            await self._debug.stop()
+            self._debug = None
+        if self._started_hooks:
+            self._started_hooks = False
+            for hook in self.service.on_stop:
+                await hook()
+
+
+async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 1 when a listener cannot start."""
+    log = get_logger("lokit")
+    runtime = Runtime(service, listeners)
+    try:
+        await runtime.start(ready)
+    except AddressError as e:
+        log.error("cannot start", service=service.name, err=str(e))
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("shutting down", service=service.name, grace=listeners.grace)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await runtime.stop()
+    log.info("stopped", service=service.name)
+    return 0
+
+
+def run(coro_fn: Callable[[], object]) -> int:
+    """Run an async main on uvloop (when installed); returns its exit code."""
+    try:
+        import uvloop
+
+        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        runner = asyncio.Runner()
+    with runner:
+        result = runner.run(coro_fn())  # type: ignore[arg-type]
+    return int(result or 0)
