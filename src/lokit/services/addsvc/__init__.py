@@ -1,0 +1,1 @@
+"""addsvc: Go kit's example adder, wire-compatible with its `pb.Add` gRPC service."""

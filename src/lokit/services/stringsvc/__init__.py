@@ -1,0 +1,1 @@
+"""stringsvc: Go kit's example string service (Uppercase, Count), addsvc's dependency."""
