@@ -1,0 +1,105 @@
+"""Bare servers for bench/rpc.py: addsvc Sum without lokit, on the same transports.
+
+`python bench/_bare_servers.py grpc|http ADDR` serves until SIGTERM and prints
+`ready` once listening. gRPC: a plain grpc.aio generic handler over the same
+addsvc protobuf messages. HTTP: a plain ASGI callable on uvicorn (httptools,
+uvloop) decoding and encoding JSON with orjson.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+
+async def serve_grpc(addr: str) -> None:
+    import grpc
+
+    from lokit.proto import addsvc_pb2
+
+    async def sum_(req: Any, ctx: Any) -> Any:
+        return addsvc_pb2.SumReply(v=req.a + req.b)
+
+    handler = grpc.method_handlers_generic_handler(
+        "pb.Add",
+        {
+            "Sum": grpc.unary_unary_rpc_method_handler(
+                sum_,
+                request_deserializer=addsvc_pb2.SumRequest.FromString,
+                response_serializer=addsvc_pb2.SumReply.SerializeToString,
+            )
+        },
+    )
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((handler,))
+    target = "unix://" + os.path.abspath(addr[5:]) if addr.startswith("unix:") else addr
+    server.add_insecure_port(target)
+    await server.start()
+    await _until_signal()
+    await server.stop(1)
+
+
+async def serve_http(addr: str) -> None:
+    import orjson
+    import uvicorn
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            msg = await receive()
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        req = orjson.loads(body)
+        out = orjson.dumps({"v": req["a"] + req["b"]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": out})
+
+    kwargs: dict[str, Any] = {}
+    if addr.startswith("unix:"):
+        kwargs["uds"] = addr[5:]
+    else:
+        host, _, port = addr.rpartition(":")
+        kwargs.update(host=host, port=int(port))
+    config = uvicorn.Config(
+        app, http="httptools", lifespan="off", access_log=False, log_config=None, **kwargs
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.ensure_future(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    print("ready", flush=True)
+    await task
+
+
+async def _until_signal() -> None:
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+
+
+def main() -> None:
+    import uvloop
+
+    kind, addr = sys.argv[1], sys.argv[2]
+    uvloop.run(serve_grpc(addr) if kind == "grpc" else serve_http(addr))
+
+
+if __name__ == "__main__":
+    main()
