@@ -80,7 +80,7 @@ async def serve_http(addr: str) -> None:
     )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
-    while not server.started:
+    while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
     print("ready", flush=True)
     await task
