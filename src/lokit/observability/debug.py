@@ -1,0 +1,100 @@
+"""The debug app every lokit service serves on `--debug ADDR`: metrics and health.
+
+A raw ASGI callable (no framework): `GET /metrics` answers the default
+registry in the Prometheus text format (or OpenMetrics when the scraper asks for
+it), `GET /healthz` answers 200 `{"status":"ok"}`, anything else is 404. HEAD is
+answered like GET without a body. With `PROMETHEUS_MULTIPROC_DIR` set, /metrics
+sums the values of every process of the service.
+
+Rendering the registry is CPU work that grows with the number of series, so it
+runs in a worker thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_HEALTHY = b'{"status":"ok"}'
+_JSON = b"application/json"
+_TEXT = b"text/plain; charset=utf-8"
+
+
+def debug_app(registry: Collector | None = None) -> ASGIApp:
+    """The debug ASGI app; `registry` defaults to prometheus_client's REGISTRY."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if kind != "http":
+            return
+        method = scope.get("method", "GET")
+        path = scope.get("path", "")
+        if method not in ("GET", "HEAD") or path not in ("/metrics", "/healthz"):
+            await _answer(send, 404, _TEXT, b"not found\n", method == "HEAD")
+            return
+        if path == "/healthz":
+            await _answer(send, 200, _JSON, _HEALTHY, method == "HEAD")
+            return
+        encoder, content_type = choose_encoder(_header(scope, b"accept"))
+        body = await asyncio.to_thread(encoder, _registry(registry))
+        await _answer(send, 200, content_type.encode(), body, method == "HEAD")
+
+    return app
+
+
+def _registry(registry: Collector | None) -> Collector:
+    if registry is not None:
+        return registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return merged
+    return REGISTRY
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+async def _answer(send: Send, status: int, content_type: bytes, body: bytes, head: bool) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,135 @@
+"""OpenTelemetry traces, configured by the standard `OTEL_*` variables.
+
+`OTEL_TRACES_EXPORTER` picks the exporter: `console` (one JSON span per line on
+stderr), `otlp` (gRPC; the SDK reads `OTEL_EXPORTER_OTLP_*`), `none`, or a comma
+list. Unlike the SDK's own default (otlp), **unset means none** for lokit: a
+local service should not dial a collector nobody started. `OTEL_SERVICE_NAME`
+overrides the service name; `OTEL_RESOURCE_ATTRIBUTES` and the sampler variables
+(`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) are read by the SDK.
+
+With tracing off nothing is created per request: the observer checks one module
+attribute, and `client_span` hands back a shared no-op context manager.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
+
+EXPORTERS = ("console", "otlp", "none")
+TRACER_NAME = "lokit"
+
+
+class _State:
+    __slots__ = ("global_set", "provider", "tracer")
+
+    def __init__(self) -> None:
+        self.tracer: Tracer | None = None  # None: tracing off
+        self.provider: TracerProvider | None = None
+        self.global_set = False
+
+
+_state = _State()
+_NOOP: AbstractContextManager[None] = nullcontext()
+
+
+def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -> bool:
+    """Set up tracing from the environment; True when spans will be exported.
+
+    `exporter` (tests, embedding) bypasses `OTEL_TRACES_EXPORTER` and exports
+    each span synchronously as it ends. Calling again replaces the earlier setup.
+    """
+    if exporter is not None:
+        processors: list[Any] = [SimpleSpanProcessor(exporter)]
+    else:
+        processors = [BatchSpanProcessor(e) for e in _exporters_from_env()]
+    shutdown_tracing()
+    if not processors:
+        return False
+    name = os.environ.get("OTEL_SERVICE_NAME", "").strip() or service_name
+    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
+    for p in processors:
+        provider.add_span_processor(p)
+    if not _state.global_set:
+        # The global provider can be set once per process; lokit's own spans go
+        # through `_state.tracer`, so a later reconfiguration still takes effect.
+        trace.set_tracer_provider(provider)
+        _state.global_set = True
+    _state.provider = provider
+    _state.tracer = provider.get_tracer(TRACER_NAME)
+    return True
+
+
+def _exporters_from_env() -> list[SpanExporter]:
+    raw = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    names = [n.strip().lower() for n in raw.split(",") if n.strip()]
+    for n in names:
+        if n not in EXPORTERS:
+            raise ValueError(f"unknown OTEL_TRACES_EXPORTER {n!r}: use console, otlp or none.")
+    out: list[SpanExporter] = []
+    if "console" in names:
+        out.append(ConsoleSpanExporter(out=sys.stderr, formatter=_one_line))
+    if "otlp" in names:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        out.append(OTLPSpanExporter())
+    return out
+
+
+def _one_line(span: ReadableSpan) -> str:
+    return str(span.to_json(indent=None)) + "\n"
+
+
+def shutdown_tracing() -> None:
+    """Flush and stop the exporters; tracing is off afterwards."""
+    provider = _state.provider
+    _state.tracer = None
+    _state.provider = None
+    if provider is not None:
+        provider.shutdown()
+
+
+def tracing_enabled() -> bool:
+    return _state.tracer is not None
+
+
+def tracer() -> Tracer | None:
+    """lokit's tracer, or None when tracing is off."""
+    return _state.tracer
+
+
+def start_server_span(name: str, attributes: Mapping[str, AttributeValue]) -> Span | None:
+    """A SERVER span, child of the current (attached) trace context; None when off."""
+    t = _state.tracer
+    if t is None:
+        return None
+    return t.start_span(name, kind=SpanKind.SERVER, attributes=attributes)
+
+
+def client_span(
+    name: str, attributes: Mapping[str, AttributeValue] | None = None
+) -> AbstractContextManager[Span | None]:
+    """Start a CLIENT span and make it current; a no-op when tracing is off.
+
+    Clients call `propagation.inject(metadata)` inside the block so the next
+    service parents its server span on this one.
+    """
+    t = _state.tracer
+    if t is None:
+        return _NOOP
+    return t.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)
