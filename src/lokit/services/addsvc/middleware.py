@@ -25,8 +25,8 @@ CHARACTERS_CONCATENATED = Counter(
     "Characters returned by successful Concat calls.",
 )
 
-# The name goes to the logger factory (a stdlib logger "addsvc" under stdlib integration).
-_log = structlog.get_logger("addsvc", service="addsvc")
+# The name goes to the logger factory: lokit's log lines show it as `logger=`.
+_log = structlog.get_logger("addsvc")
 
 
 class LoggingMiddleware(Service):

@@ -21,8 +21,8 @@ COUNT_RESULT = Histogram(
     buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000, 10000, float("inf")),
 )
 
-# The name goes to the logger factory (a stdlib logger "stringsvc" under stdlib integration).
-_log = structlog.get_logger("stringsvc", service="stringsvc")
+# The name goes to the logger factory: lokit's log lines show it as `logger=`.
+_log = structlog.get_logger("stringsvc")
 
 
 class LoggingMiddleware(Service):
