@@ -83,7 +83,7 @@ class Service(Protocol):
         ...
 
     async def concat(self, a: str, b: str) -> str:
-        """Concatenate two strings of at most 10 characters together."""
+        """Concatenate two strings; the result holds at most 10 characters."""
         ...
 
     async def mult(self, a: float, b: float) -> float:
@@ -109,7 +109,7 @@ class AddService(Service):
         return v
 
     async def concat(self, a: str, b: str) -> str:
-        """Concatenate two strings of at most 10 characters together; "teapot" is refused (418)."""
+        """Concatenate two strings; at most 10 characters, and "teapot" is refused (418)."""
         if len(a) + len(b) > MAX_LEN:
             raise MaxSizeExceededError()
         v = a + b
