@@ -6,9 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lokit.codec import Codec
-from lokit.routes import GrpcRoute, HttpRoute, ServiceDef, grpc_routes, http_routes
-from lokit.service import describe
+from lokit.routes import ServiceDef
 
 
 @dataclass(frozen=True)
@@ -16,9 +14,7 @@ class Entry:
     """How to build a service for serving, and its routes for calling it."""
 
     build: Callable[..., ServiceDef]
-    service_cls: Callable[[], type]
-    grpc_name: str
-    grpc_codecs: Callable[[], dict[str, Codec]] = dict
+    client: Callable[[], ServiceDef]
 
 
 def _addsvc(stringsvc: str | None = None, **_: Any) -> ServiceDef:
@@ -31,10 +27,16 @@ def _addsvc(stringsvc: str | None = None, **_: Any) -> ServiceDef:
     from lokit.transport.grpc.client import GrpcClient
 
     client = GrpcClient(stringsvc, timeout=2.0, name="stringsvc")
-    remote = proxy(StringService, client.endpoints(client_routes("stringsvc")[0]))
+    remote = proxy(StringService, client.endpoints(_stringsvc_client().grpc))
     definition = addsvc_definition(uppercase=remote.uppercase)
     definition.on_stop.append(client.close)
     return definition
+
+
+def _addsvc_client() -> ServiceDef:
+    from lokit.services.addsvc.definition import addsvc_client_definition
+
+    return addsvc_client_definition()
 
 
 def _stringsvc(**_: Any) -> ServiceDef:
@@ -43,35 +45,13 @@ def _stringsvc(**_: Any) -> ServiceDef:
     return stringsvc_definition()
 
 
-def _addsvc_cls() -> type:
-    from lokit.services.addsvc.service import AddService
+def _stringsvc_client() -> ServiceDef:
+    from lokit.services.stringsvc.definition import stringsvc_client_definition
 
-    return AddService
-
-
-def _addsvc_codecs() -> dict[str, Codec]:
-    from lokit.services.addsvc.pb import CODECS
-
-    return dict(CODECS)
-
-
-def _stringsvc_cls() -> type:
-    from lokit.services.stringsvc.service import StringService
-
-    return StringService
-
-
-def client_routes(name: str) -> tuple[list[GrpcRoute], list[HttpRoute]]:
-    """A service's routes for calling it, without building its server-side middlewares."""
-    entry = CATALOG[name]
-    service = entry.service_cls()()
-    methods = describe(service)
-    codecs = entry.grpc_codecs()
-    grpc = grpc_routes(entry.grpc_name, methods, codecs)
-    return grpc, http_routes(methods)
+    return stringsvc_client_definition()
 
 
 CATALOG: dict[str, Entry] = {
-    "addsvc": Entry(_addsvc, _addsvc_cls, "pb.Add", lambda: _addsvc_codecs()),
-    "stringsvc": Entry(_stringsvc, _stringsvc_cls, "stringsvc.v1.StringService"),
+    "addsvc": Entry(_addsvc, _addsvc_client),
+    "stringsvc": Entry(_stringsvc, _stringsvc_client),
 }

@@ -155,7 +155,7 @@ def call(
 
     Example: lokit call addsvc sum 1 2 --grpc unix:run/addsvc.grpc.sock
     """
-    from lokit.cli.catalog import client_routes
+    from lokit.cli.catalog import CATALOG
     from lokit.codec import JsonCodec
     from lokit.proxy import request_from_args
     from lokit.runtime import run
@@ -163,7 +163,8 @@ def call(
 
     if (grpc_addr is None) == (http_addr is None):
         fail("give exactly one of --grpc ADDR or --http ADDR")
-    grpc_routes, http_routes = client_routes(service)
+    definition = CATALOG[service].client()
+    grpc_routes, http_routes = definition.grpc, definition.http
     wanted = rpc_name(method.replace("-", "_")) if method.islower() else method
     routes = {r.method.name.lower(): r for r in grpc_routes}
     route = routes.get(wanted.lower())
