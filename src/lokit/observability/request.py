@@ -6,7 +6,7 @@ context and `call.finish(error)` when the answer is out, in the same task.
 How a failure is reported:
 - a lokit `Error` is a normal answer: logged at info with its code and message;
 - cancellation (`asyncio.CancelledError`): info, code CANCELLED;
-- `TimeoutError` (answered as DEADLINE_EXCEEDED): warning, with type and message;
+- `TimeoutError` is how the transport's deadline shows up: info, DEADLINE_EXCEEDED;
 - anything else is a bug: error level, `err="Type: message"` on one line, and
   a `traceback` field only when the log level is debug.
 
@@ -34,7 +34,6 @@ from lokit.observability.observer import Call
 
 _tracing_state = tracing._state
 _INFO = logs.INFO
-_WARNING = logs.WARNING
 _ERROR = logs.ERROR
 _OK = "OK"
 _CANCELLED = errors.Code.CANCELLED.name
@@ -144,11 +143,13 @@ class _RequestCall:
         elif isinstance(error, asyncio.CancelledError):
             code, err, level = _CANCELLED, "cancelled", _INFO
         else:
-            code = errors.as_error(error).code.name
-            err = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            mapped = errors.as_error(error)
+            code, text = mapped.code.name, str(error)
             if isinstance(error, TimeoutError):
-                level = _WARNING
+                # How the transport's deadline shows up: a normal DEADLINE_EXCEEDED answer.
+                err, level = (f"TimeoutError: {text}" if text else mapped.message), _INFO
             else:
+                err = f"{type(error).__name__}: {text}" if text else type(error).__name__
                 level, unexpected = _ERROR, True
         route.counter(code).inc()
         extra = None
