@@ -1,0 +1,646 @@
+"""A service's HTTP side: a raw ASGI app that routes requests to endpoints.
+
+No framework underneath: Starlette costs 5-25 % per request, and lokit aims to
+stay within 15 % of a bare ASGI callable. Everything a request needs is prepared
+when the app is built (route table, codecs, header tuples); a request costs one
+dict lookup, one pass over the headers, one `RequestContext` and the codec.
+
+Wire format: JSON bodies (`application/json`); errors as `{"error": message}`
+with the status from the error and its class name in `X-Lokit-Error`, so a lokit
+client raises the same exception. Streamed responses and requests are NDJSON,
+one encoded message per line; an error after the first response line ends the
+stream with an error line (see `error_line`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import msgspec
+import orjson
+
+from lokit import context, errors
+from lokit.codec import JsonCodec, malformed
+from lokit.observability import propagation
+from lokit.observability.observer import Observer
+from lokit.routes import HttpInput, HttpRoute, ServiceDef
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+JSON_TYPE = "application/json"
+NDJSON_TYPE = "application/x-ndjson"
+ERROR_HEADER = "x-lokit-error"
+# The key that marks the final error line of an NDJSON stream (with "error" and "status").
+STREAM_ERROR_KEY = "lokit_error"
+STREAM_ERROR_PREFIX = b'{"error":'
+
+_CT_JSON = (b"content-type", JSON_TYPE.encode())
+_CT_NDJSON = (b"content-type", NDJSON_TYPE.encode())
+_RID = b"x-request-id"
+_TIMEOUT = context.TIMEOUT_HEADER.encode()
+_CALLER = context.CALLER_HEADER.encode()
+_TRACEPARENT = b"traceparent"
+_MAX_REQUEST_ID = 256
+_INTERNAL_BODY = b'{"error":"internal error"}'
+_INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
+_NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
+_END = object()
+
+
+def error_body(message: str) -> bytes:
+    """`{"error": message}` as bytes."""
+    return orjson.dumps({"error": message})
+
+
+def error_line(err: errors.Error) -> bytes:
+    """The last line of a stream that failed after its first line."""
+    return orjson.dumps(
+        {"error": err.message, STREAM_ERROR_KEY: err.error_name, "status": err.status}
+    )
+
+
+class LineSplitter:
+    """Splits a byte stream into NDJSON lines, however the chunks fall."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The complete non-empty lines `chunk` finishes."""
+        lines: list[bytes] = []
+        start = 0
+        nl = chunk.find(b"\n")
+        while nl >= 0:
+            if self._parts:
+                self._parts.append(chunk[start:nl])
+                line = b"".join(self._parts)
+                self._parts.clear()
+            else:
+                line = chunk[start:nl]
+            if line.strip():
+                lines.append(line)
+            start = nl + 1
+            nl = chunk.find(b"\n", start)
+        if start < len(chunk):
+            self._parts.append(chunk[start:])
+        return lines
+
+    def tail(self) -> bytes | None:
+        """What is left after the last newline, if anything but whitespace."""
+        line = b"".join(self._parts)
+        self._parts.clear()
+        return line if line.strip() else None
+
+
+# --- routing -------------------------------------------------------------------------
+
+
+class _Target:
+    """One route, prepared for serving."""
+
+    __slots__ = (
+        "codec",
+        "decode",
+        "endpoint",
+        "name",
+        "route",
+        "status",
+        "streams_in",
+        "streams_out",
+    )
+
+    def __init__(self, route: HttpRoute) -> None:
+        self.route = route
+        self.name = route.method.name
+        self.endpoint = route.method.endpoint
+        self.codec = route.codec
+        self.decode = route.decode
+        if self.decode is None and "{" in route.path and not route.method.kind.streams_requests:
+            self.decode = _path_params_decoder(route)
+        self.status = route.status
+        self.streams_in = route.method.kind.streams_requests
+        self.streams_out = route.method.kind.streams_responses
+
+
+def _path_params_decoder(route: HttpRoute) -> Callable[[HttpInput], Any] | None:
+    """For a derived JSON route with `{name}` segments: body fields plus path params.
+
+    Path values are strings; msgspec's lax conversion turns `"5"` into an int
+    field's 5. Routes with their own codec must give `decode` to see path params.
+    """
+    if not isinstance(route.codec, JsonCodec):
+        return None
+    request_type = route.method.request_type
+
+    def decode(inp: HttpInput) -> Any:
+        fields = orjson.loads(inp.body) if inp.body.strip() else {}
+        if not isinstance(fields, dict):
+            raise errors.InvalidArgument("invalid request: the body must be a JSON object")
+        fields.update(inp.path_params)
+        return msgspec.convert(fields, request_type, strict=False)
+
+    return decode
+
+
+def _template(path: str) -> list[str | None]:
+    """Segments of a route path; None stands for a `{name}` segment (names kept apart)."""
+    return [None if seg.startswith("{") and seg.endswith("}") else seg for seg in path.split("/")]
+
+
+class Router:
+    """Exact `(verb, path)` lookup first, then routes with `{name}` segments."""
+
+    def __init__(self, routes: list[HttpRoute]) -> None:
+        self.exact: dict[tuple[str, str], _Target] = {}
+        self._allow: dict[str, list[str]] = {}
+        self._templates: list[tuple[list[str | None], list[str], str, _Target]] = []
+        seen: set[tuple[str, str]] = set()
+        for route in routes:
+            verb = route.verb.upper()
+            if not route.path.startswith("/"):
+                raise ValueError(f"HTTP route path {route.path!r} must start with '/'")
+            key = (verb, route.path)
+            if key in seen:
+                raise ValueError(f"two HTTP routes for {verb} {route.path}")
+            seen.add(key)
+            target = _Target(route)
+            if "{" in route.path:
+                segments = route.path.split("/")
+                names: list[str] = []
+                for seg in segments:
+                    if "{" in seg or "}" in seg:
+                        if not (seg.startswith("{") and seg.endswith("}") and len(seg) > 2):
+                            raise ValueError(
+                                f"HTTP route path {route.path!r}: a parameter must fill "
+                                "a whole segment, like /items/{id}"
+                            )
+                        names.append(seg[1:-1])
+                self._templates.append((_template(route.path), names, verb, target))
+            else:
+                self.exact[key] = target
+                self._allow.setdefault(route.path, []).append(verb)
+
+    def allowed(self, path: str) -> list[str]:
+        """Verbs served at exact `path` (empty when none)."""
+        return self._allow.get(path, [])
+
+    def match(
+        self, verb: str, path: str, raw_path: bytes | None
+    ) -> tuple[_Target | None, Mapping[str, str], list[str]]:
+        """(target, path params, verbs allowed at this path) for a request without an exact hit."""
+        allow = list(self._allow.get(path, ()))
+        if not self._templates:
+            return None, _NO_PARAMS, allow
+        segments = raw_path.decode("latin-1").split("/") if raw_path else path.split("/")
+        for template, names, route_verb, target in self._templates:
+            if len(template) != len(segments):
+                continue
+            values: list[str] = []
+            for want, got in zip(template, segments, strict=True):
+                if want is None:
+                    if not got:
+                        break
+                    values.append(unquote(got))
+                elif want != (unquote(got) if "%" in got else got):
+                    break
+            else:
+                if route_verb == verb:
+                    return target, dict(zip(names, values, strict=True)), allow
+                allow.append(route_verb)
+        return None, _NO_PARAMS, allow
+
+
+# --- the app -------------------------------------------------------------------------
+
+
+class _Stream:
+    """Shared between a streaming request's handler and its body pump/disconnect watcher."""
+
+    __slots__ = ("done", "gone", "task")
+
+    def __init__(self, task: asyncio.Task[Any] | None) -> None:
+        self.task = task
+        self.done = False  # the response is complete: a disconnect now means nothing
+        self.gone = False  # the client went away; the handler was cancelled for it
+
+    def client_gone(self) -> None:
+        if not self.done and self.task is not None:
+            self.gone = True
+            self.task.cancel()
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+def asgi_app(service: ServiceDef, observer: Observer) -> ASGIApp:
+    """The ASGI app serving `service.http` routes, observed by `observer`."""
+    return HttpApp(service, observer)
+
+
+class HttpApp:
+    """The ASGI callable behind `asgi_app` (one per service, shared by all requests)."""
+
+    __slots__ = ("_exact", "_observer", "_router", "_service")
+
+    def __init__(self, service: ServiceDef, observer: Observer) -> None:
+        self._service = service.name
+        self._observer = observer
+        self._router = Router(service.http)
+        self._exact = self._router.exact
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http":
+            if kind == "lifespan":
+                await _lifespan(receive, send)
+            return
+        verb: str = scope["method"]
+        path: str = scope["path"]
+        target = self._exact.get((verb, path))
+        params = _NO_PARAMS
+        if target is None:
+            target, params, allow = self._router.match(verb, path, scope.get("raw_path"))
+            if target is None:
+                await _no_route(scope, send, verb, path, allow)
+                return
+
+        rid_b: bytes | None = None
+        timeout_b: bytes | None = None
+        caller_b: bytes | None = None
+        traced = False
+        for name, value in scope["headers"]:
+            if name == _RID:
+                rid_b = value
+            elif name == _TIMEOUT:
+                timeout_b = value
+            elif name == _CALLER:
+                caller_b = value
+            elif name == _TRACEPARENT:
+                traced = True
+        if rid_b and len(rid_b) <= _MAX_REQUEST_ID:
+            rid = rid_b.decode("latin-1")
+        else:
+            rid = context.new_request_id()
+            rid_b = rid.encode()
+        deadline: float | None = None
+        bad: errors.Error | None = None
+        if timeout_b is not None:
+            ms = _milliseconds(timeout_b)
+            if ms is None:
+                bad = errors.InvalidArgument(
+                    f"{context.TIMEOUT_HEADER} must be a number of milliseconds >= 0, "
+                    f"not {timeout_b.decode('latin-1')!r}"
+                )
+            else:
+                deadline = time.monotonic() + ms / 1000.0
+        ctx = context.RequestContext(
+            rid,
+            self._service,
+            target.name,
+            "http",
+            deadline,
+            caller_b.decode("latin-1") if caller_b else None,
+        )
+        token = context.set_current(ctx)
+        trace_token = propagation.extract_and_attach(_headers(scope)) if traced else None
+        try:
+            call = self._observer.start(ctx)
+            if target.streams_in or target.streams_out:
+                stream = _Stream(asyncio.current_task())
+                try:
+                    err = await _serve_stream(
+                        target, scope, receive, send, rid_b, deadline, params, bad, stream
+                    )
+                except asyncio.CancelledError:
+                    if stream.gone:
+                        # Cancelled by us because the client left: not a server failure.
+                        if stream.task is not None:
+                            stream.task.uncancel()
+                        call.finish(errors.Cancelled("the client disconnected"))
+                        return
+                    call.finish(errors.Cancelled("the request was cancelled"))
+                    raise
+                call.finish(err)
+                return
+            try:
+                if bad is not None:
+                    raise bad
+                body = await _read_body(receive)
+                request = _decode(target, body, scope, params)
+                if deadline is None:
+                    response = await target.endpoint(request)
+                else:
+                    async with asyncio.timeout(deadline - time.monotonic()):
+                        response = await target.endpoint(request)
+                out = target.codec.encode_response(response)
+            except _ClientGone:
+                call.finish(errors.Cancelled("the client disconnected"))
+                return
+            except asyncio.CancelledError:
+                call.finish(errors.Cancelled("the request was cancelled"))
+                raise
+            except Exception as exc:
+                err = await _send_error(send, exc, target, rid_b)
+                call.finish(err)
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": target.status,
+                    "headers": [_CT_JSON, (b"content-length", b"%d" % len(out)), (_RID, rid_b)],
+                }
+            )
+            await send({"type": "http.response.body", "body": out})
+            call.finish(None)
+        finally:
+            propagation.detach(trace_token)
+            context.reset(token)
+
+
+def _milliseconds(value: bytes) -> float | None:
+    """The header's milliseconds, or None when it is not a finite number >= 0."""
+    try:
+        ms = float(value)
+    except ValueError:
+        return None
+    if not (0.0 <= ms < math.inf):
+        return None
+    return ms
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers as a dict of lower-case names (repeated ones joined by ', ')."""
+    out: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _decode(target: _Target, body: bytes, scope: Scope, params: Mapping[str, str]) -> Any:
+    """The endpoint's request: the route's decoder on the whole request, else the codec."""
+    if target.decode is None:
+        return target.codec.decode_request(body)
+    query = scope.get("query_string") or b""
+    inp = HttpInput(
+        body=body,
+        query=dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
+        path_params=params,
+        headers=_headers(scope),
+    )
+    try:
+        return target.decode(inp)
+    except errors.Error:
+        raise
+    except orjson.JSONDecodeError as e:
+        raise errors.InvalidArgument(f"malformed JSON: {e}") from None
+    except KeyError as e:
+        raise errors.InvalidArgument(f"invalid request: {e.args[0]!s} is missing") from None
+    except (ValueError, TypeError) as e:
+        raise malformed(e) from None
+
+
+def _client_error(exc: BaseException) -> errors.Error | None:
+    """The lokit error to show the client, or None for an unexpected failure (500)."""
+    if isinstance(exc, errors.Error):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return errors.DeadlineExceeded("deadline exceeded")
+    return None
+
+
+async def _send_error(
+    send: Send, exc: BaseException, target: _Target | None, rid: bytes
+) -> BaseException:
+    """Answer with the error's status and body; return what the observer should record."""
+    err = _client_error(exc)
+    if err is None:
+        await _send_json(send, 500, _INTERNAL_BODY, rid, _INTERNAL_NAME)
+        return exc
+    reply = target.codec.encode_error(err) if target is not None else None
+    if reply is not None:
+        status = target.status if target is not None else 200
+        await _send_json(send, status, reply, rid)
+    else:
+        name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
+        await _send_json(send, err.status, error_body(err.message), rid, name)
+    return err
+
+
+async def _send_json(
+    send: Send, status: int, body: bytes, rid: bytes, *extra: tuple[bytes, bytes]
+) -> None:
+    headers = [_CT_JSON, (b"content-length", b"%d" % len(body)), (_RID, rid), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _no_route(scope: Scope, send: Send, verb: str, path: str, allow: list[str]) -> None:
+    rid_b: bytes | None = None
+    for name, value in scope["headers"]:
+        if name == _RID:
+            rid_b = value
+            break
+    if not rid_b or len(rid_b) > _MAX_REQUEST_ID:
+        rid_b = context.new_request_id().encode()
+    if not allow:
+        await _send_json(
+            send,
+            404,
+            error_body(f"no route for {path}"),
+            rid_b,
+            (ERROR_HEADER.encode(), errors.NotFound.error_name.encode()),
+        )
+        return
+    allowed = ", ".join(sorted(set(allow)))
+    await _send_json(
+        send,
+        405,
+        error_body(f"method {verb} is not allowed for {path}; use {allowed}"),
+        rid_b,
+        (b"allow", allowed.encode()),
+        (ERROR_HEADER.encode(), errors.Unimplemented.error_name.encode()),
+    )
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    """Answer the lifespan protocol (the runtime runs start/stop hooks itself)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+# --- streams -------------------------------------------------------------------------
+
+
+async def _serve_stream(
+    target: _Target,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    rid: bytes,
+    deadline: float | None,
+    params: Mapping[str, str],
+    bad: errors.Error | None,
+    stream: _Stream,
+) -> BaseException | None:
+    """Serve a route that streams requests and/or responses; return the error to record.
+
+    A background task owns `receive`: it feeds a streamed request body to the
+    endpoint and then waits for the client to go away, cancelling this task if it
+    does before the response is complete (which closes the producing generator).
+    """
+    watcher: asyncio.Task[None] | None = None
+    items: AsyncIterator[Any] | None = None
+    requests: AsyncIterator[Any] | None = None
+    started = False
+    try:
+        if bad is not None:
+            raise bad
+        request: Any
+        if target.streams_in:
+            queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+            watcher = asyncio.create_task(_pump(receive, queue, stream))
+            request = requests = _request_items(queue, target.codec.decode_request)
+        else:
+            body = await _read_body(receive)
+            request = _decode(target, body, scope, params)
+            watcher = asyncio.create_task(_watch(receive, stream))
+        async with asyncio.timeout(None if deadline is None else deadline - time.monotonic()):
+            result = await target.endpoint(request)
+            if not target.streams_out:
+                out = target.codec.encode_response(result)
+                stream.done = True
+                await _send_json(send, target.status, out, rid)
+                return None
+            items = aiter(result)
+            first = await anext(items, _END)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": target.status,
+                    "headers": [_CT_NDJSON, (_RID, rid)],
+                }
+            )
+            started = True
+            encode = target.codec.encode_response
+            if first is not _END:
+                await send(
+                    {"type": "http.response.body", "body": encode(first) + b"\n", "more_body": True}
+                )
+                async for item in items:
+                    await send(
+                        {
+                            "type": "http.response.body",
+                            "body": encode(item) + b"\n",
+                            "more_body": True,
+                        }
+                    )
+        stream.done = True
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return None
+    except _ClientGone:
+        return errors.Cancelled("the client disconnected")
+    except Exception as exc:
+        stream.done = True
+        if not started:
+            return await _send_error(send, exc, target, rid)
+        err = _client_error(exc)
+        final = error_line(err) if err is not None else _internal_line()
+        await send({"type": "http.response.body", "body": final + b"\n", "more_body": False})
+        return err if err is not None else exc
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        await _close(items)
+        await _close(requests)
+
+
+async def _close(it: AsyncIterator[Any] | None) -> None:
+    """Close an async generator the handler no longer reads (runs its `finally`)."""
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        # A failure while closing a finished stream has nobody left to tell.
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
+def _internal_line() -> bytes:
+    return orjson.dumps(
+        {"error": "internal error", STREAM_ERROR_KEY: errors.Internal.error_name, "status": 500}
+    )
+
+
+async def _watch(receive: Receive, stream: _Stream) -> None:
+    """Wait for `http.disconnect` (after the body was read) and cancel the handler if early."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    stream.client_gone()
+
+
+async def _pump(receive: Receive, queue: asyncio.Queue[bytes | None], stream: _Stream) -> None:
+    """Move a streamed request body into `queue` (None ends it), then watch for disconnect."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            stream.client_gone()
+            return
+        body = message.get("body", b"")
+        if body:
+            await queue.put(body)
+        if not message.get("more_body", False):
+            await queue.put(None)
+            break
+    await _watch(receive, stream)
+
+
+async def _request_items(
+    queue: asyncio.Queue[bytes | None], decode: Callable[[bytes], Any]
+) -> AsyncIterator[Any]:
+    """The decoded lines of an NDJSON request body, as they arrive."""
+    lines = LineSplitter()
+    while True:
+        chunk = await queue.get()
+        if chunk is None:
+            break
+        for line in lines.feed(chunk):
+            yield decode(line)
+    last = lines.tail()
+    if last is not None:
+        yield decode(last)

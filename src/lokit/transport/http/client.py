@@ -1,0 +1,316 @@
+"""A lokit service's HTTP client: routes back into endpoints, over aiohttp.
+
+Every call carries the request id, the caller identity, the W3C trace context
+and the remaining deadline (`X-Request-Timeout-Ms`, also enforced locally), so
+context propagates without the caller doing anything. A non-2xx answer raises
+the error class the server raised (`X-Lokit-Error`); a server that cannot be
+reached raises `Unavailable` at once, naming the address.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+
+from lokit import context, errors
+from lokit.endpoint import Endpoint, Kind
+from lokit.observability import propagation
+from lokit.routes import HttpRoute
+from lokit.transport import address
+from lokit.transport.address import Address
+from lokit.transport.http.app import (
+    ERROR_HEADER,
+    JSON_TYPE,
+    NDJSON_TYPE,
+    STREAM_ERROR_KEY,
+    STREAM_ERROR_PREFIX,
+    LineSplitter,
+)
+
+# Shorter than the server's keep-alive, so the client drops an idle connection
+# before the server closes it under a request.
+KEEP_ALIVE_SECONDS = 30.0
+
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+
+
+class HttpClient:
+    """Calls one lokit HTTP server (`unix:PATH` or `HOST:PORT`) with keep-alive connections."""
+
+    def __init__(self, addr: str | Address, *, timeout: float | None = None) -> None:
+        self._addr = addr if isinstance(addr, Address) else address.parse(addr)
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        if self._addr.path is not None:
+            self._base = "http://localhost"
+        else:
+            host = self._addr.host or "127.0.0.1"
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+            self._base = (
+                f"http://[{host}]:{self._addr.port}"
+                if ":" in host
+                else (f"http://{host}:{self._addr.port}")
+            )
+        self._templates: dict[str, list[tuple[bool, str]]] = {}
+
+    @property
+    def address(self) -> Address:
+        return self._addr
+
+    # --- calls -----------------------------------------------------------------------
+
+    async def unary(
+        self,
+        route: HttpRoute,
+        request: Any,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
+    ) -> Any:
+        """Send one request to `route` and return its decoded response."""
+        path = self._path(route, request)
+        body = route.codec.encode_request(request)
+        _, data = await self._exchange(route.verb, path, body, JSON_TYPE, timeout)
+        return route.codec.decode_response(data)
+
+    def server_stream(
+        self, route: HttpRoute, request: Any, *, timeout: float | None = None
+    ) -> AsyncIterator[Any]:
+        """Send one request and iterate the NDJSON response stream."""
+        path = self._path(route, request)
+        body = route.codec.encode_request(request)
+        headers, client_timeout = self._headers(timeout, JSON_TYPE)
+        return self._stream(
+            route.verb, path, body, headers, client_timeout, route.codec.decode_response
+        )
+
+    async def client_stream(
+        self,
+        route: HttpRoute,
+        requests: AsyncIterable[Any],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
+    ) -> Any:
+        """Stream `requests` as an NDJSON body and return the decoded response."""
+        body = _ndjson(requests, route.codec.encode_request)
+        _, data = await self._exchange(route.verb, route.path, body, NDJSON_TYPE, timeout)
+        return route.codec.decode_response(data)
+
+    def bidi(
+        self, route: HttpRoute, requests: AsyncIterable[Any], *, timeout: float | None = None
+    ) -> AsyncIterator[Any]:
+        """Stream `requests` as NDJSON while iterating the NDJSON responses."""
+        headers, client_timeout = self._headers(timeout, NDJSON_TYPE)
+        body = _ndjson(requests, route.codec.encode_request)
+        return self._stream(
+            route.verb, route.path, body, headers, client_timeout, route.codec.decode_response
+        )
+
+    async def request(
+        self,
+        verb: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
+    ) -> tuple[int, bytes]:
+        """A raw call: (status, body) whatever the status, for tests and tools."""
+        return await self._exchange(verb, path, body, JSON_TYPE, timeout, check=False)
+
+    def endpoints(self, routes: list[HttpRoute]) -> dict[str, Endpoint]:
+        """An endpoint per route, keyed by method name, for client-side middlewares."""
+        out: dict[str, Endpoint] = {}
+        for route in routes:
+            out[route.method.name] = self._endpoint(route)
+        return out
+
+    async def close(self) -> None:
+        """Close the connections; the client opens new ones if used again."""
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    # --- internals -------------------------------------------------------------------
+
+    def _endpoint(self, route: HttpRoute) -> Endpoint:
+        kind = route.method.kind
+        if kind is Kind.UNARY:
+            return functools.partial(self.unary, route)
+        if kind is Kind.CLIENT_STREAM:
+            return functools.partial(self.client_stream, route)
+        if kind is Kind.SERVER_STREAM:
+
+            async def server_stream(request: Any) -> AsyncIterator[Any]:
+                return self.server_stream(route, request)
+
+            return server_stream
+
+        async def bidi(requests: Any) -> AsyncIterator[Any]:
+            return self.bidi(route, requests)
+
+        return bidi
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            connector: aiohttp.BaseConnector
+            if self._addr.path is not None:
+                connector = aiohttp.UnixConnector(
+                    path=os.path.abspath(self._addr.path), keepalive_timeout=KEEP_ALIVE_SECONDS
+                )
+            else:
+                connector = aiohttp.TCPConnector(keepalive_timeout=KEEP_ALIVE_SECONDS)
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=_NO_TIMEOUT,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                auto_decompress=False,
+            )
+            self._session = session
+        return session
+
+    def _headers(
+        self, timeout: float | None, content_type: str
+    ) -> tuple[dict[str, str], aiohttp.ClientTimeout]:
+        """The context headers for an outgoing call and its local timeout."""
+        rid, left, identity = context.outgoing(self._timeout if timeout is None else timeout)
+        headers = {"Content-Type": content_type, "X-Request-ID": rid}
+        client_timeout = _NO_TIMEOUT
+        if left is not None:
+            if left <= 0:
+                raise errors.DeadlineExceeded(f"the deadline passed before calling {self._addr}")
+            headers["X-Request-Timeout-Ms"] = str(max(1, int(left * 1000)))
+            client_timeout = aiohttp.ClientTimeout(total=left)
+        if identity:
+            headers["X-Caller-ID"] = identity
+        propagation.inject(headers)
+        return headers, client_timeout
+
+    def _path(self, route: HttpRoute, request: Any) -> str:
+        """The route's path, `{name}` segments filled from the request's fields."""
+        path = route.path
+        if "{" not in path:
+            return path
+        template = self._templates.get(path)
+        if template is None:
+            template = [
+                (True, seg[1:-1]) if seg.startswith("{") and seg.endswith("}") else (False, seg)
+                for seg in path.split("/")
+            ]
+            self._templates[path] = template
+        parts: list[str] = []
+        for is_param, text in template:
+            if not is_param:
+                parts.append(text)
+                continue
+            try:
+                value = request[text] if isinstance(request, Mapping) else getattr(request, text)
+            except (KeyError, AttributeError):
+                raise errors.InvalidArgument(
+                    f"the request has no field {text!r} to fill the path {path}"
+                ) from None
+            parts.append(quote(str(value), safe=""))
+        return "/".join(parts)
+
+    async def _exchange(
+        self,
+        verb: str,
+        path: str,
+        body: Any,
+        content_type: str,
+        timeout: float | None,  # noqa: ASYNC109 (also sent on as the deadline)
+        *,
+        check: bool = True,
+    ) -> tuple[int, bytes]:
+        headers, client_timeout = self._headers(timeout, content_type)
+        session = self._get_session()
+        try:
+            async with session.request(
+                verb, self._base + path, data=body, headers=headers, timeout=client_timeout
+            ) as resp:
+                data = await resp.read()
+                status = resp.status
+                if check and status >= 300:
+                    raise _http_error(status, data, resp.headers.get(ERROR_HEADER))
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self._transport_error(e, verb, path) from None
+        return status, data
+
+    async def _stream(
+        self,
+        verb: str,
+        path: str,
+        body: Any,
+        headers: dict[str, str],
+        client_timeout: aiohttp.ClientTimeout,
+        decode: Callable[[bytes], Any],
+    ) -> AsyncIterator[Any]:
+        session = self._get_session()
+        try:
+            async with session.request(
+                verb, self._base + path, data=body, headers=headers, timeout=client_timeout
+            ) as resp:
+                if resp.status >= 300:
+                    data = await resp.read()
+                    raise _http_error(resp.status, data, resp.headers.get(ERROR_HEADER))
+                lines = LineSplitter()
+                async for chunk in resp.content.iter_any():
+                    for line in lines.feed(chunk):
+                        yield _stream_item(line, decode)
+                last = lines.tail()
+                if last is not None:
+                    yield _stream_item(last, decode)
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise self._transport_error(e, verb, path) from None
+
+    def _transport_error(self, exc: BaseException, verb: str, path: str) -> errors.Error:
+        """One sentence naming the address for a call that did not get an answer."""
+        if isinstance(exc, TimeoutError):
+            return errors.DeadlineExceeded(
+                f"{verb} {path} on {self._addr} did not finish before its deadline"
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
+            return errors.Unavailable(f"{self._addr} is unavailable: cannot connect ({reason})")
+        detail = str(exc) or type(exc).__name__
+        return errors.Unavailable(f"{self._addr} is unavailable: {verb} {path} failed ({detail})")
+
+
+def _http_error(status: int, data: bytes, name: str | None) -> errors.Error:
+    """The lokit error for a non-2xx answer."""
+    message: str | None = None
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        message = payload["error"]
+    if message is None:
+        message = data[:200].decode("utf-8", "replace").strip() or f"HTTP status {status}"
+    return errors.from_http_status(status, message, name)
+
+
+def _stream_item(line: bytes, decode: Callable[[bytes], Any]) -> Any:
+    """One NDJSON response line: an item, or the error that ended the stream."""
+    if line.startswith(STREAM_ERROR_PREFIX):
+        payload = orjson.loads(line)
+        if isinstance(payload, dict) and STREAM_ERROR_KEY in payload:
+            status = payload.get("status")
+            raise errors.from_http_status(
+                status if isinstance(status, int) else 500,
+                str(payload.get("error", "")),
+                str(payload[STREAM_ERROR_KEY]),
+            )
+    return decode(line)
+
+
+async def _ndjson(
+    requests: AsyncIterable[Any], encode: Callable[[Any], bytes]
+) -> AsyncIterator[bytes]:
+    async for item in requests:
+        yield encode(item) + b"\n"
