@@ -1,7 +1,9 @@
 """Structured logs: one event per line, logfmt by default, JSON on request, to stderr.
 
 Every line starts with `ts` (RFC 3339, UTC, microseconds), `level` and `event`,
-then the event's fields in the order they were given. General logging goes
+then `logger` (the name given to `get_logger`), `request_id` when logged while a
+request is being served (from `lokit.context`), then the event's fields in the
+order they were given. General logging goes
 through structlog with a one-processor chain (our renderer); the per-request line
 has a precompiled fast path (`RequestLine`) because it is written on every call.
 
@@ -23,6 +25,8 @@ from typing import Any, TextIO, cast
 import orjson
 import structlog
 from structlog.typing import FilteringBoundLogger
+
+from lokit.context import current as current_request
 
 DEBUG = 10
 INFO = 20
@@ -50,12 +54,11 @@ _METHOD_LEVEL = {
 class _State:
     """What every write reads: the threshold, the format and where lines go."""
 
-    __slots__ = ("json", "stream", "threshold", "write")
+    __slots__ = ("json", "threshold", "write")
 
     def __init__(self) -> None:
         self.threshold = INFO
         self.json = False
-        self.stream: TextIO = sys.stderr
         self.write: Callable[[str], object] = _write_stderr
 
 
@@ -82,12 +85,7 @@ def configure_logging(
     threshold = LEVELS[lvl]
     _state.threshold = threshold
     _state.json = fmt == "json"
-    if stream is None:
-        _state.stream = sys.stderr
-        _state.write = _write_stderr
-    else:
-        _state.stream = stream
-        _state.write = stream.write
+    _state.write = _write_stderr if stream is None else stream.write
     structlog.configure(
         processors=[_render],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
@@ -113,19 +111,19 @@ def debug_enabled() -> bool:
 
 # --- timestamps -----------------------------------------------------------------
 
-_ts_sec = -1
-_ts_head = ""
+_ts_cache: tuple[int, str] = (-1, "")
 
 
 def timestamp() -> str:
     """Now as RFC 3339 UTC with microseconds; the seconds part is cached."""
-    global _ts_sec, _ts_head
+    global _ts_cache
     t = time.time()
     sec = int(t)
-    if sec != _ts_sec:
-        _ts_head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _ts_sec = sec
-    return f"{_ts_head}.{int((t - sec) * 1_000_000):06d}Z"
+    cached_sec, head = _ts_cache
+    if sec != cached_sec:
+        head = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_cache = (sec, head)  # one assignment: threads never see a torn pair
+    return f"{head}.{int((t - sec) * 1_000_000):06d}Z"
 
 
 # --- logfmt ---------------------------------------------------------------------
@@ -173,16 +171,22 @@ def _render(logger: object, method_name: str, event_dict: MutableMapping[str, An
     event = event_dict.pop("event", "")
     level = _METHOD_LEVEL.get(method_name, method_name)
     name = logger.name if isinstance(logger, _Sink) else ""
+    req = current_request()
+    rid = req.request_id if req is not None and "request_id" not in event_dict else None
     ts = timestamp()
     if _state.json:
         out = {"ts": ts, "level": level, "event": event}
         if name:
             out["logger"] = name
+        if rid is not None:
+            out["request_id"] = rid
         out.update(event_dict)
         return orjson.dumps(out, default=_json_default).decode() + "\n"
     head = f"ts={ts} level={level} event={logfmt_value(event)}"
     if name:
         head += " logger=" + logfmt_value(name)
+    if rid is not None:
+        head += " request_id=" + logfmt_value(rid)
     return _logfmt(head, event_dict)
 
 
