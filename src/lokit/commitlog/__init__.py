@@ -1,0 +1,38 @@
+"""lokit.commitlog: a segmented, offset-addressed, crash-safe commit log (a library).
+
+proglog's storage design ("Distributed Services with Go") with its defects fixed:
+checksummed records, torn-tail recovery, indexes rebuilt from their stores, rolling
+before a limit is passed, separate prefix/suffix truncation, group-committed fsync,
+retention, snapshots, an asyncio facade and many named logs (topics) per directory.
+"""
+
+from .asynclog import AsyncLog
+from .config import FsyncPolicy, LogConfig
+from .errors import (
+    CorruptRecord,
+    InvalidTopicName,
+    LogClosed,
+    LogError,
+    LogFailed,
+    OffsetOutOfRange,
+    RecordTooLarge,
+)
+from .log import Log
+from .topics import DEFAULT_TOPIC, Topics, validate_topic_name
+
+__all__ = [
+    "DEFAULT_TOPIC",
+    "AsyncLog",
+    "CorruptRecord",
+    "FsyncPolicy",
+    "InvalidTopicName",
+    "Log",
+    "LogClosed",
+    "LogConfig",
+    "LogError",
+    "LogFailed",
+    "OffsetOutOfRange",
+    "RecordTooLarge",
+    "Topics",
+    "validate_topic_name",
+]

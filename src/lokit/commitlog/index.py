@@ -1,0 +1,183 @@
+"""The index file of a segment: fixed-width entries mapping record number to position.
+
+Index file layout (``<base>.index``): entry *k* (12 bytes) at byte ``12*k``::
+
+    | rel offset uint32 BE (== k) | store position uint64 BE |
+
+Unlike proglog the file is never pre-sized: it grows by appends, so its length is
+always 12 x entries written and a crash cannot leave a block of zero entries that
+look real. Entries present at open are read through a read-only mmap; entries
+appended since are kept in an in-memory array, so lookups never need a remap.
+
+New entries are written to the file in blocks (every 64 KiB, and always before a
+sync, a roll or a close), not one syscall per record: the index is derived data,
+and recovery rebuilds any entries a crash lost from the newest segment's store.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from array import array
+from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain
+from pathlib import Path
+from typing import Final
+
+from .errors import IndexEOF
+
+ENTRY: Final = struct.Struct(">IQ")
+ENTRY_SIZE: Final = ENTRY.size  # 12
+_POS: Final = struct.Struct(">Q")
+_FLUSH_AT: Final = 64 * 1024
+
+
+@lru_cache(maxsize=32)
+def _entries_struct(n: int) -> struct.Struct:
+    return struct.Struct(">" + "IQ" * n)
+
+
+def pack_entries(rel0: int, positions: Sequence[int]) -> bytes:
+    """Index entries for consecutive records rel0, rel0+1, ... at `positions`."""
+    n = len(positions)
+    if n <= 4096:
+        return _entries_struct(n).pack(
+            *chain.from_iterable(zip(range(rel0, rel0 + n), positions, strict=True))
+        )
+    return b"".join(map(ENTRY.pack, range(rel0, rel0 + n), positions))
+
+
+class Index:
+    """One ``<base>.index`` file. Not thread-safe on its own: the Log serialises use."""
+
+    __slots__ = ("_mm", "_mm_n", "_pending", "_tail", "count", "fd", "path", "raw_size")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self.raw_size = os.fstat(self.fd).st_size  # bytes in the file, pending excluded
+        self.count = self.raw_size // ENTRY_SIZE
+        self._mm: mmap.mmap | None = None
+        self._mm_n = 0
+        self._tail: array[int] = array("Q")
+        self._pending = bytearray()
+        self._map(self.count)
+
+    def _map(self, n: int) -> None:
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        self._mm_n = 0
+        self._tail = array("Q")
+        if n:
+            self._mm = mmap.mmap(self.fd, n * ENTRY_SIZE, access=mmap.ACCESS_READ)
+            self._mm_n = n
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def position(self, k: int) -> int:
+        """Store position of record k (0 <= k < count; not checked: hot path)."""
+        if k < self._mm_n:
+            assert self._mm is not None
+            return int(_POS.unpack_from(self._mm, k * ENTRY_SIZE + 4)[0])
+        return self._tail[k - self._mm_n]
+
+    def read(self, k: int) -> tuple[int, int]:
+        """Entry k as (relative offset, position) as stored; k = -1 is the last entry."""
+        if k == -1:
+            k = self.count - 1
+        if not 0 <= k < self.count:
+            raise IndexEOF(self.path, k)
+        if k < self._mm_n:
+            assert self._mm is not None
+            rel, pos = ENTRY.unpack_from(self._mm, k * ENTRY_SIZE)
+            return int(rel), int(pos)
+        return k, self._tail[k - self._mm_n]
+
+    def write(self, rel: int, pos: int) -> None:
+        """Append one entry; `rel` must be the next record number."""
+        if rel != self.count:
+            raise ValueError(f"index entry {rel} written out of order (next is {self.count})")
+        self.append(rel, [pos])
+
+    def append(self, rel0: int, positions: Sequence[int]) -> None:
+        """Add entries for records rel0.. at `positions` (written out in blocks)."""
+        self._pending += pack_entries(rel0, positions)
+        self._tail.extend(positions)
+        self.count += len(positions)
+        if len(self._pending) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending entries to the file (one write)."""
+        if self._pending:
+            data = memoryview(self._pending)
+            done = 0
+            while done < len(data):
+                done += os.write(self.fd, data[done:])
+            data.release()
+            self.raw_size += len(self._pending)
+            self._pending.clear()
+
+    @property
+    def size(self) -> int:
+        """Logical size in bytes: 12 x entries (pending ones included)."""
+        return self.count * ENTRY_SIZE
+
+    def raw(self) -> bytes:
+        """The file as stored (recovery compares it with what it should be)."""
+        return os.pread(self.fd, self.raw_size, 0)
+
+    def truncate(self, n: int) -> None:
+        """Keep only the first n entries."""
+        keep = n * ENTRY_SIZE
+        remap = n < self._mm_n
+        if remap:
+            self._map(0)  # unmap before the file shrinks under the mapping
+        if keep >= self.raw_size:
+            del self._pending[keep - self.raw_size :]
+        else:
+            self._pending.clear()
+            os.ftruncate(self.fd, keep)
+            self.raw_size = keep
+        if remap:
+            self._map(n)
+        else:
+            del self._tail[n - self._mm_n :]
+        self.count = n
+
+    def rewrite(self, positions: Sequence[int]) -> None:
+        """Replace the whole index with entries for `positions` (recovery)."""
+        self._pending.clear()
+        self._map(0)
+        os.ftruncate(self.fd, 0)
+        self.count = 0
+        self.raw_size = 0
+        if positions:
+            self.append(0, positions)
+        self.flush()
+
+    def seal(self) -> None:
+        """Write everything out and read it through the mmap from now on (segment rolled)."""
+        self.flush()
+        if self._tail:
+            self._map(self.count)
+
+    def sync(self) -> None:
+        """Flush pending entries and fdatasync the file."""
+        self.flush()
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            self.flush()
+        if self._mm is not None:
+            self._mm.close()
+            self._mm = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

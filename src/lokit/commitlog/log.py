@@ -1,0 +1,702 @@
+"""The synchronous commit log: segments, rolling, recovery, truncation, retention, fsync.
+
+Threading model: one writer at a time, any number of readers, all serialised by one
+lock that is held only for in-memory work and page-cache I/O. fsync never runs under
+that lock: a sync round snapshots which segments are dirty (on duplicated file
+descriptors, so a concurrent truncation cannot pull a descriptor out from under it)
+and syncs them while appends carry on. Readers look records up through the index
+entries and store size the writer publishes after its write, so a reader never sees
+a partly written record.
+
+Group commit (fsync ``always``): an appender waits until a sync round that started
+after its write has finished. Whoever finds no round running runs one; everyone who
+wrote before it started is released by it, so N concurrent appenders share fsyncs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import operator
+import os
+import shutil
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+
+from .config import FsyncPolicy, LogConfig
+from .errors import CorruptRecord, LogClosed, LogError, LogFailed, OffsetOutOfRange, RecordTooLarge
+from .record import HEADER_SIZE, frame, frame_batch
+from .segment import SEGMENT_FILE, Segment, segment_paths
+
+_log = structlog.get_logger("lokit.commitlog")
+
+LOCK_FILE = "LOCK"
+
+
+def _as_bytes(value: object, where: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"{where} must be bytes, not {type(value).__name__}")
+
+
+class Log:
+    """A segmented, offset-addressed, crash-safe commit log in one directory.
+
+    Open with `Log.open(directory, config)`. Offsets are consecutive integers from
+    `config.initial_offset`. Thread-safe: one writer at a time, many readers.
+    """
+
+    on_fsync: Callable[[float], None] | None
+    """Called with the seconds each sync round took, from the thread that ran it."""
+
+    def __init__(self, directory: Path, config: LogConfig, *, _token: object = None) -> None:
+        if _token is not _OPEN_TOKEN:
+            raise TypeError("use Log.open(directory, config) to open a log")
+        self.directory = directory
+        self.config = config
+        self._policy: FsyncPolicy = config.fsync_policy
+        self._always = self._policy.mode == "always"
+        self._syncs = self._policy.mode != "never"
+        self._record_limit = config.record_limit
+        self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self._gc = threading.Condition(threading.Lock())
+        self._syncing = False
+        self._durable = 0
+        self._epoch = 0
+        self._dirty: dict[Segment, None] = {}
+        self._dir_dirty = False
+        self._segments: list[Segment] = []
+        self._bases: list[int] = []
+        self._closed = False
+        self._failed: BaseException | None = None
+        self._listeners: list[Callable[[int], None]] = []
+        self._stop = threading.Event()
+        self._interval_thread: threading.Thread | None = None
+        self._lock_fd = -1
+        self.on_fsync = None
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike[str], config: LogConfig | None = None) -> Log:
+        """Open (creating if needed) the log in `directory` and recover it.
+
+        Only ``<20 digits>.store`` / ``.index`` files are segments; anything else in the
+        directory is left alone. The newest segment is checksummed and a torn tail cut
+        off; any index that disagrees with its store is rebuilt.
+        """
+        config = config or LogConfig()
+        path = Path(directory)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LogError(f"cannot create log directory {path}: {e.strerror or e}") from e
+        if not path.is_dir():
+            raise LogError(f"cannot open log: {path} is not a directory")
+        log = cls(path, config, _token=_OPEN_TOKEN)
+        log._lock_dir()
+        try:
+            log._load()
+        except BaseException:
+            log._close_files()
+            raise
+        if log._policy.mode == "interval":
+            log._start_interval_thread()
+        return log
+
+    def _lock_dir(self) -> None:
+        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LogError(
+                f"the log at {self.directory} is already open (in this or another process)"
+            ) from None
+        self._lock_fd = fd
+
+    def _load(self) -> None:
+        stores: set[int] = set()
+        indexes: set[int] = set()
+        for entry in os.scandir(self.directory):
+            m = SEGMENT_FILE.match(entry.name)
+            if m:
+                (stores if m.group(2) == "store" else indexes).add(int(m.group(1)))
+        for base in sorted(indexes - stores):  # an index whose store was deleted
+            _log.warning(
+                "commitlog.orphan_index_removed", path=str(segment_paths(self.directory, base)[1])
+            )
+            os.unlink(segment_paths(self.directory, base)[1])
+        bases = sorted(stores) or [self.config.initial_offset]
+        for base in bases:
+            self._segments.append(Segment(self.directory, base, self.config))
+        for i, seg in enumerate(self._segments):
+            newest = i == len(self._segments) - 1
+            expected = None if newest else bases[i + 1] - seg.base
+            if expected is not None and expected < 0:
+                raise LogError(
+                    f"segments {seg.base} and {bases[i + 1]} in {self.directory} overlap"
+                )
+            seg.recover(newest, expected)
+            if not newest:
+                seg.index.seal()
+        self._bases = [s.base for s in self._segments]
+        self._durable = self._segments[-1].next_offset
+        self._dir_dirty = not stores
+        self._enforce_retention_locked()
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def _active(self) -> Segment:
+        return self._segments[-1]
+
+    @property
+    def next_offset(self) -> int:
+        """The offset the next append will get."""
+        return self._segments[-1].next_offset
+
+    @property
+    def lowest_offset(self) -> int | None:
+        """The oldest offset still in the log, or None when the log holds no record."""
+        segs = self._segments
+        return segs[0].base if segs[-1].next_offset > segs[0].base else None
+
+    @property
+    def highest_offset(self) -> int | None:
+        """The newest offset in the log, or None when the log holds no record."""
+        segs = self._segments
+        n = segs[-1].next_offset
+        return n - 1 if n > segs[0].base else None
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk across all segments (stores + indexes)."""
+        with self._lock:
+            return sum(s.size_bytes for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def add_listener(self, callback: Callable[[int], None]) -> None:
+        """Call `callback(next_offset)` after every write, from the writing thread."""
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[int], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    # -- appends ---------------------------------------------------------------------------
+
+    def append(self, value: bytes) -> int:
+        """Append one record; returns its offset (durable per the fsync policy)."""
+        offset, end, epoch = self._write_one(value)
+        if self._always:
+            self._wait_durable(end, epoch)
+        return offset
+
+    def append_batch(self, values: Sequence[bytes]) -> int:
+        """Append records at consecutive offsets, all or nothing; returns the first offset."""
+        first, end, epoch = self._write_batch(values)
+        if self._always:
+            self._wait_durable(end, epoch)
+        return first
+
+    def _check_writable(self) -> None:
+        if self._closed:
+            raise LogClosed(self.directory)
+        if self._failed is not None:
+            raise LogFailed(
+                f"the log at {self.directory} failed earlier ({self._failed}); reopen it to recover"
+            )
+
+    def _write_one(self, value: bytes) -> tuple[int, int, int]:
+        """Write one record without waiting for fsync: (offset, next offset, epoch)."""
+        if type(value) is not bytes:
+            value = _as_bytes(value, "a record value")
+        n = len(value)
+        if n > self._record_limit:
+            raise RecordTooLarge(n, self._record_limit)
+        data = frame(value)
+        size = n + HEADER_SIZE
+        with self._lock:
+            self._check_writable()
+            seg = self._segments[-1]
+            if seg.room((size,), 0, size) == 0:
+                seg = self._roll()
+            try:
+                offset = seg.append_frames(data, (size,))
+            except OSError as e:
+                raise self._write_failed(e) from e
+            self._dirty[seg] = None
+            end = offset + 1
+            epoch = self._epoch
+        for cb in self._listeners:
+            cb(end)
+        return offset, end, epoch
+
+    def _write_batch(self, values: Sequence[bytes]) -> tuple[int, int, int]:
+        """Write a batch without waiting for fsync: (first offset, next offset, epoch)."""
+        if isinstance(values, bytes | bytearray | str):
+            raise TypeError("append_batch takes a sequence of records, not a single value")
+        if not values:
+            raise ValueError("append_batch needs at least one record")
+        try:
+            data, sizes = frame_batch(values)
+        except TypeError:
+            for i, v in enumerate(values):
+                if not isinstance(v, bytes | bytearray):
+                    raise TypeError(
+                        f"record {i} of the batch must be bytes, not {type(v).__name__}"
+                    ) from None
+            raise
+        biggest = max(sizes) - HEADER_SIZE
+        if biggest > self._record_limit:
+            i = next(i for i, s in enumerate(sizes) if s - HEADER_SIZE > self._record_limit)
+            raise RecordTooLarge(biggest, self._record_limit, index=i)
+        total = len(data)
+        with self._lock:
+            self._check_writable()
+            seg = self._segments[-1]
+            first = seg.next_offset
+            n = len(sizes)
+            k = seg.room(sizes, 0, total)
+            try:
+                if k == n:
+                    seg.append_frames(data, sizes)
+                    self._dirty[seg] = None
+                else:
+                    self._write_spread(data, sizes, total)
+            except OSError as e:
+                self._undo_to(first)
+                raise self._write_failed(e) from e
+            end = first + n
+            epoch = self._epoch
+        for cb in self._listeners:
+            cb(end)
+        return first, end, epoch
+
+    def _write_spread(self, data: bytes, sizes: list[int], total: int) -> None:
+        """Write a batch that does not fit the active segment over as many as it needs."""
+        view = memoryview(data)
+        i = 0
+        pos = 0
+        n = len(sizes)
+        while i < n:
+            seg = self._segments[-1]
+            k = seg.room(sizes, i, total - pos)
+            if k == 0:
+                seg = self._roll()
+                k = seg.room(sizes, i, total - pos)
+            nbytes = sum(sizes[i : i + k])
+            seg.append_frames(view[pos : pos + nbytes], sizes[i : i + k])
+            self._dirty[seg] = None
+            i += k
+            pos += nbytes
+
+    def _undo_to(self, next_offset: int) -> None:
+        """Best-effort rollback of a failed batch to `next_offset`."""
+        try:
+            self._truncate_suffix_locked(next_offset - 1)
+        except OSError as e:
+            self._failed = e
+
+    def _write_failed(self, e: OSError) -> LogError:
+        """Turn a failed write into a LogError; poison the log if the rollback failed too."""
+        seg = self._segments[-1]
+        try:
+            consistent = os.fstat(seg.store.fd).st_size == seg.store.size
+        except OSError:
+            consistent = False
+        if not consistent:
+            self._failed = e
+        return LogError(f"append to {self.directory} failed: {e.strerror or e}")
+
+    def _roll(self) -> Segment:
+        """Start a new active segment at the next offset (the old one is sealed)."""
+        old = self._segments[-1]
+        old.index.seal()
+        seg = Segment(self.directory, old.next_offset, self.config)
+        self._segments.append(seg)
+        self._bases.append(seg.base)
+        self._dir_dirty = True
+        self._enforce_retention_locked()
+        return seg
+
+    # -- durability ------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Make everything appended so far durable (whatever the fsync policy)."""
+        with self._lock:
+            if self._closed:
+                raise LogClosed(self.directory)
+            self._dir_dirty = True
+        self._sync_round()
+
+    def _wait_durable(self, target: int, epoch: int) -> None:
+        """Group commit: return once a sync round covering `target` has finished."""
+        gc = self._gc
+        while True:
+            with gc:
+                while True:
+                    if self._failed is not None:
+                        raise LogFailed(
+                            f"fsync of {self.directory} failed ({self._failed}); "
+                            "the record may not be durable; reopen the log"
+                        )
+                    if self._durable >= target or self._epoch != epoch:
+                        return
+                    if not self._syncing:
+                        self._syncing = True
+                        break
+                    gc.wait()
+            try:
+                self._sync_round()
+            finally:
+                with gc:
+                    self._syncing = False
+                    gc.notify_all()
+
+    def _sync_round(self) -> None:
+        """fsync every segment written since the last round (and the directory if it
+        changed). Rounds are serialised, so when one returns, every write made before
+        it started is durable."""
+        with self._sync_lock:
+            self._sync_round_locked()
+
+    def _sync_round_locked(self) -> None:
+        fds: list[int] = []
+        dir_fd = -1
+        with self._lock:
+            if self._failed is not None:
+                raise LogFailed(f"the log at {self.directory} failed earlier: {self._failed}")
+            target = self._segments[-1].next_offset
+            epoch = self._epoch
+            try:
+                for seg in self._dirty:
+                    if seg.store.fd >= 0:
+                        seg.index.flush()
+                        fds.append(os.dup(seg.store.fd))
+                        fds.append(os.dup(seg.index.fd))
+                if self._dir_dirty:
+                    dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                for fd in fds:
+                    os.close(fd)
+                self._failed = e
+                raise LogFailed(f"cannot prepare fsync of {self.directory}: {e}") from e
+            self._dirty.clear()
+            self._dir_dirty = False
+        if not fds and dir_fd < 0:
+            with self._gc:
+                if epoch == self._epoch and target > self._durable:
+                    self._durable = target
+            return
+        t0 = time.perf_counter()
+        try:
+            for fd in fds:
+                os.fdatasync(fd)
+            if dir_fd >= 0:
+                os.fsync(dir_fd)
+        except OSError as e:
+            self._failed = e
+            with self._gc:
+                self._gc.notify_all()
+            raise LogFailed(f"fsync of {self.directory} failed: {e.strerror or e}") from e
+        finally:
+            for fd in fds:
+                os.close(fd)
+            if dir_fd >= 0:
+                os.close(dir_fd)
+        took = time.perf_counter() - t0
+        with self._gc:
+            if epoch == self._epoch and target > self._durable:
+                self._durable = target
+        hook = self.on_fsync
+        if hook is not None:
+            hook(took)
+
+    def _start_interval_thread(self) -> None:
+        interval = self._policy.interval_ms / 1000.0
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                if self._dirty or self._dir_dirty:
+                    try:
+                        self._sync_round()
+                    except LogError as e:
+                        _log.error(
+                            "commitlog.interval_fsync_failed",
+                            path=str(self.directory),
+                            error=str(e),
+                        )
+                        return
+
+        t = threading.Thread(target=run, name=f"lokit-fsync:{self.directory.name}", daemon=True)
+        self._interval_thread = t
+        t.start()
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def _find(self, offset: int) -> tuple[int, Segment]:
+        """The segment holding `offset` and its position in the segment list."""
+        i = bisect_right(self._bases, offset) - 1
+        if i < 0:
+            raise OffsetOutOfRange(offset)
+        seg = self._segments[i]
+        if offset < seg.next_offset:
+            return i, seg
+        if i + 1 < len(self._segments):
+            raise CorruptRecord(
+                seg.store.path, offset, "the record is missing (the segment's store is damaged)"
+            )
+        raise OffsetOutOfRange(offset)
+
+    def read(self, offset: int) -> bytes:
+        """The record at `offset`; OffsetOutOfRange if there is none, CorruptRecord if
+        it fails its checksum."""
+        offset = operator.index(offset)
+        with self._lock:
+            if self._closed:
+                raise LogClosed(self.directory)
+            return self._find(offset)[1].read(offset)
+
+    def read_range(
+        self, offset: int, max_records: int = 1000, max_bytes: int = 1 << 20
+    ) -> list[tuple[int, bytes]]:
+        """Records from `offset` on, as (offset, value): at most `max_records`, and no
+        more than `max_bytes` of values, except that the first record is always
+        returned even if it alone is bigger. OffsetOutOfRange if `offset` is not in the
+        log. Stops early before a damaged record (reading it alone raises)."""
+        offset = operator.index(offset)
+        if max_records < 1:
+            raise ValueError(f"max_records must be at least 1, not {max_records}")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, not {max_bytes}")
+        out: list[tuple[int, bytes]] = []
+        with self._lock:
+            if self._closed:
+                raise LogClosed(self.directory)
+            i, seg = self._find(offset)
+            while True:
+                got, nbytes = seg.read_range(offset, max_records, max_bytes, out)
+                if got == 0:
+                    break
+                offset += got
+                max_records -= got
+                max_bytes -= nbytes
+                if max_records <= 0 or max_bytes <= 0 or offset < seg.next_offset:
+                    break
+                i += 1
+                if i >= len(self._segments) or self._segments[i].base != offset:
+                    break
+                seg = self._segments[i]
+        return out
+
+    # -- truncation and retention ------------------------------------------------------------
+
+    def truncate_prefix(self, offset: int) -> None:
+        """Delete whole segments whose records are all below `offset` (never the active one)."""
+        offset = operator.index(offset)
+        with self._sync_lock:
+            with self._lock:
+                self._check_writable()
+                removed = 0
+                while len(self._segments) > 1 and self._segments[0].next_offset <= offset:
+                    self._remove_oldest()
+                    removed += 1
+            if removed and self._syncs:
+                self._sync_round_locked()
+
+    def truncate_suffix(self, offset: int) -> None:
+        """Delete every record after `offset` (so `offset` becomes the highest), for
+        replication conflicts. `offset` may be lowest-1 to empty the log; below that is
+        OffsetOutOfRange. The next append gets offset+1."""
+        offset = operator.index(offset)
+        with self._sync_lock:
+            with self._lock:
+                self._check_writable()
+                if offset >= self.next_offset - 1:
+                    return
+                if offset < self._segments[0].base - 1:
+                    raise OffsetOutOfRange(offset)
+                self._truncate_suffix_locked(offset)
+            if self._syncs:
+                self._sync_round_locked()
+
+    def _truncate_suffix_locked(self, offset: int) -> None:
+        keep_next = offset + 1
+        while len(self._segments) > 1 and self._segments[-1].base > keep_next:
+            seg = self._segments.pop()
+            self._bases.pop()
+            self._dirty.pop(seg, None)
+            seg.remove()
+        seg = self._segments[-1]
+        if seg.next_offset > keep_next:
+            seg.truncate(keep_next - seg.base)
+        self._dirty[seg] = None
+        self._dir_dirty = True
+        with self._gc:
+            self._epoch += 1
+            self._durable = min(self._durable, keep_next)
+            self._gc.notify_all()
+
+    def _remove_oldest(self) -> None:
+        seg = self._segments.pop(0)
+        self._bases.pop(0)
+        self._dirty.pop(seg, None)
+        seg.remove()
+        self._dir_dirty = True
+
+    def enforce_retention(self) -> int:
+        """Apply retention_bytes / retention_age now; returns segments deleted."""
+        with self._lock:
+            self._check_writable()
+            return self._enforce_retention_locked()
+
+    def _enforce_retention_locked(self) -> int:
+        cfg = self.config
+        removed = 0
+        if cfg.retention_bytes is not None:
+            total = sum(s.size_bytes for s in self._segments)
+            while len(self._segments) > 1 and total > cfg.retention_bytes:
+                total -= self._segments[0].size_bytes
+                self._remove_oldest()
+                removed += 1
+        if cfg.retention_age is not None:
+            cutoff = time.time() - cfg.retention_age
+            while len(self._segments) > 1 and self._segments[0].mtime() < cutoff:
+                self._remove_oldest()
+                removed += 1
+        if removed:
+            _log.info("commitlog.retention", path=str(self.directory), segments_deleted=removed)
+        return removed
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def reader(self) -> BinaryIO:
+        """A binary stream of the whole log as it is now (a snapshot for `Log.restore`).
+
+        Format: a 20-byte header (``LOKITLOG``, uint32 version 1, uint64 first offset),
+        then every segment's store bytes in order: the frames described in `record`.
+        The stream holds its own file descriptors, so later appends, truncation or
+        retention do not change what it yields.
+        """
+        from .snapshot import open_reader
+
+        with self._lock:
+            if self._closed:
+                raise LogClosed(self.directory)
+            segs = self._segments
+            for a, b in itertools.pairwise(segs):
+                if a.next_offset != b.base:
+                    raise CorruptRecord(
+                        a.store.path, a.next_offset, "the record is missing; cannot snapshot"
+                    )
+            first = segs[0].base
+            parts: list[tuple[int, int]] = []
+            try:
+                for s in segs:
+                    if s.store.size:
+                        parts.append((os.dup(s.store.fd), s.store.size))
+            except OSError:
+                for fd, _ in parts:
+                    os.close(fd)
+                raise
+        return open_reader(first, parts)
+
+    @classmethod
+    def restore(
+        cls, directory: str | os.PathLike[str], stream: BinaryIO, config: LogConfig | None = None
+    ) -> Log:
+        """Build a log in `directory` (absent or empty) from a `reader()` stream and open it.
+
+        Every record's checksum is verified; the log appears in `directory` only once
+        complete (it is built in a sibling temporary directory and renamed).
+        """
+        from .snapshot import restore_into
+
+        config = config or LogConfig()
+        target = Path(directory)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise LogError(f"cannot restore into {target}: it exists and is not an empty directory")
+        tmp = target.with_name(f".{target.name}.restoring-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+        def open_tmp(first: int) -> Log:
+            return cls.open(tmp, replace(config, initial_offset=first, fsync="never"))
+
+        try:
+            restore_into(open_tmp, stream)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if target.exists():
+            target.rmdir()
+        (tmp / LOCK_FILE).unlink(missing_ok=True)
+        os.rename(tmp, target)
+        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+        return cls.open(target, config)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Sync (unless fsync is ``never``) and close. Offsets stay readable as properties."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        t = self._interval_thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+        try:
+            if self._syncs and self._failed is None:
+                self._sync_round()
+        finally:
+            with self._sync_lock, self._lock:
+                self._close_files()
+            with self._gc:
+                self._gc.notify_all()
+
+    def _close_files(self) -> None:
+        for seg in self._segments:
+            seg.close()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+    def __enter__(self) -> Log:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({str(self.directory)!r}, segments={len(self._segments)}, "
+            f"next_offset={self.next_offset})"
+        )
+
+
+_OPEN_TOKEN = object()

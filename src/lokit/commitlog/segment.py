@@ -1,0 +1,292 @@
+"""A segment: one store file plus its index, holding offsets base .. base+count-1.
+
+Both files are named by the base offset, zero-padded so that names sort in offset
+order: ``00000000000000000016.store`` and ``00000000000000000016.index``.
+A segment never decides to roll itself: the Log asks `room()` first and rolls
+*before* a record would push either file over its limit.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from itertools import accumulate
+from pathlib import Path
+
+import structlog
+
+from .config import LogConfig
+from .errors import CorruptRecord, OffsetOutOfRange, SegmentFull
+from .index import ENTRY_SIZE, Index, pack_entries
+from .record import HEADER, HEADER_SIZE, decode, decode_run, frame, positions_after, scan
+
+SEGMENT_FILE = re.compile(r"^(\d{20})\.(store|index)$")
+_log = structlog.get_logger("lokit.commitlog")
+
+
+def segment_paths(directory: Path, base: int) -> tuple[Path, Path]:
+    """The (store, index) paths of the segment with this base offset."""
+    stem = f"{base:020d}"
+    return directory / f"{stem}.store", directory / f"{stem}.index"
+
+
+class Segment:
+    """Store + index for a run of consecutive offsets. The Log serialises all use."""
+
+    __slots__ = ("base", "capacity", "index", "max_store_bytes", "store")
+
+    def __init__(self, directory: Path, base: int, config: LogConfig) -> None:
+        from .store import Store  # local: keeps the import graph one-way
+
+        store_path, index_path = segment_paths(directory, base)
+        self.base = base
+        self.max_store_bytes = config.max_store_bytes
+        self.capacity = config.index_capacity
+        self.store = Store(store_path)
+        try:
+            self.index = Index(index_path)
+        except BaseException:
+            self.store.close()
+            raise
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def count(self) -> int:
+        return self.index.count
+
+    @property
+    def next_offset(self) -> int:
+        return self.base + self.index.count
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes this segment holds on disk (store + index)."""
+        return self.store.size + self.index.size
+
+    @property
+    def is_full(self) -> bool:
+        """True when either file has reached its limit (proglog's IsMaxed)."""
+        return self.store.size >= self.max_store_bytes or self.index.count >= self.capacity
+
+    def room(self, sizes: Sequence[int], start: int, total: int) -> int:
+        """How many frames of `sizes[start:]` (summing to `total`) fit without passing a limit."""
+        free_entries = self.capacity - self.index.count
+        free_bytes = self.max_store_bytes - self.store.size
+        n = len(sizes) - start
+        if n <= free_entries and total <= free_bytes:
+            return n
+        if free_entries <= 0 or free_bytes <= 0:
+            return 0
+        cum = list(accumulate(sizes[start : start + min(n, free_entries)]))
+        return bisect_right(cum, free_bytes)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def append_frames(self, data: bytes | memoryview, sizes: Sequence[int]) -> int:
+        """Write ready-made frames (the caller checked `room`); returns the first offset.
+
+        On an OSError the segment is cut back to where it was, so a failed write leaves
+        no partial record behind.
+        """
+        first = self.base + self.index.count
+        store_size = self.store.size
+        count = self.index.count
+        try:
+            pos0 = self.store.append_frames(data)
+            if len(sizes) == 1:
+                self.index.append(count, (pos0,))
+            else:
+                self.index.append(count, positions_after(pos0, sizes))
+        except OSError:
+            self.truncate(count, store_size)
+            raise
+        return first
+
+    def append(self, value: bytes) -> int:
+        """Append one record; SegmentFull if it does not fit (proglog's Segment.Append)."""
+        data = frame(value)
+        if self.room((len(data),), 0, len(data)) == 0:
+            raise SegmentFull(f"segment {self.base} is full")
+        return self.append_frames(data, (len(data),))
+
+    def truncate(self, count: int, store_size: int | None = None) -> None:
+        """Keep only the first `count` records."""
+        if store_size is None:
+            store_size = self.index.position(count) if count < self.index.count else self.store.size
+        self.index.truncate(min(count, self.index.count))
+        self.store.truncate(store_size)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def _end_of(self, k: int) -> int:
+        """Store position just after record k."""
+        return self.index.position(k + 1) if k + 1 < self.index.count else self.store.size
+
+    def read(self, offset: int) -> bytes:
+        """The record at `offset`, checksum verified."""
+        k = offset - self.base
+        if not 0 <= k < self.index.count:
+            raise OffsetOutOfRange(offset)
+        pos = self.index.position(k)
+        end = self._end_of(k)
+        data = os.pread(self.store.fd, end - pos, pos)
+        got = decode(data, 0, len(data))
+        if isinstance(got, str):
+            raise CorruptRecord(self.store.path, offset, got)
+        return got
+
+    def read_range(
+        self, offset: int, max_records: int, max_bytes: int, out: list[tuple[int, bytes]]
+    ) -> tuple[int, int]:
+        """Append up to `max_records` records from `offset` to `out`, within `max_bytes`
+        of payload (but at least one if `out` is empty). Returns (records, payload bytes).
+
+        Stops before a damaged record; raises CorruptRecord only if that is the first.
+        """
+        k = offset - self.base
+        take = min(max_records, self.index.count - k)
+        if take <= 0:
+            return 0, 0
+        pos0 = self.index.position(k)
+        limit = self._end_of(k + take - 1) - pos0
+        window = min(limit, max_bytes + HEADER_SIZE * take)
+        if not out:
+            window = max(window, self._end_of(k) - pos0)
+        buf = os.pread(self.store.fd, window, pos0)
+        if len(buf) < window:
+            limit = len(buf)  # the file is shorter than the index says
+        before = len(out)
+        got, _, reason = decode_run(buf, offset, limit, take, max_bytes, out)
+        if reason is not None and got == 0 and before == 0:
+            raise CorruptRecord(self.store.path, offset, reason)
+        return got, sum(len(v) for _, v in out[before:])
+
+    def read_frames(self, start: int, end: int) -> bytes:
+        """Raw store bytes [start, end) (snapshots)."""
+        return os.pread(self.store.fd, end - start, start)
+
+    # -- recovery ------------------------------------------------------------------------
+
+    def index_consistent(self, expected: int | None) -> bool:
+        """Cheap check that the index matches the store (used for sealed segments)."""
+        idx = self.index
+        n = idx.count
+        if idx.raw_size != n * ENTRY_SIZE or (expected is not None and n != expected):
+            return False
+        if n == 0:
+            return self.store.size == 0
+        if idx.read(0) != (0, 0) or idx.read(n - 1)[0] != n - 1:
+            return False
+        last = idx.position(n - 1)
+        head = os.pread(self.store.fd, HEADER_SIZE, last)
+        if len(head) < HEADER_SIZE:
+            return False
+        length, _ = HEADER.unpack(head)
+        return bool(last + HEADER_SIZE + length == self.store.size)
+
+    def recover(self, newest: bool, expected: int | None) -> None:
+        """Make store and index agree, cutting a torn or corrupt tail off the newest segment.
+
+        The newest segment is always scanned and checksummed; a sealed one only when
+        its index looks wrong. Records whose checksum fails are cut from the end of the
+        newest segment; one in the middle is kept (and reported when read) only if the
+        index on disk confirms the framing around it, since a power cut can leave
+        garbage that merely parses. Everything dropped is logged.
+        """
+        if not newest and self.index_consistent(expected):
+            return
+        size = self.store.size
+        positions: list[int] = []
+        oks: list[bool] = []
+        struct_end = 0
+        if size:
+            with mmap.mmap(self.store.fd, size, access=mmap.ACCESS_READ) as mm:
+                positions, oks, struct_end = scan(mm, size)
+        keep = len(positions)
+        reason = "torn frame at the end of the file"
+        if newest:
+            while keep and not oks[keep - 1]:
+                keep -= 1
+            if keep < len(positions):
+                reason = "checksum mismatch at the end of the file"
+            bad = [i for i in range(keep) if not oks[i]]
+            if bad and not self._index_confirms(positions[:keep]):
+                keep = bad[0]
+                reason = "checksum mismatch not confirmed by the index"
+        elif expected is not None and keep > expected:
+            keep = expected
+            reason = "more records than the next segment's base allows"
+        good_end = positions[keep] if keep < len(positions) else struct_end
+        if good_end < size:
+            _log.warning(
+                "commitlog.torn_tail_dropped",
+                path=str(self.store.path),
+                dropped_bytes=size - good_end,
+                kept_records=keep,
+                first_dropped_offset=self.base + keep,
+                reason=reason,
+            )
+            self.store.truncate(good_end)
+        kept = positions[:keep]
+        if self.index.raw_size != keep * ENTRY_SIZE or not self._index_confirms(kept):
+            _log.warning(
+                "commitlog.index_rebuilt",
+                path=str(self.index.path),
+                entries_before=self.index.raw_size / ENTRY_SIZE,
+                entries_after=keep,
+            )
+            self.index.rewrite(kept)
+        if not newest and expected is not None and keep < expected:
+            _log.error(
+                "commitlog.segment_damaged",
+                path=str(self.store.path),
+                unreadable_offsets=f"{self.base + keep}..{self.base + expected - 1}",
+            )
+        bad_kept = sum(1 for ok in oks[:keep] if not ok)
+        if bad_kept:
+            _log.error(
+                "commitlog.corrupt_records_kept",
+                path=str(self.store.path),
+                count=bad_kept,
+                note="reading them raises CorruptRecord",
+            )
+
+    def _index_confirms(self, positions: list[int]) -> bool:
+        """True if the index file starts with exactly these entries."""
+        want = pack_entries(0, positions) if positions else b""
+        raw = os.pread(self.index.fd, len(want), 0) if want else b""
+        return raw == want
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def mtime(self) -> float:
+        """When the store was last written (retention by age)."""
+        return os.fstat(self.store.fd).st_mtime
+
+    def sync(self) -> None:
+        self.index.flush()
+        self.store.sync()
+        self.index.sync()
+
+    def close(self) -> None:
+        try:
+            self.index.close()
+        finally:
+            self.store.close()
+
+    def remove(self) -> None:
+        """Close and delete both files; the store goes first, so a crash in between leaves
+        only an orphan index (which the next open deletes), never a resurrected store."""
+        self.close()
+        for p in (self.store.path, self.index.path):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"Segment(base={self.base}, count={self.count}, store={self.store.size}B)"

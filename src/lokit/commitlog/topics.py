@@ -1,0 +1,122 @@
+"""Many named logs (topics) under one data directory, each in ``<data_dir>/<name>/``.
+
+A topic is created the first time it is asked for. Names become directory names,
+so they are validated first: nothing that is empty, too long, hidden, or able to
+escape the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import unicodedata
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+from .asynclog import AsyncLog
+from .config import LogConfig
+from .errors import InvalidTopicName, LogClosed
+
+DEFAULT_TOPIC = "default"
+"""The topic the network service uses when a request names none."""
+
+MAX_TOPIC_NAME = 200
+
+
+def validate_topic_name(name: object) -> str:
+    """Return `name` if it can name a topic directory; InvalidTopicName otherwise."""
+    if not isinstance(name, str):
+        raise InvalidTopicName(
+            repr(name), f"a topic name must be a string, not {type(name).__name__}"
+        )
+    if not name:
+        raise InvalidTopicName(name, "the name is empty")
+    if len(name) > MAX_TOPIC_NAME:
+        raise InvalidTopicName(
+            name[:40] + "...", f"the name is {len(name)} characters long; at most {MAX_TOPIC_NAME}"
+        )
+    if "\0" in name:
+        raise InvalidTopicName(name, "the name contains a NUL character")
+    if "/" in name or "\\" in name:
+        raise InvalidTopicName(name, "the name contains a path separator ('/' or '\\')")
+    if name.startswith("."):
+        raise InvalidTopicName(name, "the name starts with '.' (this also rules out '.' and '..')")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise InvalidTopicName(name, "the name contains a control character")
+    if len(name.encode("utf-8")) > 255:
+        raise InvalidTopicName(name, "the name is longer than 255 bytes in UTF-8")
+    return name
+
+
+class Topics:
+    """Named AsyncLogs under `data_dir`, opened on first use and shared afterwards.
+
+    `on_fsync(topic, seconds)`, if given, observes every sync round of every topic.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        config: LogConfig | None = None,
+        *,
+        on_fsync: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config or LogConfig()
+        self._on_fsync = on_fsync
+        self._logs: dict[str, AsyncLog] = {}
+        self._opening: dict[str, asyncio.Lock] = {}
+        self._closed = False
+
+    async def get(self, name: str = DEFAULT_TOPIC) -> AsyncLog:
+        """The topic's log, created (or opened and recovered) on first use."""
+        validate_topic_name(name)
+        if self._closed:
+            raise LogClosed(self.data_dir)
+        alog = self._logs.get(name)
+        if alog is not None:
+            return alog
+        lock = self._opening.setdefault(name, asyncio.Lock())
+        async with lock:
+            alog = self._logs.get(name)
+            if alog is not None:
+                return alog
+            hook = partial(self._on_fsync, name) if self._on_fsync is not None else None
+            alog = await AsyncLog.open(self.data_dir / name, self.config, on_fsync=hook)
+            if self._closed:
+                await alog.close()
+                raise LogClosed(self.data_dir)
+            self._logs[name] = alog
+        return alog
+
+    def names(self) -> list[str]:
+        """Every topic: those on disk and those open, sorted."""
+        found = set(self._logs)
+        try:
+            with os.scandir(self.data_dir) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        try:
+                            found.add(validate_topic_name(e.name))
+                        except InvalidTopicName:
+                            pass
+        except FileNotFoundError:
+            pass
+        return sorted(found)
+
+    def is_open(self, name: str) -> bool:
+        return name in self._logs
+
+    async def close(self) -> None:
+        """Close every open topic."""
+        self._closed = True
+        logs = list(self._logs.values())
+        self._logs.clear()
+        await asyncio.gather(*(log.close() for log in logs))
+
+    async def __aenter__(self) -> Topics:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
