@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -182,8 +183,10 @@ class Served:
     def addr(self, kind: str) -> Address:
         return parse(f"unix:{self.tmp_path}/http.sock" if kind == "unix" else "127.0.0.1:0")
 
-    async def start(self, kind: str = "unix") -> tuple[HttpServer, Address, HttpClient]:
-        server = HttpServer(self.app, graceful_timeout=5.0)
+    async def start(
+        self, kind: str = "unix", graceful_timeout: float = 5.0
+    ) -> tuple[HttpServer, Address, HttpClient]:
+        server = HttpServer(self.app, graceful_timeout=graceful_timeout)
         self.servers.append(server)
         (bound,) = await server.start([self.addr(kind)])
         client = HttpClient(bound)
@@ -497,6 +500,7 @@ async def test_live_socket_and_busy_port_are_refused(served: Served) -> None:
 
 
 async def test_stop_finishes_in_flight_requests_and_removes_the_socket(served: Served) -> None:
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     server, bound, client = await served.start("unix")
     assert bound.path is not None
     call = asyncio.create_task(client.unary(served.route["Gated"], served.req("Gated")))
@@ -508,6 +512,23 @@ async def test_stop_finishes_in_flight_requests_and_removes_the_socket(served: S
     assert await asyncio.wait_for(call, 10) == "finished"
     await asyncio.wait_for(stopping, 10)
     assert not os.path.exists(bound.path)
+    # uvicorn left the process's signal handlers alone.
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+
+
+async def test_requests_outliving_the_grace_period_get_unavailable(served: Served) -> None:
+    server, _, client = await served.start("unix", graceful_timeout=0.2)
+    stream = client.server_stream(served.route["Forever"], served.req("Forever"))
+    assert await anext(stream) == 0
+    call = asyncio.create_task(client.unary(served.route["Gated"], served.req("Gated")))
+    await asyncio.wait_for(served.svc.started.wait(), 10)
+    await asyncio.wait_for(server.stop(), 10)
+    with pytest.raises(Unavailable, match="shutting down"):
+        await asyncio.wait_for(call, 10)
+    with pytest.raises(Unavailable, match="shutting down"):
+        async with asyncio.timeout(10):
+            async for _ in stream:
+                pass
 
 
 async def test_client_to_a_missing_socket_is_unavailable(tmp_path: Path) -> None:

@@ -326,14 +326,13 @@ class HttpApp:
                         target, scope, receive, send, rid_b, deadline, params, bad, stream
                     )
                 except asyncio.CancelledError:
-                    if stream.gone:
-                        # Cancelled by us because the client left: not a server failure.
-                        if stream.task is not None:
-                            stream.task.uncancel()
-                        call.finish(errors.Cancelled("the client disconnected"))
-                        return
-                    call.finish(errors.Cancelled("the request was cancelled"))
-                    raise
+                    if not stream.gone:
+                        raise
+                    # Cancelled by us because the client left: not a server failure.
+                    if stream.task is not None:
+                        stream.task.uncancel()
+                    call.finish(errors.Cancelled("the client disconnected"))
+                    return
                 call.finish(err)
                 return
             try:
@@ -350,11 +349,8 @@ class HttpApp:
             except _ClientGone:
                 call.finish(errors.Cancelled("the client disconnected"))
                 return
-            except asyncio.CancelledError:
-                call.finish(errors.Cancelled("the request was cancelled"))
-                raise
-            except Exception as exc:
-                err = await _send_error(send, exc, target, rid_b)
+            except (Exception, asyncio.CancelledError) as exc:
+                err = await _send_error(send, _stopping(exc), target, rid_b)
                 call.finish(err)
                 return
             await send(
@@ -430,6 +426,23 @@ def _decode(target: _Target, body: bytes, scope: Scope, params: Mapping[str, str
         raise errors.InvalidArgument(f"invalid request: {e.args[0]!s} is missing") from None
     except (ValueError, TypeError) as e:
         raise malformed(e) from None
+
+
+def _stopping(exc: BaseException) -> BaseException:
+    """What a cancelled request tells its client.
+
+    uvicorn cancels requests still running when the grace period of a stop is
+    over: the client gets `Unavailable` (503, or a final stream line) instead of
+    a dropped connection, and the task ends normally. A CancelledError that did
+    not come from cancelling this task is an ordinary internal failure.
+    """
+    if not isinstance(exc, asyncio.CancelledError):
+        return exc
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+        return errors.Unavailable("the server is shutting down")
+    return exc
 
 
 def _client_error(exc: BaseException) -> errors.Error | None:
@@ -577,14 +590,17 @@ async def _serve_stream(
         return None
     except _ClientGone:
         return errors.Cancelled("the client disconnected")
-    except Exception as exc:
+    except (Exception, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError) and stream.gone:
+            raise
+        failure = _stopping(exc)
         stream.done = True
         if not started:
-            return await _send_error(send, exc, target, rid)
-        err = _client_error(exc)
+            return await _send_error(send, failure, target, rid)
+        err = _client_error(failure)
         final = error_line(err) if err is not None else _internal_line()
         await send({"type": "http.response.body", "body": final + b"\n", "more_body": False})
-        return err if err is not None else exc
+        return err if err is not None else failure
     finally:
         if watcher is not None:
             watcher.cancel()

@@ -90,6 +90,7 @@ class HttpServer:
             "interface": "asgi3",
             "access_log": False,
             "log_config": None,
+            "log_level": "warning",  # uvicorn's own info chatter; its errors still show
             "proxy_headers": False,
             "server_header": False,
             "timeout_keep_alive": KEEP_ALIVE_SECONDS,
