@@ -1,8 +1,9 @@
 """OpenTelemetry traces, configured by the standard `OTEL_*` variables.
 
 `OTEL_TRACES_EXPORTER` picks the exporter: `console` (one JSON span per line on
-stderr), `otlp` (gRPC; the SDK reads `OTEL_EXPORTER_OTLP_*`), `none`, or a comma
-list. Unlike the SDK's own default (otlp), **unset means none** for lokit: a
+stderr, written as each span ends, like a log line), `otlp` (gRPC, batched in a
+background thread; the SDK reads `OTEL_EXPORTER_OTLP_*` and `OTEL_BSP_*`),
+`none`, or a comma list. Unlike the SDK's own default (otlp), **unset means none** for lokit: a
 local service should not dial a collector nobody started. `OTEL_SERVICE_NAME`
 overrides the service name; `OTEL_RESOURCE_ATTRIBUTES` and the sampler variables
 (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) are read by the SDK.
@@ -57,7 +58,10 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
     if exporter is not None:
         processors: list[Any] = [SimpleSpanProcessor(exporter)]
     else:
-        processors = [BatchSpanProcessor(e) for e in _exporters_from_env()]
+        processors = [
+            SimpleSpanProcessor(e) if isinstance(e, ConsoleSpanExporter) else BatchSpanProcessor(e)
+            for e in _exporters_from_env()
+        ]
     shutdown_tracing()
     if not processors:
         return False
