@@ -1,0 +1,106 @@
+"""The log service's wiring: topics + positions -> LogService -> gRPC and HTTP routes.
+
+`log_definition` opens nothing itself: the start hook takes the data directory's
+lock, opens (and recovers) every existing topic and the consumer positions, the
+stop hook closes them after the transports have drained.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from lokit.commitlog import Topics
+from lokit.errors import FailedPrecondition
+from lokit.routes import GrpcRoute, ServiceDef
+from lokit.service import describe
+from lokit.services.log.config import ServerConfig
+from lokit.services.log.http import log_http_routes
+from lokit.services.log.messages import Server
+from lokit.services.log.metrics import LogMetrics
+from lokit.services.log.pb import GRPC_SERVICE, pb_codecs
+from lokit.services.log.positions import Positions
+from lokit.services.log.service import LogService
+
+LOCK_FILE = ".lokit-log.lock"
+POSITIONS_FILE = ".positions.sqlite"
+
+
+class DataDirLock:
+    """An exclusive lock on a data directory, so two servers never share one."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_FILE
+        self._fd = -1
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise FailedPrecondition(
+                f"cannot use data directory {self.path.parent}: {e.strerror or e}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FailedPrecondition(
+                f"data directory {self.path.parent} is in use by another log server"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+def log_definition(
+    config: ServerConfig | None = None, *, rpc_addr: str = "", node_id: str | None = None
+) -> ServiceDef:
+    """The log service ready to serve; `rpc_addr` is what GetServers advertises."""
+    config = config or ServerConfig()
+    data = Path(config.data)
+    metrics = LogMetrics()
+    topics = Topics(data, config.log_config(), on_fsync=lambda _topic, s: metrics.fsync(s))
+    durable = config.log_config().fsync_policy.mode == "always"
+    positions = Positions(data / POSITIONS_FILE, durable=durable)
+    server = Server(node_id or socket.gethostname(), rpc_addr, True)
+    service = LogService(topics, positions, servers=[server], observer=metrics)
+    lock = DataDirLock(data)
+
+    async def start() -> None:
+        lock.acquire()
+        try:
+            await positions.open()
+            for name, log in await service._open_existing():
+                highest = log.highest_offset
+                if highest is not None:
+                    metrics.highest_offset(name, highest)
+        except BaseException:
+            await topics.close()
+            await positions.close()
+            lock.release()
+            raise
+
+    async def stop() -> None:
+        try:
+            await topics.close()
+            await positions.close()
+        finally:
+            lock.release()
+
+    methods = {m.name: m for m in describe(service)}
+    codecs = pb_codecs()
+    grpc = [GrpcRoute(f"/{GRPC_SERVICE}/{name}", m, codecs[name]) for name, m in methods.items()]
+    return ServiceDef(
+        name="log",
+        grpc=grpc,
+        http=log_http_routes(methods),
+        grpc_services=[GRPC_SERVICE],
+        on_start=[start],
+        on_stop=[stop],
+    )

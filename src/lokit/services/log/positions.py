@@ -1,0 +1,107 @@
+"""Consumer positions: a named consumer's next offset per topic, kept across restarts.
+
+Stored in SQLite (WAL mode) next to the topics, written through one dedicated
+thread so the event loop never blocks and writes keep their order; every
+position is also cached in memory, so fetching one never leaves the loop.
+SQLite rather than an internal topic: positions are keyed upserts read by key,
+which SQLite does durably in one statement, whereas a topic would need replay
+and compaction to answer "latest position of (consumer, topic)".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lokit.errors import Unavailable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS positions (
+    consumer    TEXT    NOT NULL,
+    topic       TEXT    NOT NULL,
+    next_offset INTEGER NOT NULL,
+    updated_at  REAL    NOT NULL,
+    PRIMARY KEY (consumer, topic)
+) WITHOUT ROWID
+"""
+_UPSERT = """
+INSERT INTO positions (consumer, topic, next_offset, updated_at) VALUES (?, ?, ?, ?)
+ON CONFLICT (consumer, topic) DO UPDATE
+SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
+"""
+
+
+class Positions:
+    """Committed consumer positions in `path` (an SQLite file), cached in memory.
+
+    `durable=True` makes every commit wait for fsync (SQLite `synchronous=FULL`);
+    otherwise a commit survives a crash of the process but maybe not of the
+    machine (`synchronous=NORMAL`), like the log's interval fsync.
+    """
+
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
+        self.path = Path(path)
+        self.durable = durable
+        self._db: sqlite3.Connection | None = None
+        self._cache: dict[tuple[str, str], int] = {}
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="log-positions")
+
+    async def open(self) -> None:
+        """Open (or create) the database and load every position."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._open)
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
+                db.execute("PRAGMA busy_timeout=5000")
+                db.execute(_SCHEMA)
+                rows = db.execute("SELECT consumer, topic, next_offset FROM positions").fetchall()
+            except BaseException:
+                db.close()
+                raise
+        except (sqlite3.Error, OSError) as e:
+            raise Unavailable(f"cannot open consumer positions at {self.path}: {e}") from None
+        self._db = db
+        self._cache = {(c, t): int(o) for c, t, o in rows}
+
+    def get(self, consumer: str, topic: str) -> int | None:
+        """The committed next offset, or None when this consumer never committed for topic."""
+        return self._cache.get((consumer, topic))
+
+    def all(self) -> list[tuple[str, str, int]]:
+        """Every (consumer, topic, next offset), sorted."""
+        return sorted((c, t, o) for (c, t), o in self._cache.items())
+
+    async def commit(self, consumer: str, topic: str, offset: int) -> None:
+        """Store `offset` durably (per the durability setting), then cache it."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._commit, consumer, topic, offset)
+
+    def _commit(self, consumer: str, topic: str, offset: int) -> None:
+        db = self._db
+        if db is None:
+            raise Unavailable("consumer positions are closed (the server is stopping)")
+        try:
+            db.execute(_UPSERT, (consumer, topic, offset, time.time()))
+        except sqlite3.Error as e:
+            raise Unavailable(f"cannot store the consumer position: {e}") from None
+        self._cache[(consumer, topic)] = offset
+
+    async def close(self) -> None:
+        """Close the database (pending commits finish first)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._writer, self._close)
+        self._writer.shutdown(wait=True)
+
+    def _close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()

@@ -1,0 +1,406 @@
+"""The commit log service's business logic over `lokit.commitlog.Topics`.
+
+proglog's log.v1 semantics (Produce, Consume, the two streams, GetServers) plus
+lokit's topics, all-or-nothing batches, batched streams and consumer positions.
+Nothing here knows about gRPC or HTTP; errors are `lokit.errors` classes, so
+every transport maps them by itself. Tailing streams wait on the log's append
+notification (`AsyncLog.wait_for`), never poll, and end cleanly when cancelled.
+
+Each public async method is an endpoint (`lokit.service.describe`); helpers are private.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from lokit.commitlog import (
+    AsyncLog,
+    CorruptRecord,
+    InvalidTopicName,
+    LogClosed,
+    LogError,
+    OffsetOutOfRange,
+    RecordTooLarge,
+    Topics,
+    validate_topic_name,
+)
+from lokit.errors import (
+    DataLoss,
+    Error,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    OutOfRange,
+    Unavailable,
+)
+from lokit.services.log.messages import (
+    Appended,
+    CommitPositionRequest,
+    ConsumeBatchRequest,
+    ConsumeRequest,
+    ConsumerPosition,
+    FetchPositionRequest,
+    GetServersRequest,
+    ListTopicsRequest,
+    LogInfo,
+    Position,
+    ProduceBatchRequest,
+    ProduceRequest,
+    Record,
+    RecordBatch,
+    Server,
+    TopicInfo,
+)
+from lokit.services.log.positions import Positions
+
+DEFAULT_TOPIC = "default"
+DEFAULT_BATCH_RECORDS = 1_000
+DEFAULT_BATCH_BYTES = 1 << 20
+MAX_BATCH_RECORDS = 100_000
+MAX_BATCH_BYTES = 32 << 20
+MAX_WAIT_MS = 60_000
+MAX_CONSUMER_NAME = 255
+# ConsumeStream sends one record per message; it reads them from the log in chunks.
+STREAM_CHUNK_RECORDS = 1_000
+STREAM_CHUNK_BYTES = 1 << 20
+
+
+class OffsetOutOfRangeError(OutOfRange):
+    """Reading past the end (or below the start) of a log.
+
+    gRPC status OUT_OF_RANGE with proglog's message `offset out of range: N`;
+    over HTTP a 404, as proglog's chapter-1 server answers.
+    """
+
+    error_name = "log.OffsetOutOfRange"
+    http_status = 404
+
+    @classmethod
+    def at(cls, offset: int) -> OffsetOutOfRangeError:
+        return cls(f"offset out of range: {offset}")
+
+
+class RecordTooLargeError(InvalidArgument):
+    """A record over the server's max_record_bytes; nothing was appended."""
+
+    error_name = "log.RecordTooLarge"
+
+
+class InvalidTopicError(InvalidArgument):
+    """A topic name the server cannot use."""
+
+    error_name = "log.InvalidTopic"
+
+
+class LogObserver(Protocol):
+    """What the service reports to its metrics (see `metrics.LogMetrics`)."""
+
+    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None: ...
+    def stream_opened(self) -> None: ...
+    def stream_closed(self) -> None: ...
+
+
+class _NoObserver:
+    __slots__ = ()
+
+    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None:
+        return None
+
+    def stream_opened(self) -> None:
+        return None
+
+    def stream_closed(self) -> None:
+        return None
+
+
+class _Topic:
+    """An open topic: its name and its log."""
+
+    __slots__ = ("log", "name")
+
+    def __init__(self, name: str, log: AsyncLog) -> None:
+        self.name = name
+        self.log = log
+
+
+def mapped(exc: LogError) -> Error:
+    """The lokit error a client sees for a storage error."""
+    if isinstance(exc, OffsetOutOfRange):
+        return OffsetOutOfRangeError.at(exc.offset)
+    if isinstance(exc, RecordTooLarge):
+        return RecordTooLargeError(str(exc))
+    if isinstance(exc, InvalidTopicName):
+        return InvalidTopicError(str(exc))
+    if isinstance(exc, CorruptRecord):
+        return DataLoss(str(exc))
+    if isinstance(exc, LogClosed):
+        return Unavailable("the log is closed: the server is stopping")
+    return Internal(f"log storage error: {exc}")
+
+
+def _limit(value: int, default: int, cap: int) -> int:
+    return default if value <= 0 else min(value, cap)
+
+
+class LogService:
+    """proglog's Log service over a set of topics, with batches and consumer positions.
+
+    `servers` is what GetServers answers (on a single node: this node, the leader).
+    `observer` receives appended-record counts and stream opens/closes.
+    """
+
+    def __init__(
+        self,
+        topics: Topics,
+        positions: Positions,
+        *,
+        servers: list[Server] | None = None,
+        default_topic: str = DEFAULT_TOPIC,
+        observer: LogObserver | None = None,
+    ) -> None:
+        self._topics = topics
+        self._positions = positions
+        self._servers = list(servers or [])
+        self._default = default_topic
+        self._observer: LogObserver = observer or _NoObserver()
+        self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
+
+    # --- helpers -------------------------------------------------------------
+
+    async def _create(self, topic: str) -> _Topic:
+        """Open (creating it if needed) the topic a request names ("" = the default)."""
+        name = topic or self._default
+        try:
+            t = _Topic(name, await self._topics.get(name))
+        except LogError as e:
+            raise mapped(e) from None
+        self._open[topic] = t
+        return t
+
+    async def _existing(self, topic: str) -> _Topic | None:
+        """The topic when it exists; None (without creating it) when it does not."""
+        t = self._open.get(topic)
+        if t is not None:
+            return t
+        name = topic or self._default
+        try:
+            validate_topic_name(name)
+        except LogError as e:
+            raise mapped(e) from None
+        if not (self._topics.data_dir / name).is_dir():
+            return None
+        return await self._create(topic)
+
+    async def _open_existing(self) -> list[tuple[str, AsyncLog]]:
+        """Open (and recover) every topic on disk at startup; (name, log) of each.
+
+        Private so it is no endpoint; `definition` calls it from the start hook.
+        """
+        return [(name, (await self._create(name)).log) for name in self._topics.names()]
+
+    async def _read(
+        self, log: AsyncLog, offset: int, max_records: int, max_bytes: int
+    ) -> tuple[int, list[tuple[int, bytes]]]:
+        """Records from `offset`, moved up to the lowest retained offset; [] at the end."""
+        for _ in range(8):
+            low = log.lowest_offset
+            if low is not None and offset < low:
+                offset = low
+            if offset >= log.next_offset:
+                return offset, []
+            try:
+                return offset, await log.read_range(offset, max_records, max_bytes)
+            except OffsetOutOfRange:
+                continue  # retention removed the segment meanwhile: retry from the new lowest
+            except LogError as e:
+                raise mapped(e) from None
+        raise Internal(f"could not read from offset {offset}: the log kept moving")
+
+    # --- proglog's API -------------------------------------------------------
+
+    async def produce(self, request: ProduceRequest) -> int:
+        """Append one record; its offset."""
+        t = self._open.get(request.topic) or await self._create(request.topic)
+        value = request.value
+        try:
+            offset = await t.log.append(value)
+        except LogError as e:
+            raise mapped(e) from None
+        self._observer.appended(t.name, 1, len(value), offset)
+        return offset
+
+    async def consume(self, request: ConsumeRequest) -> Record:
+        """The record at an offset; OUT_OF_RANGE (HTTP 404) when there is none."""
+        t = await self._existing(request.topic)
+        if t is None:
+            raise OffsetOutOfRangeError.at(request.offset)
+        try:
+            value = await t.log.read(request.offset)
+        except LogError as e:
+            raise mapped(e) from None
+        return Record(value, request.offset)
+
+    async def consume_stream(self, request: ConsumeRequest) -> AsyncIterator[Record]:
+        """Every record from the offset on, one per message, then new ones as they arrive."""
+        log = (self._open.get(request.topic) or await self._create(request.topic)).log
+        offset = request.offset
+        read = self._read
+        observer = self._observer
+        observer.stream_opened()
+        try:
+            while True:
+                offset, items = await read(log, offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES)
+                if items:
+                    for off, value in items:
+                        yield Record(value, off)
+                    offset = items[-1][0] + 1
+                elif not await log.wait_for(offset):
+                    return  # the log closed: the server is stopping
+        finally:
+            observer.stream_closed()
+
+    async def produce_stream(self, requests: AsyncIterator[ProduceRequest]) -> AsyncIterator[int]:
+        """One offset per record, in order; ends with OK when the client half-closes."""
+        produce = self.produce
+        async for request in requests:
+            yield await produce(request)
+
+    async def get_servers(self, request: GetServersRequest) -> list[Server]:
+        """The cluster's servers: on a single node, this one, the leader."""
+        return self._servers
+
+    # --- batches -------------------------------------------------------------
+
+    async def produce_batch(self, request: ProduceBatchRequest) -> Appended:
+        """Append every value with consecutive offsets, or none (the error says why)."""
+        values = request.values
+        if not values:
+            raise InvalidArgument("a batch needs at least one record")
+        t = self._open.get(request.topic) or await self._create(request.topic)
+        try:
+            first = await t.log.append_batch(values)
+        except LogError as e:
+            raise mapped(e) from None
+        n = len(values)
+        self._observer.appended(t.name, n, sum(map(len, values)), first + n - 1)
+        return Appended(first, n)
+
+    async def produce_batch_stream(
+        self, requests: AsyncIterator[ProduceBatchRequest]
+    ) -> AsyncIterator[Appended]:
+        """ProduceBatch for each request of the stream, answered in order."""
+        produce_batch = self.produce_batch
+        async for request in requests:
+            yield await produce_batch(request)
+
+    async def consume_batch(self, request: ConsumeBatchRequest) -> RecordBatch:
+        """Up to max_records / max_bytes records from an offset (empty at the end).
+
+        At the end of the log it waits up to max_wait_ms for a record (a long
+        poll); an offset beyond the end is OUT_OF_RANGE.
+        """
+        max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
+        max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
+        offset = request.offset
+        t = (
+            await self._existing(request.topic)
+            if request.max_wait_ms <= 0
+            else await self._create(request.topic)
+        )
+        if t is None:
+            if offset > 0:
+                raise OffsetOutOfRangeError.at(offset)
+            return RecordBatch(0, [], 0)
+        log = t.log
+        end = log.next_offset
+        if offset > end:
+            raise OffsetOutOfRangeError.at(offset)
+        if offset == end and request.max_wait_ms > 0:
+            await log.wait_for(offset, timeout=min(request.max_wait_ms, MAX_WAIT_MS) / 1000)
+        offset, items = await self._read(log, offset, max_records, max_bytes)
+        if not items:
+            return RecordBatch(offset, [], log.next_offset)
+        return RecordBatch(items[0][0], [v for _, v in items], log.next_offset)
+
+    async def consume_batch_stream(
+        self, request: ConsumeBatchRequest
+    ) -> AsyncIterator[RecordBatch]:
+        """Many records per message from the offset on, then new ones as they arrive.
+
+        With stop_at_end the stream ends once it has caught up with the log.
+        """
+        max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
+        max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
+        stop = request.stop_at_end
+        t = await self._existing(request.topic) if stop else await self._create(request.topic)
+        if t is None:
+            return
+        log = t.log
+        offset = request.offset
+        read = self._read
+        observer = self._observer
+        observer.stream_opened()
+        try:
+            while True:
+                offset, items = await read(log, offset, max_records, max_bytes)
+                if items:
+                    first = items[0][0]
+                    values = [v for _, v in items]
+                    offset = first + len(values)
+                    yield RecordBatch(first, values, log.next_offset)
+                elif stop or not await log.wait_for(offset):
+                    return
+        finally:
+            observer.stream_closed()
+
+    # --- consumer positions --------------------------------------------------
+
+    def _consumer(self, name: str) -> str:
+        if not name:
+            raise InvalidArgument("a consumer name is required")
+        if len(name) > MAX_CONSUMER_NAME:
+            raise InvalidArgument(f"consumer name is longer than {MAX_CONSUMER_NAME} characters")
+        if not name.isprintable():
+            raise InvalidArgument(f"consumer name {name!r} has non-printable characters")
+        return name
+
+    async def commit_position(self, request: CommitPositionRequest) -> None:
+        """Store a consumer's next offset for a topic (at most the topic's next offset)."""
+        consumer = self._consumer(request.consumer)
+        offset = request.offset
+        if offset < 0:
+            raise InvalidArgument("a position cannot be negative")
+        t = await self._existing(request.topic)
+        name = t.name if t is not None else (request.topic or self._default)
+        end = t.log.next_offset if t is not None else 0
+        if offset > end:
+            raise FailedPrecondition(
+                f"cannot commit offset {offset} for topic {name!r}: "
+                f"it is past the end of the topic (next offset {end})"
+            )
+        await self._positions.commit(consumer, name, offset)
+
+    async def fetch_position(self, request: FetchPositionRequest) -> Position:
+        """A consumer's committed next offset for a topic (found=False when none)."""
+        consumer = self._consumer(request.consumer)
+        name = request.topic or self._default
+        offset = self._positions.get(consumer, name)
+        if offset is None:
+            try:
+                validate_topic_name(name)
+            except LogError as e:
+                raise mapped(e) from None
+            return Position(0, False)
+        return Position(offset, True)
+
+    async def list_topics(self, request: ListTopicsRequest) -> LogInfo:
+        """Every topic's offset range and size, and every committed consumer position."""
+        topics = []
+        for name in sorted(self._topics.names()):
+            log = (self._open.get(name) or await self._create(name)).log
+            end = log.next_offset
+            low = log.lowest_offset
+            topics.append(TopicInfo(name, end if low is None else low, end, log.size_bytes))
+        positions = [ConsumerPosition(c, t, o) for c, t, o in self._positions.all()]
+        return LogInfo(topics, positions)
