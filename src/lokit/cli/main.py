@@ -213,3 +213,8 @@ def run_stack(log_format: str) -> None:
 
 def main() -> None:
     cli(prog_name="lokit")
+
+
+from lokit.cli.logcmd import register  # noqa: E402
+
+register(cli, serve)
