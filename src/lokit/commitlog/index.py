@@ -32,6 +32,7 @@ ENTRY: Final = struct.Struct(">IQ")
 ENTRY_SIZE: Final = ENTRY.size  # 12
 _POS: Final = struct.Struct(">Q")
 _FLUSH_AT: Final = 64 * 1024
+_pack_entry = ENTRY.pack
 
 
 @lru_cache(maxsize=32)
@@ -103,6 +104,15 @@ class Index:
         if rel != self.count:
             raise ValueError(f"index entry {rel} written out of order (next is {self.count})")
         self.append(rel, [pos])
+
+    def append_one(self, pos: int) -> None:
+        """Add the entry for the next record (the single-append hot path)."""
+        k = self.count
+        self._pending += _pack_entry(k, pos)
+        self._tail.append(pos)
+        self.count = k + 1
+        if len(self._pending) >= _FLUSH_AT:
+            self.flush()
 
     def append(self, rel0: int, positions: Sequence[int]) -> None:
         """Add entries for records rel0.. at `positions` (written out in blocks)."""

@@ -237,10 +237,10 @@ class Log:
         with self._lock:
             self._check_writable()
             seg = self._segments[-1]
-            if seg.room((size,), 0, size) == 0:
+            if seg.store.size + size > seg.max_store_bytes or seg.index.count >= seg.capacity:
                 seg = self._roll()
             try:
-                offset = seg.append_frames(data, (size,))
+                offset = seg.append_one(data)
             except OSError as e:
                 raise self._write_failed(e) from e
             self._dirty[seg] = None

@@ -106,6 +106,21 @@ class Segment:
             raise
         return first
 
+    def append_one(self, data: bytes) -> int:
+        """Write one ready-made frame (the caller checked the limits); returns its offset."""
+        store = self.store
+        pos = store.size
+        try:
+            n = os.write(store.fd, data)
+            store.size = pos + n
+            if n != len(data):
+                store.append_frames(memoryview(data)[n:])
+            self.index.append_one(pos)
+        except OSError:
+            self.truncate(self.index.count, pos)
+            raise
+        return self.base + self.index.count - 1
+
     def append(self, value: bytes) -> int:
         """Append one record; SegmentFull if it does not fit (proglog's Segment.Append)."""
         data = frame(value)
