@@ -136,7 +136,9 @@ async def test_health_metrics_and_request_id(addsvc: object, tmp_path: Path) -> 
     assert "lokit_requests_in_flight" in text
     assert "addsvc_integers_summed_total" in text
     assert "process_cpu_seconds_total" in text
-    line = next(ln for ln in p.stderr_lines if "req-e2e-42" in ln)  # type: ignore[attr-defined]
+    lines = [ln for ln in p.stderr_lines if "request_id=req-e2e-42" in ln]  # type: ignore[attr-defined]
+    assert any("event=call" in ln and "logger=addsvc" in ln for ln in lines)  # service middleware
+    line = next(ln for ln in lines if "event=request" in ln)
     for field in ("service=addsvc", "method=Sum", "transport=http", "took=", "code=OK"):
         assert field in line
 

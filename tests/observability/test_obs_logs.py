@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 
+from lokit.context import RequestContext, scope
 from lokit.observability import logs
 from lokit.observability.logs import configure_logging, get_logger
 
@@ -144,3 +145,17 @@ def test_logfmt_value_quoting() -> None:
     assert logs.logfmt_value("back\\slash") == '"back\\\\slash"'
     assert logs.logfmt_value("é") == '"é"'
     assert logs.logfmt_value(False) == "false"
+
+
+def test_lines_logged_while_serving_carry_the_request_id(out: io.StringIO) -> None:
+    configure_logging(stream=out)
+    log = get_logger("app.correlated")
+    with scope(RequestContext(request_id="req-7", service="s", method="M", transport="grpc")):
+        log.info("inside", n=1)
+        log.info("explicit", request_id="mine")
+    log.info("outside")
+    inside, explicit, outside = lines(out.getvalue())
+    assert list(inside) == ["ts", "level", "event", "logger", "request_id", "n"]
+    assert inside["request_id"] == "req-7"
+    assert explicit["request_id"] == "mine"
+    assert "request_id" not in outside

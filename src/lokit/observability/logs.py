@@ -1,7 +1,8 @@
 """Structured logs: one event per line, logfmt by default, JSON on request, to stderr.
 
 Every line starts with `ts` (RFC 3339, UTC, microseconds), `level` and `event`,
-then `logger` (the name given to `get_logger`), then the event's fields in the
+then `logger` (the name given to `get_logger`), `request_id` when logged while a
+request is being served (from `lokit.context`), then the event's fields in the
 order they were given. General logging goes
 through structlog with a one-processor chain (our renderer); the per-request line
 has a precompiled fast path (`RequestLine`) because it is written on every call.
@@ -24,6 +25,8 @@ from typing import Any, TextIO, cast
 import orjson
 import structlog
 from structlog.typing import FilteringBoundLogger
+
+from lokit.context import current as current_request
 
 DEBUG = 10
 INFO = 20
@@ -168,16 +171,22 @@ def _render(logger: object, method_name: str, event_dict: MutableMapping[str, An
     event = event_dict.pop("event", "")
     level = _METHOD_LEVEL.get(method_name, method_name)
     name = logger.name if isinstance(logger, _Sink) else ""
+    req = current_request()
+    rid = req.request_id if req is not None and "request_id" not in event_dict else None
     ts = timestamp()
     if _state.json:
         out = {"ts": ts, "level": level, "event": event}
         if name:
             out["logger"] = name
+        if rid is not None:
+            out["request_id"] = rid
         out.update(event_dict)
         return orjson.dumps(out, default=_json_default).decode() + "\n"
     head = f"ts={ts} level={level} event={logfmt_value(event)}"
     if name:
         head += " logger=" + logfmt_value(name)
+    if rid is not None:
+        head += " request_id=" + logfmt_value(rid)
     return _logfmt(head, event_dict)
 
 
