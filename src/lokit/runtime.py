@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from lokit.observability.debug import debug_app
 from lokit.observability.logs import get_logger
@@ -130,7 +131,7 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
     return 0
 
 
-def run(coro_fn: Callable[[], object]) -> int:
+def run(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
     """Run an async main on uvloop (when installed); returns its exit code."""
     try:
         import uvloop
@@ -139,5 +140,5 @@ def run(coro_fn: Callable[[], object]) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency
         runner = asyncio.Runner()
     with runner:
-        result = runner.run(coro_fn())  # type: ignore[arg-type]
+        result = runner.run(coro_fn())
     return int(result or 0)
