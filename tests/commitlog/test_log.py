@@ -137,7 +137,7 @@ def test_rolls_before_store_limit(open_log: OpenLog, log_dir: Path) -> None:
 def test_rolls_before_index_limit(open_log: OpenLog, log_dir: Path) -> None:
     # 1024 is not a multiple of 12: proglog's 86th record of a segment failed with EOF
     log = open_log(max_index_bytes=1024)
-    for i in range(200):
+    for _i in range(200):
         log.append(b"")  # empty records: only the index limit matters
     log.close()
     sizes = sorted(p.stat().st_size for p in log_dir.glob("*.index"))
@@ -173,10 +173,11 @@ def test_bad_values_have_clear_errors(open_log: OpenLog) -> None:
     with pytest.raises(TypeError, match="record 1 of the batch must be bytes, not int"):
         log.append_batch([b"a", 3])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="sequence of records"):
-        log.append_batch(b"abc")
+        log.append_batch(b"abc")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one record"):
         log.append_batch([])
-    assert log.append(bytearray(b"ba")) == 0 and log.read(0) == b"ba"
+    assert log.append(bytearray(b"ba")) == 0  # type: ignore[arg-type]
+    assert log.read(0) == b"ba"
 
 
 # -- batches and ranges ----------------------------------------------------------------------
@@ -303,7 +304,7 @@ def test_empty_log_snapshot_keeps_next_offset(open_log: OpenLog, tmp_path: Path)
 
 def test_retention_by_bytes(open_log: OpenLog) -> None:
     log = open_log(max_store_bytes=100, retention_bytes=300)
-    for i in range(50):
+    for _i in range(50):
         log.append(b"x" * 20)
         # checked as segments roll: only the active segment can take the log over the limit
         sealed = log.size_bytes - log._segments[-1].size_bytes

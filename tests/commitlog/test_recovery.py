@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -34,7 +35,7 @@ def _flip(path: Path, pos: int) -> None:
     path.write_bytes(bytes(data))
 
 
-def _events(logs: list[dict[str, object]], name: str) -> list[dict[str, object]]:
+def _events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapping[str, Any]]:
     return [e for e in logs if e["event"] == name]
 
 

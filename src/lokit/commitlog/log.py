@@ -500,7 +500,7 @@ class Log:
                 offset += got
                 max_records -= got
                 max_bytes -= nbytes
-                if max_records <= 0 or max_bytes <= 0 or offset < seg.next_offset:
+                if max_records <= 0 or offset < seg.next_offset:
                     break
                 i += 1
                 if i >= len(self._segments) or self._segments[i].base != offset:

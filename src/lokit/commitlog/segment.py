@@ -168,7 +168,7 @@ class Segment:
             return 0, 0
         pos0 = self.index.position(k)
         limit = self._end_of(k + take - 1) - pos0
-        window = min(limit, max_bytes + HEADER_SIZE * take)
+        window = max(0, min(limit, max_bytes + HEADER_SIZE * take))
         if not out:
             window = max(window, self._end_of(k) - pos0)
         buf = os.pread(self.store.fd, window, pos0)

@@ -1,0 +1,184 @@
+"""The asyncio facade (group commit, tailing waits) and Topics."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from lokit.commitlog import (
+    DEFAULT_TOPIC,
+    AsyncLog,
+    InvalidTopicName,
+    Log,
+    LogClosed,
+    LogConfig,
+    LogFailed,
+    OffsetOutOfRange,
+    Topics,
+    validate_topic_name,
+)
+
+from .conftest import value_for
+
+NEVER = LogConfig(fsync="never")
+
+
+async def test_append_read_and_offsets(tmp_path: Path) -> None:
+    alog = await AsyncLog.open(tmp_path / "a", NEVER)
+    assert (alog.lowest_offset, alog.highest_offset, alog.next_offset) == (None, None, 0)
+    assert await alog.append(b"one") == 0
+    assert await alog.append_batch([b"two", b"three"]) == 1
+    assert await alog.read(2) == b"three"
+    assert await alog.read_range(0) == [(0, b"one"), (1, b"two"), (2, b"three")]
+    assert (alog.lowest_offset, alog.highest_offset, alog.next_offset) == (0, 2, 3)
+    assert alog.size_bytes > 0
+    with pytest.raises(OffsetOutOfRange):
+        await alog.read(3)
+    await alog.truncate_suffix(0)
+    assert alog.next_offset == 1
+    await alog.close()
+    with pytest.raises(LogClosed):
+        await alog.append(b"x")
+
+
+async def test_group_commit_shares_fsyncs_off_the_loop(tmp_path: Path) -> None:
+    rounds: list[int] = []  # the thread each fsync ran on
+    alog = await AsyncLog.open(
+        tmp_path / "a",
+        LogConfig(fsync="always"),
+        on_fsync=lambda s: rounds.append(threading.get_ident()),
+    )
+    offsets = await asyncio.gather(*(alog.append(value_for(i)) for i in range(64)))
+    assert sorted(offsets) == list(range(64))
+    assert 1 <= len(rounds) < 64  # 64 durable appends shared a handful of fsyncs
+    assert threading.get_ident() not in rounds  # never on the event loop's thread
+    first = await alog.append_batch([b"a", b"b"])
+    assert first == 64
+    await alog.close()
+    log = Log.open(tmp_path / "a", NEVER)
+    assert log.next_offset == 66
+    assert {log.read(o) for o in offsets} == {value_for(i) for i in range(64)}
+    log.close()
+
+
+async def test_wait_for_wakes_on_append(tmp_path: Path) -> None:
+    alog = await AsyncLog.open(tmp_path / "a", NEVER)
+    assert not await alog.wait_for(0, timeout=0.01)
+    waiters = [asyncio.create_task(alog.wait_for(n)) for n in (0, 2, 5)]
+    await asyncio.sleep(0)
+    await alog.append(b"a")
+    await asyncio.sleep(0)
+    assert waiters[0].done() and waiters[0].result() is True
+    assert not waiters[1].done()
+    await alog.append_batch([b"b", b"c"])
+    assert await waiters[1] is True
+    assert not waiters[2].done()
+    assert await alog.wait_for(1) is True  # already there: immediate
+    await alog.close()
+    assert await waiters[2] is False  # woken by close
+    assert await alog.wait_for(100) is False
+
+
+async def test_wait_for_wakes_on_append_from_another_thread(tmp_path: Path) -> None:
+    alog = await AsyncLog.open(tmp_path / "a", NEVER)
+    waiter = asyncio.create_task(alog.wait_for(0))
+    await asyncio.sleep(0)
+    await asyncio.to_thread(alog.log.append, b"from a thread")
+    assert await asyncio.wait_for(waiter, 10) is True
+    await alog.close()
+
+
+async def test_cancelled_and_timed_out_waiters_are_forgotten(tmp_path: Path) -> None:
+    alog = await AsyncLog.open(tmp_path / "a", NEVER)
+    t = asyncio.create_task(alog.wait_for(10))
+    await asyncio.sleep(0)
+    t.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await t
+    assert await alog.wait_for(10, timeout=0.001) is False
+    assert alog._waiters == []
+    await alog.close()
+
+
+async def test_fsync_failure_fails_appenders_and_poisons_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alog = await AsyncLog.open(tmp_path / "a", LogConfig(fsync="always"))
+    await alog.append(b"fine")
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    results = await asyncio.gather(*(alog.append(b"x") for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(r, LogFailed) for r in results)
+    assert "Input/output error" in str(results[0])
+    monkeypatch.undo()
+    with pytest.raises(LogFailed, match="reopen"):
+        await alog.append(b"after")
+    await alog.close()
+    log = Log.open(tmp_path / "a", NEVER)
+    assert log.read(0) == b"fine"
+    log.close()
+
+
+# -- topics ------------------------------------------------------------------------------------
+
+
+async def test_topics_created_on_first_use_and_shared(tmp_path: Path) -> None:
+    seen: list[str] = []
+    topics = Topics(
+        tmp_path / "data", LogConfig(fsync="always"), on_fsync=lambda t, s: seen.append(t)
+    )
+    assert topics.names() == []
+    a1, a2 = await asyncio.gather(topics.get("orders"), topics.get("orders"))
+    assert a1 is a2
+    default = await topics.get()
+    assert DEFAULT_TOPIC == "default" and topics.names() == ["default", "orders"]
+    assert await a1.append(b"o") == 0
+    assert await default.append(b"d") == 0
+    assert sorted(set(seen)) == ["default", "orders"]
+    assert (tmp_path / "data" / "orders").is_dir()
+    await topics.close()
+    with pytest.raises(LogClosed):
+        await topics.get("orders")
+    assert a1.closed
+
+    again = Topics(tmp_path / "data", NEVER)
+    assert again.names() == ["default", "orders"]
+    assert await (await again.get("orders")).read(0) == b"o"
+    await again.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "empty"),
+        ("a/b", "path separator"),
+        ("..", "starts with '.'"),
+        (".hidden", "starts with '.'"),
+        ("a\0b", "NUL"),
+        ("x" * 201, "at most 200"),
+        ("tab\there", "control character"),
+        ("a\\b", "path separator"),
+    ],
+)
+async def test_invalid_topic_names(tmp_path: Path, name: str, reason: str) -> None:
+    topics = Topics(tmp_path, NEVER)
+    with pytest.raises(InvalidTopicName, match=reason) as e:
+        await topics.get(name)
+    assert str(e.value).startswith("invalid topic name")
+    assert list(tmp_path.iterdir()) == []
+    await topics.close()
+
+
+def test_valid_topic_names() -> None:
+    for name in ["default", "orders.v1", "a-b_c", "x" * 200, "événements", "a..b"]:
+        assert validate_topic_name(name) == name
+    with pytest.raises(InvalidTopicName, match="must be a string"):
+        validate_topic_name(3)
