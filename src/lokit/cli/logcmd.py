@@ -152,8 +152,9 @@ def log_group() -> None:
 
 def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
     """Run `body(client)` on a fresh client; a server that is not there is one sentence."""
+    import uvloop
+
     from lokit.errors import Unavailable
-    from lokit.runtime import run
     from lokit.services.log.client import LogClient
     from lokit.transport.address import parse
 
@@ -171,7 +172,7 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
         finally:
             await client.close()
 
-    sys.exit(run(main))
+    sys.exit(uvloop.run(main()))
 
 
 def _offsets(first: int, count: int) -> str:
@@ -274,7 +275,6 @@ async def _produce_lines(client: Any, topic: str, stream: IO[bytes]) -> tuple[in
 @click.option(
     "--from",
     "from_offset",
-    type=click.IntRange(min=0),
     metavar="OFFSET",
     help="First offset (default: the group's position, else the start).",
 )
@@ -282,12 +282,17 @@ async def _produce_lines(client: Any, topic: str, stream: IO[bytes]) -> tuple[in
 @click.option("--group", metavar="NAME", help="Resume from and commit this consumer's position.")
 @friendly
 def consume(
-    addr: str, topic: str, from_offset: int | None, follow: bool, group: str | None
+    addr: str, topic: str, from_offset: str | None, follow: bool, group: str | None
 ) -> None:
     """Print records, one value per line, from an offset to the end (or on, with --follow)."""
+    first: int | None = None
+    if from_offset is not None:
+        if not from_offset.isdigit():
+            fail(f"--from must be an offset (an integer >= 0), not {from_offset!r}")
+        first = int(from_offset)
 
     async def body(client: Any) -> int:
-        start = from_offset
+        start = first
         if start is None:
             start = 0
             if group:
