@@ -8,11 +8,12 @@ A store file (``<base>.store``) is a plain concatenation of frames, nothing else
            +------+-----------+---------------------+
            uint32 BE   uint32 BE
 
-``crc`` is CRC-32C (Castagnoli) of the payload, with the CRC register continued
-from ``len XOR 0x6C6F6B69`` instead of 0 -- in the `crc32c` package's terms,
-``crc32c.crc32c(payload, len ^ 0x6C6F6B69)``. Seeding with the length means a
-damaged length field fails the check too, and an all-zero frame (which a file
-system can leave behind after a power cut) never verifies, even for an empty record.
+``crc`` is CRC-32C (Castagnoli) of the payload, continued from the value
+``0x6C6F6B69`` instead of 0 -- in the `crc32c` package's terms,
+``crc32c.crc32c(payload, 0x6C6F6B69)``. The non-zero start means an all-zero frame
+(which a file system can leave behind after a power cut) never verifies, not even as
+an empty record. A damaged length moves the payload's boundaries, so the checksum
+of what is then read as the payload fails too.
 
 Offsets are not stored in the frame: record *k* of a segment has offset
 ``base + k``, and the segment's index maps *k* to the frame's position.
@@ -24,7 +25,6 @@ import mmap
 import struct
 from collections.abc import Sequence
 from itertools import accumulate, chain, repeat
-from operator import xor
 from typing import Final
 
 import crc32c
@@ -43,13 +43,12 @@ _unpack_from = HEADER.unpack_from
 
 def checksum(payload: Buffer) -> int:
     """The frame checksum of one payload."""
-    return _crc(payload, len(payload) ^ CRC_SEED)
+    return _crc(payload, CRC_SEED)
 
 
 def frame(value: bytes) -> bytes:
     """One framed record."""
-    n = len(value)
-    return _pack(n, _crc(value, n ^ CRC_SEED)) + value
+    return _pack(len(value), _crc(value, CRC_SEED)) + value
 
 
 def frame_batch(values: Sequence[bytes]) -> tuple[bytes, list[int]]:
@@ -58,7 +57,7 @@ def frame_batch(values: Sequence[bytes]) -> tuple[bytes, list[int]]:
     All the per-record work runs in C-level `map`s: this is the batched-append hot path.
     """
     lengths = list(map(len, values))
-    crcs = map(_crc, values, map(xor, lengths, repeat(CRC_SEED)))
+    crcs = map(_crc, values, repeat(CRC_SEED))
     headers = map(_pack, lengths, crcs)
     data = b"".join(chain.from_iterable(zip(headers, values, strict=True)))
     return data, [n + HEADER_SIZE for n in lengths]
@@ -79,55 +78,65 @@ def decode(buf: bytes, pos: int, end: int) -> bytes | str:
     if n != end - pos - HEADER_SIZE:
         return f"length field says {n} bytes but the frame holds {end - pos - HEADER_SIZE}"
     payload = buf[pos + HEADER_SIZE : end]
-    if _crc(payload, n ^ CRC_SEED) != crc:
+    if _crc(payload, CRC_SEED) != crc:
         return "checksum mismatch"
     return payload
 
 
-def decode_run(
-    buf: bytes,
-    first: int,
-    limit: int,
-    max_records: int,
-    max_bytes: int,
-    out: list[tuple[int, bytes]],
-) -> tuple[int, int, str | None]:
-    """Decode consecutive frames from the start of `buf` into `out` as (offset, payload).
+def decode_frames(buf: bytes, first: int, end: int, out: list[tuple[int, bytes]]) -> str | None:
+    """Decode the frames filling buf[:end] (boundaries known from the index) into
+    `out` as (offset, payload), numbering from `first`. Stops at the first damaged
+    frame and returns why, or None when every frame verified.
 
-    Stops after `max_records`, before the payload total would pass `max_bytes` (but
-    always takes one record if `out` is empty), at `limit` bytes, or at the first
-    damaged frame. Returns (records taken, bytes consumed, damage reason or None).
+    This is the sequential-read hot path: one unpack, one slice and one checksum
+    call per record, with no bounds bookkeeping (the end came from the index).
     """
+    values: list[bytes] = []
+    keep = values.append
+    unpack = _unpack_from
+    crc32c_ = _crc
+    seed = CRC_SEED
     p = 0
-    k = 0
-    total = 0
+    reason = None
+    try:
+        while p < end:
+            n, crc = unpack(buf, p)
+            p += HEADER_SIZE
+            q = p + n
+            v = buf[p:q]
+            if crc32c_(v, seed) != crc:
+                reason = "checksum mismatch"
+                break
+            keep(v)
+            p = q
+    except struct.error:
+        reason = "frame header cut off by the end of the file"
+    if reason is None and p != end:
+        reason = "frame lengths disagree with the index"
+    out.extend(zip(range(first, first + len(values)), values, strict=True))
+    return reason
+
+
+def split_frames(buf: bytes) -> tuple[list[bytes], int, str | None]:
+    """Payloads of the complete frames at the start of `buf` (a stream being read).
+
+    Returns (payloads, bytes consumed, damage reason or None); an incomplete frame at
+    the end is left unconsumed for the caller to complete with more data.
+    """
+    values: list[bytes] = []
+    p = 0
     blen = len(buf)
-    append = out.append
-    must_take = not out
-    off = first
-    while k < max_records:
-        if p + HEADER_SIZE > blen:
-            if p < limit < p + HEADER_SIZE:
-                return k, p, f"{limit - p} stray bytes at the end of the segment"
-            break
+    while p + HEADER_SIZE <= blen:
         n, crc = _unpack_from(buf, p)
         q = p + HEADER_SIZE + n
         if q > blen:
-            if q > limit:
-                return k, p, f"length field {n} runs past the end of the segment"
-            break  # the frame continues past this read window
-        total += n
-        if total > max_bytes and not must_take:
             break
-        payload = buf[p + HEADER_SIZE : q]
-        if _crc(payload, n ^ CRC_SEED) != crc:
-            return k, p, "checksum mismatch"
-        append((off, payload))
-        must_take = False
-        off += 1
-        k += 1
+        v = buf[p + HEADER_SIZE : q]
+        if _crc(v, CRC_SEED) != crc:
+            return values, p, "checksum mismatch"
+        values.append(v)
         p = q
-    return k, p, None
+    return values, p, None
 
 
 def scan(buf: Buffer, end: int) -> tuple[list[int], list[bool], int]:
@@ -145,6 +154,6 @@ def scan(buf: Buffer, end: int) -> tuple[list[int], list[bool], int]:
         if q > end:
             break
         positions.append(p)
-        oks.append(_crc(buf[p + HEADER_SIZE : q], n ^ CRC_SEED) == crc)
+        oks.append(_crc(buf[p + HEADER_SIZE : q], CRC_SEED) == crc)
         p = q
     return positions, oks, p

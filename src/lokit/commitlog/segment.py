@@ -21,7 +21,7 @@ import structlog
 from .config import LogConfig
 from .errors import CorruptRecord, OffsetOutOfRange, SegmentFull
 from .index import ENTRY_SIZE, Index, pack_entries
-from .record import HEADER, HEADER_SIZE, decode, decode_run, frame, positions_after, scan
+from .record import HEADER, HEADER_SIZE, decode, decode_frames, frame, positions_after, scan
 
 SEGMENT_FILE = re.compile(r"^(\d{20})\.(store|index)$")
 _log = structlog.get_logger("lokit.commitlog")
@@ -160,25 +160,39 @@ class Segment:
         """Append up to `max_records` records from `offset` to `out`, within `max_bytes`
         of payload (but at least one if `out` is empty). Returns (records, payload bytes).
 
-        Stops before a damaged record; raises CorruptRecord only if that is the first.
+        The index says where each record ends, so the count that fits the byte budget
+        is found first (binary search) and then read with one pread. Stops before a
+        damaged record; raises CorruptRecord only if that is the first one wanted.
         """
         k = offset - self.base
         take = min(max_records, self.index.count - k)
         if take <= 0:
             return 0, 0
         pos0 = self.index.position(k)
-        limit = self._end_of(k + take - 1) - pos0
-        window = max(0, min(limit, max_bytes + HEADER_SIZE * take))
-        if not out:
-            window = max(window, self._end_of(k) - pos0)
-        buf = os.pread(self.store.fd, window, pos0)
-        if len(buf) < window:
-            limit = len(buf)  # the file is shorter than the index says
+        end = self._end_of(k + take - 1) - pos0
+        if end - HEADER_SIZE * take > max_bytes:
+            lo, hi = 0, take - 1  # the largest count whose payloads fit
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if self._end_of(k + mid - 1) - pos0 - HEADER_SIZE * mid <= max_bytes:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            take = lo
+            if take == 0:
+                if out:
+                    return 0, 0
+                take = 1
+            end = self._end_of(k + take - 1) - pos0
+        buf = os.pread(self.store.fd, end, pos0)
         before = len(out)
-        got, _, reason = decode_run(buf, offset, limit, take, max_bytes, out)
+        reason = decode_frames(buf, offset, end, out)
+        got = len(out) - before
         if reason is not None and got == 0 and before == 0:
             raise CorruptRecord(self.store.path, offset, reason)
-        return got, sum(len(v) for _, v in out[before:])
+        return got, end - HEADER_SIZE * got if reason is None else sum(
+            len(v) for _, v in out[before:]
+        )
 
     def read_frames(self, start: int, end: int) -> bytes:
         """Raw store bytes [start, end) (snapshots)."""

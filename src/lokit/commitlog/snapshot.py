@@ -14,12 +14,11 @@ from __future__ import annotations
 import io
 import os
 import struct
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from .errors import CorruptRecord, LogError
-from .record import decode_run
+from .record import split_frames
 
 if TYPE_CHECKING:
     from .log import Log
@@ -112,13 +111,12 @@ def restore_into(open_log: Callable[[int], Log], stream: BinaryIO) -> None:
             if not chunk:
                 break
             buf = buf + chunk if buf else chunk
-            out: list[tuple[int, bytes]] = []
-            got, used, reason = decode_run(buf, offset, sys.maxsize, sys.maxsize, sys.maxsize, out)
+            values, used, reason = split_frames(buf)
+            if values:
+                log.append_batch(values)
+                offset += len(values)
             if reason is not None:
-                raise CorruptRecord(STREAM_NAME, offset + got, reason)
-            if got:
-                log.append_batch([v for _, v in out])
-                offset += got
+                raise CorruptRecord(STREAM_NAME, offset, reason)
             buf = buf[used:]
         if buf:
             raise CorruptRecord(STREAM_NAME, offset, "the stream ends inside a record")
