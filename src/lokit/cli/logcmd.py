@@ -34,6 +34,7 @@ _FLAG_KEYS = {
     "max_record_bytes": "max_record_bytes",
     "retention_bytes": "retention_bytes",
     "retention_age": "retention_age",
+    "read_cache_bytes": "read_cache_bytes",
 }
 
 
@@ -76,6 +77,12 @@ def _serve_log_options(fn: Callable[..., None]) -> Callable[..., None]:
                 "--retention-age",
                 metavar="DURATION",
                 help="Delete segments older than this (e.g. 7d, 12h).",
+            ),
+            click.option(
+                "--read-cache-bytes",
+                metavar="N",
+                help="Memory per topic for its newest records, served without reading "
+                "the disk (64MiB; 0 turns it off).",
             ),
             click.option(
                 "--config",

@@ -43,6 +43,7 @@ class ServerConfig:
     max_record_bytes: int | None = None
     retention_bytes: int | None = None
     retention_age: float | None = None
+    read_cache_bytes: int = 64 << 20
     log_format: str = "logfmt"
     log_level: str = "info"
     grace: float = 10.0
@@ -96,7 +97,7 @@ def _convert(key: str, value: Any) -> Any:
             return value.strip()
         if key == "fsync":
             return str(FsyncPolicy.parse(value))
-        if key in ("segment_max_bytes", "max_record_bytes"):
+        if key in ("segment_max_bytes", "max_record_bytes", "read_cache_bytes"):
             return parse_size(value, key.replace("_", "-"))
         if key == "retention_bytes":
             return None if _optional(value) else parse_size(value, "retention-bytes")

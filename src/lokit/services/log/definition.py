@@ -69,7 +69,13 @@ def log_definition(
     durable = config.log_config().fsync_policy.mode == "always"
     positions = Positions(data / POSITIONS_FILE, durable=durable)
     server = Server(node_id or socket.gethostname(), rpc_addr, True)
-    service = LogService(topics, positions, servers=[server], observer=metrics)
+    service = LogService(
+        topics,
+        positions,
+        servers=[server],
+        observer=metrics,
+        cache_bytes=config.read_cache_bytes,
+    )
     lock = DataDirLock(data)
 
     async def start() -> None:

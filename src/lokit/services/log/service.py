@@ -34,6 +34,7 @@ from lokit.errors import (
     OutOfRange,
     Unavailable,
 )
+from lokit.services.log.cache import TailCache
 from lokit.services.log.messages import (
     Appended,
     CommitPositionRequest,
@@ -64,6 +65,7 @@ MAX_CONSUMER_NAME = 255
 # ConsumeStream sends one record per message; it reads them from the log in chunks.
 STREAM_CHUNK_RECORDS = 1_000
 STREAM_CHUNK_BYTES = 1 << 20
+DEFAULT_CACHE_BYTES = 64 << 20
 
 
 class OffsetOutOfRangeError(OutOfRange):
@@ -115,13 +117,14 @@ class _NoObserver:
 
 
 class _Topic:
-    """An open topic: its name and its log."""
+    """An open topic: its name, its log and the cache of its newest records."""
 
-    __slots__ = ("log", "name")
+    __slots__ = ("cache", "log", "name")
 
-    def __init__(self, name: str, log: AsyncLog) -> None:
+    def __init__(self, name: str, log: AsyncLog, cache_bytes: int) -> None:
         self.name = name
         self.log = log
+        self.cache = TailCache(cache_bytes)
 
 
 def mapped(exc: LogError) -> Error:
@@ -148,6 +151,7 @@ class LogService:
 
     `servers` is what GetServers answers (on a single node: this node, the leader).
     `observer` receives appended-record counts and stream opens/closes.
+    `cache_bytes` is the memory per topic for its newest records (0: read the store).
     """
 
     def __init__(
@@ -158,6 +162,7 @@ class LogService:
         servers: list[Server] | None = None,
         default_topic: str = DEFAULT_TOPIC,
         observer: LogObserver | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         self._topics = topics
         self._positions = positions
@@ -165,16 +170,20 @@ class LogService:
         self._default = default_topic
         self._observer: LogObserver = observer or _NoObserver()
         self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
+        self._cache_bytes = cache_bytes
 
     # --- helpers -------------------------------------------------------------
 
     async def _create(self, topic: str) -> _Topic:
         """Open (creating it if needed) the topic a request names ("" = the default)."""
         name = topic or self._default
-        try:
-            t = _Topic(name, await self._topics.get(name))
-        except LogError as e:
-            raise mapped(e) from None
+        t = self._open.get(name)
+        if t is None:
+            try:
+                t = _Topic(name, await self._topics.get(name), self._cache_bytes)
+            except LogError as e:
+                raise mapped(e) from None
+            t = self._open.setdefault(name, t)
         self._open[topic] = t
         return t
 
@@ -200,17 +209,23 @@ class LogService:
         return [(name, (await self._create(name)).log) for name in self._topics.names()]
 
     async def _read(
-        self, log: AsyncLog, offset: int, max_records: int, max_bytes: int
-    ) -> tuple[int, list[tuple[int, bytes]]]:
-        """Records from `offset`, moved up to the lowest retained offset; [] at the end."""
+        self, t: _Topic, offset: int, max_records: int, max_bytes: int
+    ) -> tuple[int, list[bytes]]:
+        """(offset of the first, values) from `offset`, moved up to the lowest retained
+        offset; no values at the end. From the tail cache when it holds `offset`."""
+        log = t.log
         for _ in range(8):
             low = log.lowest_offset
             if low is not None and offset < low:
                 offset = low
             if offset >= log.next_offset:
                 return offset, []
+            cached = t.cache.get(offset, max_records, max_bytes)
+            if cached is not None:
+                return offset, cached
             try:
-                return offset, await log.read_range(offset, max_records, max_bytes)
+                items = await log.read_range(offset, max_records, max_bytes)
+                return items[0][0], [v for _, v in items]
             except OffsetOutOfRange:
                 continue  # retention removed the segment meanwhile: retry from the new lowest
             except LogError as e:
@@ -227,6 +242,7 @@ class LogService:
             offset = await t.log.append(value)
         except LogError as e:
             raise mapped(e) from None
+        t.cache.add_one(offset, value)
         self._observer.appended(t.name, 1, len(value), offset)
         return offset
 
@@ -243,18 +259,19 @@ class LogService:
 
     async def consume_stream(self, request: ConsumeRequest) -> AsyncIterator[Record]:
         """Every record from the offset on, one per message, then new ones as they arrive."""
-        log = (self._open.get(request.topic) or await self._create(request.topic)).log
+        t = self._open.get(request.topic) or await self._create(request.topic)
+        log = t.log
         offset = request.offset
         read = self._read
         observer = self._observer
         observer.stream_opened()
         try:
             while True:
-                offset, items = await read(log, offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES)
-                if items:
-                    for off, value in items:
-                        yield Record(value, off)
-                    offset = items[-1][0] + 1
+                offset, values = await read(t, offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES)
+                if values:
+                    for value in values:
+                        yield Record(value, offset)
+                        offset += 1
                 elif not await log.wait_for(offset):
                     return  # the log closed: the server is stopping
         finally:
@@ -282,6 +299,7 @@ class LogService:
             first = await t.log.append_batch(values)
         except LogError as e:
             raise mapped(e) from None
+        t.cache.add(first, values)
         n = len(values)
         self._observer.appended(t.name, n, sum(map(len, values)), first + n - 1)
         return Appended(first, n)
@@ -318,10 +336,8 @@ class LogService:
             raise OffsetOutOfRangeError.at(offset)
         if offset == end and request.max_wait_ms > 0:
             await log.wait_for(offset, timeout=min(request.max_wait_ms, MAX_WAIT_MS) / 1000)
-        offset, items = await self._read(log, offset, max_records, max_bytes)
-        if not items:
-            return RecordBatch(offset, [], log.next_offset)
-        return RecordBatch(items[0][0], [v for _, v in items], log.next_offset)
+        offset, values = await self._read(t, offset, max_records, max_bytes)
+        return RecordBatch(offset, values, log.next_offset)
 
     async def consume_batch_stream(
         self, request: ConsumeBatchRequest
@@ -343,11 +359,10 @@ class LogService:
         observer.stream_opened()
         try:
             while True:
-                offset, items = await read(log, offset, max_records, max_bytes)
-                if items:
-                    first = items[0][0]
-                    values = [v for _, v in items]
-                    offset = first + len(values)
+                offset, values = await read(t, offset, max_records, max_bytes)
+                if values:
+                    first = offset
+                    offset += len(values)
                     yield RecordBatch(first, values, log.next_offset)
                 elif stop or not await log.wait_for(offset):
                     return
