@@ -49,12 +49,16 @@ async def run_async(directory: str, batch: bool) -> None:
     alog = await AsyncLog.open(directory, LogConfig(**CONFIG_KW))  # type: ignore[arg-type]
     _say("ready")
     rng = random.Random()
+    reserved = alog.next_offset
 
     async def worker() -> None:
+        nonlocal reserved
         while True:
-            first = alog.next_offset  # no await before the write: this is our offset
+            # offsets follow the order of the append calls on the loop
+            first = reserved
+            n = rng.randint(1, 20) if batch else 1
+            reserved += n
             if batch:
-                n = rng.randint(1, 20)
                 got = await alog.append_batch([value_for(first + i) for i in range(n)])
                 assert got == first
                 _say("\n".join(str(first + i) for i in range(n)))

@@ -19,6 +19,7 @@ from lokit.commitlog import (
     LogConfig,
     LogFailed,
     OffsetOutOfRange,
+    RecordTooLarge,
     Topics,
     validate_topic_name,
 )
@@ -53,16 +54,24 @@ async def test_group_commit_shares_fsyncs_off_the_loop(tmp_path: Path) -> None:
         LogConfig(fsync="always"),
         on_fsync=lambda s: rounds.append(threading.get_ident()),
     )
+    writers: list[int] = []  # the thread each write ran on
+    alog.log.add_listener(lambda n: writers.append(threading.get_ident()))
     offsets = await asyncio.gather(*(alog.append(value_for(i)) for i in range(64)))
-    assert sorted(offsets) == list(range(64))
+    assert offsets == list(range(64))  # offsets follow the order of the calls
     assert 1 <= len(rounds) < 64  # 64 durable appends shared a handful of fsyncs
-    assert threading.get_ident() not in rounds  # never on the event loop's thread
-    first = await alog.append_batch([b"a", b"b"])
-    assert first == 64
+    assert 1 <= len(writers) < 64  # ... and a handful of writes
+    loop_thread = threading.get_ident()
+    assert loop_thread not in rounds and loop_thread not in writers  # no disk I/O on the loop
+    firsts = await asyncio.gather(alog.append_batch([b"a", b"b"]), alog.append(b"c"))
+    assert list(firsts) == [64, 66]
+    with pytest.raises(RecordTooLarge):
+        await alog.append_batch([b"ok", b"x" * (2 << 20)])
+    with pytest.raises(TypeError, match="record 1 of the batch must be bytes"):
+        await alog.append_batch([b"ok", "text"])  # type: ignore[list-item]
     await alog.close()
     log = Log.open(tmp_path / "a", NEVER)
-    assert log.next_offset == 66
-    assert {log.read(o) for o in offsets} == {value_for(i) for i in range(64)}
+    assert log.next_offset == 67
+    assert [log.read(o) for o in offsets] == [value_for(i) for i in range(64)]
     log.close()
 
 

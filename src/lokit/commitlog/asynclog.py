@@ -1,9 +1,13 @@
-"""An asyncio facade over one Log: fsync off the loop, group commit, tailing waits.
+"""An asyncio facade over one Log: disk syncs off the loop, group commit, tailing waits.
 
-Appends write to the page cache on the loop (one `os.write`, microseconds) and, under
-fsync ``always``, then wait for a sync round that runs in this log's own worker
-thread: every append made while a round is running joins the next round, so many
-concurrent appenders share each fsync. Reads are page-cache `pread`s done inline.
+Under fsync ``always`` the event loop never touches the disk for an append: appends
+are validated on the loop, queued, and committed by this log's own worker thread in
+rounds -- one round writes everything queued (one `os.write`, offsets assigned in
+queue order), fsyncs it, then resolves every caller's future with its offset.
+Appends that arrive while a round runs form the next round, so concurrent appenders
+share writes and fsyncs (group commit), and a write never contends with an fsync.
+Under ``interval:<ms>`` and ``never`` an append is one page-cache `os.write` done on
+the loop (microseconds). Reads are page-cache `pread`s done inline.
 `wait_for(offset)` sleeps on a future woken by the write itself: no polling.
 """
 
@@ -42,8 +46,8 @@ class AsyncLog:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"lokit-log:{log.directory.name}"
         )
-        self._round: asyncio.Future[None] | None = None
-        self._next_round: list[asyncio.Future[None]] = []
+        self._round: asyncio.Future[int] | None = None
+        self._queue: list[tuple[bytes | list[bytes], int, asyncio.Future[int]]] = []
         self._waiters: list[tuple[int, int, asyncio.Future[bool]]] = []
         self._seq = 0
         self._closed = False
@@ -97,37 +101,56 @@ class AsyncLog:
             if not fut.done():
                 fut.set_result(True)
 
-    async def _durable(self, loop: asyncio.AbstractEventLoop) -> None:
-        fut: asyncio.Future[None] = loop.create_future()
-        self._next_round.append(fut)
+    def _enqueue(
+        self, loop: asyncio.AbstractEventLoop, item: bytes | list[bytes], n: int
+    ) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = loop.create_future()
+        self._queue.append((item, n, fut))
         if self._round is None:
             self._start_round(loop)
-        await fut
+        return fut
 
     def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters = self._next_round
-        self._next_round = []
-        rnd = loop.run_in_executor(self._executor, self._log._sync_round)
+        items = self._queue
+        self._queue = []
+        values: list[bytes] = []
+        for item, _, _ in items:
+            if isinstance(item, bytes):
+                values.append(item)
+            else:
+                values.extend(item)
+        rnd = loop.run_in_executor(self._executor, self._commit, values)
         self._round = rnd
-        rnd.add_done_callback(partial(self._round_done, loop, waiters))
+        rnd.add_done_callback(partial(self._round_done, loop, items))
+
+    def _commit(self, values: list[bytes]) -> int:
+        """Worker thread: write a round's records with one write, then fsync them."""
+        first = self._log._write_batch(values)[0]
+        self._log._sync_round()
+        return first
 
     def _round_done(
         self,
         loop: asyncio.AbstractEventLoop,
-        waiters: list[asyncio.Future[None]],
-        rnd: asyncio.Future[None],
+        items: list[tuple[bytes | list[bytes], int, asyncio.Future[int]]],
+        rnd: asyncio.Future[int],
     ) -> None:
         self._round = None
         exc: BaseException | None
         exc = LogClosed(self._log.directory) if rnd.cancelled() else rnd.exception()
-        for w in waiters:
-            if w.done():
-                continue
-            if exc is None:
-                w.set_result(None)
-            else:
-                w.set_exception(LogFailed(str(exc)) if not isinstance(exc, LogError) else exc)
-        if self._next_round:
+        if exc is None:
+            offset = rnd.result()
+            for _, n, fut in items:
+                if not fut.done():
+                    fut.set_result(offset)
+                offset += n
+        else:
+            for _, _, fut in items:
+                if not fut.done():
+                    fut.set_exception(
+                        exc if isinstance(exc, LogError) else LogFailed(f"append failed: {exc}")
+                    )
+        if self._queue:
             self._start_round(loop)
 
     async def _retention_loop(self, age: float) -> None:
@@ -168,21 +191,23 @@ class AsyncLog:
         return self._closed
 
     async def append(self, value: bytes) -> int:
-        """Append one record; returns its offset once durable per the fsync policy."""
+        """Append one record; returns its offset once durable per the fsync policy.
+
+        Offsets follow the order of the calls on the event loop, under every policy.
+        """
         loop = self._check_open()
-        offset = self._log._write_one(value)[0]
-        if self._always:
-            await self._durable(loop)
-        return offset
+        if not self._always:
+            return self._log._write_one(value)[0]
+        return await self._enqueue(loop, self._log._check_value(value), 1)
 
     async def append_batch(self, values: Sequence[bytes]) -> int:
         """Append records at consecutive offsets (one write, all or nothing); returns
         the first offset once durable per the fsync policy."""
         loop = self._check_open()
-        first = self._log._write_batch(values)[0]
-        if self._always:
-            await self._durable(loop)
-        return first
+        if not self._always:
+            return self._log._write_batch(values)[0]
+        batch = self._log._check_batch(values)
+        return await self._enqueue(loop, batch, len(batch))
 
     async def read(self, offset: int) -> bytes:
         """The record at `offset` (OffsetOutOfRange / CorruptRecord as `Log.read`)."""

@@ -225,6 +225,35 @@ class Log:
                 f"the log at {self.directory} failed earlier ({self._failed}); reopen it to recover"
             )
 
+    def _check_value(self, value: object) -> bytes:
+        """A record as bytes, or the TypeError / RecordTooLarge its append would raise."""
+        if type(value) is not bytes:
+            value = _as_bytes(value, "a record value")
+        assert isinstance(value, bytes)
+        if len(value) > self._record_limit:
+            raise RecordTooLarge(len(value), self._record_limit)
+        return value
+
+    def _check_batch(self, values: object) -> list[bytes]:
+        """A batch as a list of bytes, or the error its append would raise."""
+        if isinstance(values, bytes | bytearray | memoryview | str):
+            raise TypeError("append_batch takes a sequence of records, not a single value")
+        try:
+            vals: list[bytes] = list(values)  # type: ignore[call-overload]
+        except TypeError:
+            raise TypeError(
+                f"append_batch takes a sequence of records, not {type(values).__name__}"
+            ) from None
+        if not vals:
+            raise ValueError("append_batch needs at least one record")
+        if set(map(type, vals)) != {bytes}:
+            vals = [_as_bytes(v, f"record {i} of the batch") for i, v in enumerate(vals)]
+        lengths = list(map(len, vals))
+        if max(lengths) > self._record_limit:
+            i = next(i for i, n in enumerate(lengths) if n > self._record_limit)
+            raise RecordTooLarge(lengths[i], self._record_limit, index=i)
+        return vals
+
     def _write_one(self, value: bytes) -> tuple[int, int, int]:
         """Write one record without waiting for fsync: (offset, next offset, epoch)."""
         if type(value) is not bytes:
@@ -265,10 +294,9 @@ class Log:
                         f"record {i} of the batch must be bytes, not {type(v).__name__}"
                     ) from None
             raise
-        biggest = max(sizes) - HEADER_SIZE
-        if biggest > self._record_limit:
+        if max(sizes) - HEADER_SIZE > self._record_limit:
             i = next(i for i, s in enumerate(sizes) if s - HEADER_SIZE > self._record_limit)
-            raise RecordTooLarge(biggest, self._record_limit, index=i)
+            raise RecordTooLarge(sizes[i] - HEADER_SIZE, self._record_limit, index=i)
         total = len(data)
         with self._lock:
             self._check_writable()
