@@ -70,6 +70,7 @@ _CODE_FOR_HTTP: dict[int, Code] = {
 }
 
 _registry: dict[str, type[Error]] = {}
+_by_qualname: dict[str, list[type[Error]]] = {}
 _by_code: dict[Code, type[Error]] = {}
 
 
@@ -92,6 +93,7 @@ class Error(Exception):
         if "error_name" not in cls.__dict__:
             cls.error_name = f"{cls.__module__}.{cls.__qualname__}"
         _registry[cls.error_name] = cls
+        _by_qualname.setdefault(cls.error_name.rpartition(".")[2], []).append(cls)
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message if message is not None else (self.default_message or self.code.name)
@@ -217,15 +219,30 @@ def rebuild(code: Code | int, message: str, name: str | None = None) -> Error:
         code = Code(code)
     except ValueError:
         code = Code.UNKNOWN
-    cls = _registry.get(name or "")
+    cls = _lookup(name)
     if cls is None or cls.code != code:
         cls = _by_code.get(code, Unknown)
     return cls(message)
 
 
+def _lookup(name: str | None) -> type[Error] | None:
+    """The class registered as `name`; else the one class with the same last name part.
+
+    The fallback matters when a service runs as a script: its errors register under
+    `__main__.X` while its clients import them as `module.X`.
+    """
+    if not name:
+        return None
+    cls = _registry.get(name)
+    if cls is None:
+        same = _by_qualname.get(name.rpartition(".")[2], [])
+        cls = same[0] if len(same) == 1 else None
+    return cls
+
+
 def from_http_status(status: int, message: str, name: str | None = None) -> Error:
     """The exception for a non-2xx HTTP answer (name from `X-Lokit-Error`)."""
-    cls = _registry.get(name or "")
+    cls = _lookup(name)
     if cls is not None:
         return cls(message)
     code = _CODE_FOR_HTTP.get(status, Code.INTERNAL if status >= 500 else Code.UNKNOWN)

@@ -1,0 +1,33 @@
+"""Request context: scoping, deadlines, and what outgoing calls send on."""
+
+from __future__ import annotations
+
+import time
+
+from lokit import context
+from lokit.context import RequestContext
+
+
+def test_outgoing_without_a_request_makes_a_fresh_id() -> None:
+    rid, timeout, identity = context.outgoing(2.0)
+    assert len(rid) == 32 and timeout == 2.0 and identity is None
+
+
+def test_outgoing_inherits_request_id_identity_and_remaining_deadline() -> None:
+    ctx = RequestContext(request_id="r1", identity="alice", deadline=time.monotonic() + 0.5)
+    with context.scope(ctx):
+        assert context.current() is ctx
+        rid, timeout, identity = context.outgoing(10.0)
+        assert (rid, identity) == ("r1", "alice")
+        assert timeout is not None and 0 < timeout <= 0.5
+        rid, timeout, _ = context.outgoing(0.1)
+        assert timeout == 0.1
+    assert context.current() is None
+
+
+def test_with_deadline_only_tightens() -> None:
+    with context.scope(RequestContext(request_id="r", deadline=time.monotonic() + 0.2)):
+        token = context.with_deadline(5.0)
+        left = context.current().time_remaining()  # type: ignore[union-attr]
+        assert left is not None and left <= 0.2
+        context.reset(token)
