@@ -287,7 +287,7 @@ async def test_cancelled_server_stream_closes_the_generator(served: Served) -> N
     stream = await served.ep["Forever"](served.req("Forever"))
     got = [await anext(stream) for _ in range(3)]
     assert got == [0, 1, 2]
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     await asyncio.wait_for(served.svc.stream_closed.wait(), 10)
 
 
@@ -457,3 +457,93 @@ async def test_business_error_inside_an_ok_reply(tmp_path: Path) -> None:
             await client.close()
     finally:
         await server.stop()
+
+
+async def failing_requests() -> AsyncIterator[int]:
+    yield 1
+    raise ValueError("the producer broke")
+
+
+async def test_request_stream_error_reaches_the_caller(served: Served) -> None:
+    with pytest.raises(ValueError, match="the producer broke"):
+        await served.ep["Total"](failing_requests())
+    replies = await served.ep["Echo"](failing_requests())
+    with pytest.raises(ValueError, match="the producer broke"):
+        async for _ in replies:
+            pass
+
+
+async def test_expired_deadline_fails_before_calling(served: Served) -> None:
+    token = context.with_deadline(-1)
+    try:
+        with pytest.raises(DeadlineExceeded, match="the deadline has passed"):
+            await served.ep["Sum"](served.req("Sum", a=1, b=1))
+    finally:
+        context.reset(token)
+
+
+async def test_relative_unix_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    svc = Svc()
+    server = GrpcServer(service_def(svc), NullObserver())
+    (bound,) = await server.start([parse("unix:run/rel.grpc.sock")])
+    assert str(bound) == "unix:run/rel.grpc.sock"
+    assert (tmp_path / "run" / "rel.grpc.sock").is_socket()
+    client = GrpcClient("unix:run/rel.grpc.sock")
+    try:
+        assert await client.endpoints(routes_of(svc))["Sum"](sum_request(svc, 5, 5)) == 10
+    finally:
+        await client.close()
+        await server.stop()
+    assert not (tmp_path / "run" / "rel.grpc.sock").exists()
+
+
+class Recorded:
+    def __init__(self, log: list[tuple[str, BaseException | None]], ctx: RequestContext) -> None:
+        self.log = log
+        self.ctx = ctx
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.log.append((self.ctx.method, error))
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, BaseException | None]] = []
+        self.contexts: list[RequestContext] = []
+
+    def start(self, ctx: RequestContext) -> Recorded:
+        self.contexts.append(ctx)
+        return Recorded(self.log, ctx)
+
+
+async def test_observer_sees_each_call_once_with_its_error(tmp_path: Path) -> None:
+    svc = Svc()
+    observer = RecordingObserver()
+    server = GrpcServer(service_def(svc), observer)
+    (bound,) = await server.start([parse(f"unix:{tmp_path}/o.sock")])
+    client = GrpcClient(bound)
+    eps = client.endpoints(routes_of(svc))
+    req = {r.method.name: r.method.request_type for r in routes_of(svc)}
+    try:
+        assert await eps["Sum"](req["Sum"](a=1, b=2)) == 3
+        with pytest.raises(Overdrawn):
+            await eps["Withdraw"](req["Withdraw"](amount=1))
+        with pytest.raises(Internal):
+            await eps["Crash"](req["Crash"]())
+        stream = await eps["Count"](req["Count"](n=3))
+        assert [i async for i in stream] == [0, 1, 2]
+        with pytest.raises(InvalidArgument):
+            await client.unary(f"/{SERVICE}/Sum", {"a": "no"}, route_named(svc, "Sum").codec)
+    finally:
+        await client.close()
+        await server.stop()
+    kinds = [(m, type(e).__name__ if e else None) for m, e in observer.log]
+    assert kinds == [
+        ("Sum", None),
+        ("Withdraw", "Overdrawn"),
+        ("Crash", "ValueError"),  # the original exception, for the log's traceback
+        ("Count", None),
+        ("Sum", "InvalidArgument"),  # decoding happens inside the observed region
+    ]
+    assert {(c.service, c.transport) for c in observer.contexts} == {("test", "grpc")}

@@ -105,7 +105,7 @@ class GrpcClient:
             self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
         elif loop is not self._loop:
             raise RuntimeError(
-                f"GrpcClient for {self._label} was created on another event loop; "
+                f"GrpcClient for {self._label} was first used on another event loop; "
                 "use one client per loop"
             )
         return self._channel

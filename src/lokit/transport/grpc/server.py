@@ -1,6 +1,6 @@
 """`GrpcServer`: a ServiceDef's gRPC routes served by grpc.aio on Unix sockets and TCP.
 
-Every route becomes a registered method handler with raw-bytes (de)serializers,
+Every route becomes a generic method handler with raw-bytes (de)serializers,
 so decoding happens inside the observed region through `route.codec`. Per call
 the handler builds the `RequestContext` (request id, deadline, caller), attaches
 the caller's trace context, starts the observer's call, runs decode -> endpoint
@@ -8,7 +8,9 @@ the caller's trace context, starts the observer's call, runs decode -> endpoint
 
 The deadline is grpc's (`time_remaining()`), tightened by the exact
 `x-request-timeout-ms` lokit clients send alongside it, because grpc rounds the
-wire timeout up. Where the request id is echoed: unary replies (unary and client-streaming) carry
+wire timeout up.
+
+Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
 (initial metadata would cost a separate batch, ~20 % of a unary call here);
 streamed replies send it in the initial metadata before the first message.
@@ -51,7 +53,8 @@ Handler = Callable[[Any, Any], Awaitable[Any]]
 
 
 def _cancelled() -> Cancelled:
-    return Cancelled("the client cancelled the call")
+    """For the observer: the client went away, or the server stopped past its grace."""
+    return Cancelled("the call was cancelled")
 
 
 def _begin(
@@ -272,14 +275,31 @@ def _grpc_target(addr: Address) -> str:
     return f"{host}:{addr.port}"
 
 
-def _precheck(addr: Address) -> None:
+def _precheck(addr: Address) -> int | None:
     """Refuse a live socket or busy port and replace a stale socket file, as `address.bind` does.
 
     grpcio would silently unlink a live server's socket file; binding here first
     (then closing) applies lokit's rules and leaves at most a stale file, which
-    grpcio replaces.
+    grpcio replaces. Returns that file's inode (None for TCP).
     """
-    address.bind(addr, backlog=1).close()
+    sock = address.bind(addr, backlog=1)
+    try:
+        return os.stat(addr.path).st_ino if addr.path is not None else None
+    finally:
+        sock.close()
+
+
+class _GenericOnly:
+    """Lets generated `add_*Servicer_to_server` register its handlers as generic ones only."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        self._server.add_generic_rpc_handlers(handlers)
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        return None  # the generic handler added alongside serves the same methods
 
 
 class GrpcServer:
@@ -311,8 +331,16 @@ class GrpcServer:
             raise RuntimeError("this GrpcServer is already started")
         parsed = [a if isinstance(a, Address) else address.parse(a) for a in addrs]
         handlers = self._handlers()
-        for addr in parsed:
-            _precheck(addr)
+        checked: list[tuple[Address, int]] = []
+        try:
+            for addr in parsed:
+                ino = _precheck(addr)
+                if ino is not None:
+                    checked.append((addr, ino))
+        except AddressError:
+            for addr, ino in checked:
+                _remove_own_socket(addr, ino)
+            raise
         limit = self.max_message_bytes
         server = grpc.aio.server(
             options=[
@@ -324,11 +352,13 @@ class GrpcServer:
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ]
         )
+        # Generic handlers only: grpc.aio keeps one pending request per *registered*
+        # method and waits on all of them for every call, so registering would make
+        # each call cost more the more methods a server has.
         for svc, methods in handlers.items():
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(svc, methods),))
-            server.add_registered_method_handlers(svc, methods)
         self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, _GenericOnly(server))
         for name in self.service.grpc_services:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
 
