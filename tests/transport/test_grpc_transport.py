@@ -547,3 +547,16 @@ async def test_observer_sees_each_call_once_with_its_error(tmp_path: Path) -> No
         ("Sum", "InvalidArgument"),  # decoding happens inside the observed region
     ]
     assert {(c.service, c.transport) for c in observer.contexts} == {("test", "grpc")}
+
+
+async def test_stop_reports_not_serving_first(tmp_path: Path) -> None:
+    server = GrpcServer(service_def(Svc()), NullObserver())
+    (bound,) = await server.start([parse(f"unix:{tmp_path}/h.sock")])
+    async with grpc.aio.insecure_channel(target(str(bound))) as ch:
+        watch = health_pb2_grpc.HealthStub(ch).Watch(health_pb2.HealthCheckRequest(service=""))
+        first = await watch.read()
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        stopping = asyncio.create_task(server.stop(grace=0.2))
+        second = await watch.read()
+        assert second.status == health_pb2.HealthCheckResponse.NOT_SERVING
+        await stopping
