@@ -122,6 +122,9 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
     try:
         await stop.wait()
         log.info("shutting down", service=service.name, grace=listeners.grace)
+        # Further signals (a terminal's Ctrl-C reaches the whole process group, then a
+        # supervisor's SIGTERM) must not cut the graceful shutdown short.
+        await runtime.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):

@@ -264,3 +264,13 @@ def test_bad_address_flag(tmp_path: Path) -> None:
     assert r.returncode == 1 and "neither unix:PATH nor HOST:PORT" in r.stderr
     assert "Traceback" not in r.stderr
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_repeated_signals_do_not_cut_shutdown_short(start: Start, tmp_path: Path) -> None:
+    p = start(
+        "serve", "stringsvc", "--grpc", "unix:run/g.sock", "--http", "unix:run/h.sock", listeners=2
+    )
+    p.proc.send_signal(signal.SIGINT)
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.wait_exit() == 0
+    assert not (tmp_path / "run/g.sock").exists() and not (tmp_path / "run/h.sock").exists()
