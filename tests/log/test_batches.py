@@ -10,8 +10,8 @@ import pytest
 
 from lokit.errors import Code, InvalidArgument
 from lokit.services.log.client import LogClient
+from lokit.services.log.errors import RecordTooLargeError
 from lokit.services.log.messages import Appended, ProduceBatchRequest
-from lokit.services.log.service import RecordTooLargeError
 from tests.log.conftest import start_in_process
 
 

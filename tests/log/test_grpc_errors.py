@@ -9,7 +9,7 @@ import pytest
 
 from lokit.errors import InvalidArgument
 from lokit.services.log.client import LogClient
-from lokit.services.log.service import InvalidTopicError, OffsetOutOfRangeError
+from lokit.services.log.errors import InvalidTopicError, OffsetOutOfRangeError
 from tests.log.conftest import InProcess
 
 

@@ -9,9 +9,9 @@ import pytest
 
 from lokit.errors import FailedPrecondition, InvalidArgument
 from lokit.services.log.client import LogClient
+from lokit.services.log.errors import InvalidTopicError
 from lokit.services.log.messages import ConsumerPosition, Position
 from lokit.services.log.positions import Positions
-from lokit.services.log.service import InvalidTopicError
 
 
 async def test_commit_and_fetch(client: LogClient) -> None:

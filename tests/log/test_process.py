@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from lokit.errors import Error
 from lokit.services.log.client import LogClient
+from lokit.services.log.errors import ServerStoppingError
 from lokit.services.log.messages import ProduceRequest
 from tests.log.conftest import cpu_seconds
 
@@ -98,3 +100,25 @@ async def test_idle_tailing_streams_cost_no_cpu(tmp_path: Path, spawn: Any) -> N
             await s.aclose()
         await c.close()
     assert server.stop() == 0
+
+
+async def test_shutdown_ends_idle_followers_at_once(tmp_path: Path, spawn: Any) -> None:
+    """SIGTERM ends tailing streams with UNAVAILABLE "shutting down" instead of holding
+    the shutdown for the whole grace period (60 s here)."""
+    server = spawn(*ARGS, "--grace", "60")
+    c = LogClient(f"unix:{tmp_path}/g.sock")
+    stream = c.consume_batches(0)
+    first: asyncio.Task[Any] = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
+    try:
+        for _ in range(500):
+            if (tmp_path / "data" / "default").is_dir():
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        server.proc.send_signal(signal.SIGTERM)
+        # Without the drain the stream would end only after the 60 s grace, CANCELLED.
+        with pytest.raises(ServerStoppingError, match="shutting down"):
+            await asyncio.wait_for(first, 30)
+        assert await asyncio.to_thread(server.proc.wait, 30) == 0
+    finally:
+        await c.close()

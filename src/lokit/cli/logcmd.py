@@ -101,9 +101,7 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
 
     Without --grpc/--http it listens on unix:run/log.grpc.sock and unix:run/log.http.sock.
     """
-    from lokit.cli.main import serve_service
     from lokit.services.log.config import ConfigError, merge
-    from lokit.services.log.definition import log_definition
 
     ctx = click.get_current_context()
     flags = {
@@ -119,17 +117,57 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
     grpc, http = config.grpc, config.http
     if not grpc and not http:
         grpc, http = (DEFAULT_GRPC,), (DEFAULT_HTTP,)
-    rpc_addr = grpc[0] if grpc else ""
-    serve_service(
-        "log",
-        lambda: log_definition(config, rpc_addr=rpc_addr),
-        grpc,
-        http,
-        config.debug,
-        config.log_format,
-        config.log_level,
-        config.grace,
-    )
+    _serve(config, grpc, http)
+
+
+def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
+    """`serve_service` with one addition: tailing streams end as soon as shutdown begins.
+
+    `lokit.runtime.serve` stops the transports first, and they wait the whole grace
+    period for idle followers (which never finish by themselves); so this loop calls
+    the log server's `drain()` on SIGTERM/SIGINT, then `Runtime.stop()` as usual.
+    """
+    import signal
+
+    from lokit.observability.logs import configure_logging, get_logger
+    from lokit.runtime import Listeners, Runtime, run
+    from lokit.services.log.definition import log_server
+    from lokit.transport.address import AddressError, parse
+
+    configure_logging(config.log_format, config.log_level)
+    for a in (*grpc, *http, *([config.debug] if config.debug else [])):
+        parse(a)  # a malformed address fails here, in one sentence
+    listeners = Listeners(list(grpc), list(http), config.debug, config.grace)
+
+    def ready(kind: str, addr: object) -> None:
+        click.echo(f"log: {kind} listening on {addr}")
+        sys.stdout.flush()
+
+    async def main() -> int:
+        log = get_logger("lokit")
+        server = log_server(config, rpc_addr=grpc[0] if grpc else "")
+        runtime = Runtime(server.definition, listeners)
+        try:
+            await runtime.start(ready)
+        except AddressError as e:
+            log.error("cannot start", service="log", err=str(e))
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+            log.info("shutting down", service="log", grace=listeners.grace)
+            server.drain()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await runtime.stop()
+        log.info("stopped", service="log")
+        return 0
+
+    sys.exit(run(main))
 
 
 # --- the client commands -----------------------------------------------------------
@@ -163,6 +201,7 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
 
     from lokit.errors import Unavailable
     from lokit.services.log.client import LogClient
+    from lokit.services.log.errors import ServerStoppingError
     from lokit.transport.address import parse
 
     address = parse(addr)
@@ -173,6 +212,9 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
         client = LogClient(addr)
         try:
             return await body(client)
+        except ServerStoppingError:
+            fail(f"the log server at {addr} is shutting down")
+            return 1
         except Unavailable:
             fail(f"cannot reach the log server at {addr}; is `lokit serve log` running there?")
             return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
+from lokit.services.log import errors  # noqa: F401 -- registers the server's error classes
 from lokit.services.log.messages import (
     Appended,
     CommitPositionRequest,

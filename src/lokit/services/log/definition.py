@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from lokit.commitlog import Topics
@@ -58,10 +59,29 @@ class DataDirLock:
             os.close(fd)
 
 
+@dataclass
+class LogServer:
+    """The ServiceDef to serve, and `drain()` to call when shutdown begins."""
+
+    definition: ServiceDef
+    service: LogService
+
+    def drain(self) -> None:
+        """End tailing streams now (ServerStoppingError), before the transports drain."""
+        self.service._drain()
+
+
 def log_definition(
     config: ServerConfig | None = None, *, rpc_addr: str = "", node_id: str | None = None
 ) -> ServiceDef:
     """The log service ready to serve; `rpc_addr` is what GetServers advertises."""
+    return log_server(config, rpc_addr=rpc_addr, node_id=node_id).definition
+
+
+def log_server(
+    config: ServerConfig | None = None, *, rpc_addr: str = "", node_id: str | None = None
+) -> LogServer:
+    """The log service and its shutdown hook (see `log_definition`)."""
     config = config or ServerConfig()
     data = Path(config.data)
     metrics = LogMetrics()
@@ -102,7 +122,7 @@ def log_definition(
     methods = {m.name: m for m in describe(service)}
     codecs = pb_codecs()
     grpc = [GrpcRoute(f"/{GRPC_SERVICE}/{name}", m, codecs[name]) for name, m in methods.items()]
-    return ServiceDef(
+    definition = ServiceDef(
         name="log",
         grpc=grpc,
         http=log_http_routes(methods),
@@ -110,3 +130,4 @@ def log_definition(
         on_start=[start],
         on_stop=[stop],
     )
+    return LogServer(definition, service)

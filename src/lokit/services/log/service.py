@@ -11,6 +11,8 @@ Each public async method is an endpoint (`lokit.service.describe`); helpers are 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -31,10 +33,15 @@ from lokit.errors import (
     FailedPrecondition,
     Internal,
     InvalidArgument,
-    OutOfRange,
     Unavailable,
 )
 from lokit.services.log.cache import TailCache
+from lokit.services.log.errors import (
+    InvalidTopicError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    ServerStoppingError,
+)
 from lokit.services.log.messages import (
     Appended,
     CommitPositionRequest,
@@ -66,33 +73,6 @@ MAX_CONSUMER_NAME = 255
 STREAM_CHUNK_RECORDS = 1_000
 STREAM_CHUNK_BYTES = 1 << 20
 DEFAULT_CACHE_BYTES = 64 << 20
-
-
-class OffsetOutOfRangeError(OutOfRange):
-    """Reading past the end (or below the start) of a log.
-
-    gRPC status OUT_OF_RANGE with proglog's message `offset out of range: N`;
-    over HTTP a 404, as proglog's chapter-1 server answers.
-    """
-
-    error_name = "log.OffsetOutOfRange"
-    http_status = 404
-
-    @classmethod
-    def at(cls, offset: int) -> OffsetOutOfRangeError:
-        return cls(f"offset out of range: {offset}")
-
-
-class RecordTooLargeError(InvalidArgument):
-    """A record over the server's max_record_bytes; nothing was appended."""
-
-    error_name = "log.RecordTooLarge"
-
-
-class InvalidTopicError(InvalidArgument):
-    """A topic name the server cannot use."""
-
-    error_name = "log.InvalidTopic"
 
 
 class LogObserver(Protocol):
@@ -171,6 +151,8 @@ class LogService:
         self._observer: LogObserver = observer or _NoObserver()
         self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
         self._cache_bytes = cache_bytes
+        self._draining = False
+        self._waiters: set[asyncio.Future[bool]] = set()
 
     # --- helpers -------------------------------------------------------------
 
@@ -207,6 +189,36 @@ class LogService:
         Private so it is no endpoint; `definition` calls it from the start hook.
         """
         return [(name, (await self._create(name)).log) for name in self._topics.names()]
+
+    def _drain(self) -> None:
+        """End every tailing stream (with ServerStoppingError) and refuse new waits.
+
+        Called when the server starts shutting down, before the transports drain,
+        so idle followers do not hold the shutdown for the whole grace period.
+        """
+        self._draining = True
+        for waiter in list(self._waiters):
+            waiter.cancel()
+
+    async def _wait(self, log: AsyncLog, offset: int, seconds: float | None = None) -> bool:
+        """Wait until `offset` exists (True) or `seconds` pass (False);
+        ServerStoppingError when the server drains or the log closes. Cancelling
+        the caller cancels the wait."""
+        if not self._draining:
+            waiter = asyncio.ensure_future(log.wait_for(offset, seconds))
+            self._waiters.add(waiter)
+            try:
+                if await waiter:
+                    return True
+                if seconds is not None and not log.closed:
+                    return False
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._draining or (task is not None and task.cancelling()):
+                    raise  # the caller itself was cancelled (the client went away)
+            finally:
+                self._waiters.discard(waiter)
+        raise ServerStoppingError()
 
     async def _read(
         self, t: _Topic, offset: int, max_records: int, max_bytes: int
@@ -272,8 +284,8 @@ class LogService:
                     for value in values:
                         yield Record(value, offset)
                         offset += 1
-                elif not await log.wait_for(offset):
-                    return  # the log closed: the server is stopping
+                else:
+                    await self._wait(log, offset)
         finally:
             observer.stream_closed()
 
@@ -335,7 +347,8 @@ class LogService:
         if offset > end:
             raise OffsetOutOfRangeError.at(offset)
         if offset == end and request.max_wait_ms > 0:
-            await log.wait_for(offset, timeout=min(request.max_wait_ms, MAX_WAIT_MS) / 1000)
+            with contextlib.suppress(ServerStoppingError):
+                await self._wait(log, offset, min(request.max_wait_ms, MAX_WAIT_MS) / 1000)
         offset, values = await self._read(t, offset, max_records, max_bytes)
         return RecordBatch(offset, values, log.next_offset)
 
@@ -364,8 +377,10 @@ class LogService:
                     first = offset
                     offset += len(values)
                     yield RecordBatch(first, values, log.next_offset)
-                elif stop or not await log.wait_for(offset):
+                elif stop:
                     return
+                else:
+                    await self._wait(log, offset)
         finally:
             observer.stream_closed()
 
