@@ -127,6 +127,7 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
     period for idle followers (which never finish by themselves); so this loop calls
     the log server's `drain()` on SIGTERM/SIGINT, then `Runtime.stop()` as usual.
     """
+    import contextlib
     import signal
 
     from lokit.observability.logs import configure_logging, get_logger
@@ -160,9 +161,13 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
             await stop.wait()
             log.info("shutting down", service="log", grace=listeners.grace)
             server.drain()
+            # Further signals (Ctrl-C to the process group, then a supervisor's
+            # SIGTERM) only set the event again: they do not cut the stop short.
+            await runtime.stop()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
             await runtime.stop()
         log.info("stopped", service="log")
         return 0
