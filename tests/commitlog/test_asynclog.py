@@ -93,6 +93,27 @@ async def test_wait_for_wakes_on_append(tmp_path: Path) -> None:
     assert await alog.wait_for(100) is False
 
 
+async def test_close_commits_appends_already_queued(tmp_path: Path) -> None:
+    alog = await AsyncLog.open(tmp_path / "a", LogConfig(fsync="always"))
+    tasks = [asyncio.create_task(alog.append(value_for(i))) for i in range(10)]
+    await asyncio.sleep(0)  # all queued: the first round runs, the rest wait for the next
+    await alog.close()
+    assert [t.result() for t in tasks] == list(range(10))
+    log = Log.open(tmp_path / "a", NEVER)
+    assert log.read_range(0) == [(i, value_for(i)) for i in range(10)]
+    log.close()
+
+
+async def test_wait_for_under_fsync_always(tmp_path: Path) -> None:
+    # records are written by the worker thread here: the wake-up crosses threads
+    alog = await AsyncLog.open(tmp_path / "a", LogConfig(fsync="always"))
+    waiter = asyncio.create_task(alog.wait_for(1))
+    await asyncio.sleep(0)
+    await alog.append_batch([b"a", b"b"])
+    assert await asyncio.wait_for(waiter, 10) is True
+    await alog.close()
+
+
 async def test_wait_for_wakes_on_append_from_another_thread(tmp_path: Path) -> None:
     alog = await AsyncLog.open(tmp_path / "a", NEVER)
     waiter = asyncio.create_task(alog.wait_for(0))

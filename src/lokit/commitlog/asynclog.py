@@ -48,6 +48,7 @@ class AsyncLog:
         )
         self._round: asyncio.Future[int] | None = None
         self._queue: list[tuple[bytes | list[bytes], int, asyncio.Future[int]]] = []
+        self._start_pending = False
         self._waiters: list[tuple[int, int, asyncio.Future[bool]]] = []
         self._seq = 0
         self._closed = False
@@ -106,11 +107,14 @@ class AsyncLog:
     ) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = loop.create_future()
         self._queue.append((item, n, fut))
-        if self._round is None:
+        if self._round is None and not self._start_pending:
             self._start_round(loop)
         return fut
 
     def _start_round(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._start_pending = False
+        if self._round is not None or not self._queue:
+            return
         items = self._queue
         self._queue = []
         values: list[bytes] = []
@@ -150,8 +154,11 @@ class AsyncLog:
                     fut.set_exception(
                         exc if isinstance(exc, LogError) else LogFailed(f"append failed: {exc}")
                     )
-        if self._queue:
-            self._start_round(loop)
+        # Start the next round only after the appenders just released have run: they
+        # usually append again at once, and then join the next round together instead
+        # of half of them waiting a whole extra round (which halves every batch).
+        self._start_pending = True
+        loop.call_soon(self._start_round, loop)
 
     async def _retention_loop(self, age: float) -> None:
         period = min(60.0, max(1.0, age / 10))
@@ -287,7 +294,10 @@ class AsyncLog:
         self._waiters.clear()
         if self._retention_task is not None:
             self._retention_task.cancel()
-        while self._round is not None:
+        while self._round is not None or self._queue:
+            if self._round is None:
+                self._start_round(loop)
+                continue
             try:
                 await self._round
             except Exception:  # reported to the appenders that waited on this round
