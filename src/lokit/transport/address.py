@@ -37,7 +37,8 @@ class Address:
         """The target string grpcio understands (absolute `unix://` path or host:port)."""
         if self.path is not None:
             return "unix://" + os.path.abspath(self.path)
-        return f"{self.host}:{self.port}"
+        host = f"[{self.host}]" if self.host and ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     def __str__(self) -> str:
         if self.path is not None:
