@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import time
@@ -402,3 +403,34 @@ def test_fsync_policies_all_work(tmp_path: Path) -> None:
         log = Log.open(d, LogConfig(fsync=policy))
         assert log.next_offset == 8
         log.close()
+
+
+def test_failed_write_leaves_nothing_behind(
+    open_log: OpenLog, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log()
+    log.append(b"kept")
+    store_fd = log._segments[-1].store.fd
+    real_write = os.write
+    calls = {"n": 0}
+
+    def disk_full(fd: int, data: bytes | memoryview) -> int:
+        if fd != store_fd:
+            return real_write(fd, data)
+        calls["n"] += 1
+        if calls["n"] % 2:  # half of it lands, then the disk is full
+            return real_write(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(LogError, match="No space left on device"):
+        log.append(b"lost")
+    with pytest.raises(LogError, match="No space left on device"):
+        log.append_batch([b"lost", b"too"])
+    monkeypatch.undo()
+    assert log.next_offset == 1
+    assert log.append(b"next") == 1
+    log.close()
+    assert (log_dir / f"{0:020d}.store").stat().st_size == 2 * HEADER_SIZE + 8
+    log = open_log()
+    assert log.read_range(0) == [(0, b"kept"), (1, b"next")]

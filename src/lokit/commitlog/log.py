@@ -104,11 +104,13 @@ class Log:
         if not path.is_dir():
             raise LogError(f"cannot open log: {path} is not a directory")
         log = cls(path, config, _token=_OPEN_TOKEN)
-        log._lock_dir()
         try:
+            log._lock_dir()
             log._load()
-        except BaseException:
+        except BaseException as e:
             log._close_files()
+            if isinstance(e, OSError):
+                raise LogError(f"cannot open the log at {path}: {e.strerror or e}") from e
             raise
         if log._policy.mode == "interval":
             log._start_interval_thread()
@@ -266,9 +268,9 @@ class Log:
         with self._lock:
             self._check_writable()
             seg = self._segments[-1]
-            if seg.store.size + size > seg.max_store_bytes or seg.index.count >= seg.capacity:
-                seg = self._roll()
             try:
+                if seg.store.size + size > seg.max_store_bytes or seg.index.count >= seg.capacity:
+                    seg = self._roll()
                 offset = seg.append_one(data)
             except OSError as e:
                 raise self._write_failed(e) from e
@@ -363,7 +365,10 @@ class Log:
         self._segments.append(seg)
         self._bases.append(seg.base)
         self._dir_dirty = True
-        self._enforce_retention_locked()
+        try:
+            self._enforce_retention_locked()
+        except OSError as e:  # retention can wait for the next roll; the append cannot
+            _log.error("commitlog.retention_failed", path=str(self.directory), error=str(e))
         return seg
 
     # -- durability ------------------------------------------------------------------------
