@@ -139,21 +139,27 @@ def split_frames(buf: bytes) -> tuple[list[bytes], int, str | None]:
     return values, p, None
 
 
-def scan(buf: Buffer, end: int) -> tuple[list[int], list[bool], int]:
+def scan(buf: Buffer, end: int) -> tuple[list[int], list[int], int]:
     """Walk the frames of buf[:end] by their length fields (recovery).
 
-    Returns each complete frame's position, whether its checksum verified, and the
-    position just after the last complete frame (where the structure ends).
+    Returns each complete frame's position, the numbers of the frames whose checksum
+    failed, and the position just after the last complete frame (where the structure
+    ends).
     """
     positions: list[int] = []
-    oks: list[bool] = []
+    bad: list[int] = []
+    keep = positions.append
+    unpack = _unpack_from
+    crc32c_ = _crc
+    seed = CRC_SEED
     p = 0
     while p + HEADER_SIZE <= end:
-        n, crc = _unpack_from(buf, p)
+        n, crc = unpack(buf, p)
         q = p + HEADER_SIZE + n
         if q > end:
             break
-        positions.append(p)
-        oks.append(_crc(buf[p + HEADER_SIZE : q], CRC_SEED) == crc)
+        if crc32c_(buf[p + HEADER_SIZE : q], seed) != crc:
+            bad.append(len(positions))
+        keep(p)
         p = q
-    return positions, oks, p
+    return positions, bad, p

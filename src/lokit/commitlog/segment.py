@@ -230,19 +230,20 @@ class Segment:
             return
         size = self.store.size
         positions: list[int] = []
-        oks: list[bool] = []
+        bad_all: list[int] = []
         struct_end = 0
         if size:
             with mmap.mmap(self.store.fd, size, access=mmap.ACCESS_READ) as mm:
-                positions, oks, struct_end = scan(mm, size)
+                positions, bad_all, struct_end = scan(mm, size)
         keep = len(positions)
         reason = "torn frame at the end of the file"
         if newest:
-            while keep and not oks[keep - 1]:
+            bad_set = set(bad_all)
+            while keep and keep - 1 in bad_set:
                 keep -= 1
             if keep < len(positions):
                 reason = "checksum mismatch at the end of the file"
-            bad = [i for i in range(keep) if not oks[i]]
+            bad = [i for i in bad_all if i < keep]
             if bad and not self._index_confirms(positions[:keep]):
                 keep = bad[0]
                 reason = "checksum mismatch not confirmed by the index"
@@ -275,7 +276,7 @@ class Segment:
                 path=str(self.store.path),
                 unreadable_offsets=f"{self.base + keep}..{self.base + expected - 1}",
             )
-        bad_kept = sum(1 for ok in oks[:keep] if not ok)
+        bad_kept = sum(1 for i in bad_all if i < keep)
         if bad_kept:
             _log.error(
                 "commitlog.corrupt_records_kept",
