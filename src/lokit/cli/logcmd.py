@@ -255,7 +255,7 @@ def produce(addr: str, topic: str, values: tuple[str, ...]) -> None:
         produced, first = await _produce_lines(client, topic, sys.stdin.buffer)
         name = topic or "default"
         if produced:
-            click.echo(f"produced {produced} records to {name} ({_offsets(first, produced)})")
+            click.echo(f"produced {produced:,} records to {name} ({_offsets(first, produced)})")
         else:
             click.echo(f"nothing to produce: stdin had no lines for {name}")
         return 0
