@@ -11,7 +11,7 @@ import pytest
 from lokit.errors import Code, InvalidArgument
 from lokit.services.log.client import LogClient
 from lokit.services.log.errors import RecordTooLargeError
-from lokit.services.log.messages import Appended, ProduceBatchRequest
+from lokit.services.log.messages import Appended, ProduceBatchRequest, ProduceRequest
 from tests.log.conftest import start_in_process
 
 
@@ -86,3 +86,34 @@ async def test_a_failing_batch_in_a_stream_ends_it_with_the_reason(small: LogCli
             got.append(a)
     assert got == [Appended(0, 1)]
     assert (await small.consume_batch(0)).values == [b"a"]
+
+
+async def test_produce_stream_stops_at_a_refused_record(small: LogClient) -> None:
+    """Pipelined requests are appended together, but nothing after a refused one is."""
+
+    async def requests() -> AsyncIterator[ProduceRequest]:
+        for v in (b"a", b"b", b"z" * 101, b"c", b"d"):
+            yield ProduceRequest(v)
+
+    got: list[int] = []
+    with pytest.raises(RecordTooLargeError):
+        async for offset in small.produce_stream(requests()):
+            got.append(offset)
+    assert got == [0, 1]
+    assert (await small.consume_batch(0)).values == [b"a", b"b"]
+
+
+async def test_pipelined_produce_stream_answers_every_record_in_order(client: LogClient) -> None:
+    async def requests() -> AsyncIterator[ProduceRequest]:
+        for i in range(2000):
+            yield ProduceRequest(b"%d" % i, topic="p" if i % 2 else "")
+
+    offsets = [o async for o in client.produce_stream(requests())]
+    assert offsets == [i // 2 for i in range(2000)]
+    assert (await client.consume_batch(0, "p", max_records=5)).values == [
+        b"1",
+        b"3",
+        b"5",
+        b"7",
+        b"9",
+    ]
