@@ -22,6 +22,7 @@ from .config import LogConfig
 from .errors import CorruptRecord, OffsetOutOfRange, SegmentFull
 from .index import ENTRY_SIZE, Index, pack_entries
 from .record import HEADER, HEADER_SIZE, decode, decode_frames, frame, positions_after, scan
+from .store import Store
 
 SEGMENT_FILE = re.compile(r"^(\d{20})\.(store|index)$")
 _log = structlog.get_logger("lokit.commitlog")
@@ -39,8 +40,6 @@ class Segment:
     __slots__ = ("base", "capacity", "index", "max_store_bytes", "store")
 
     def __init__(self, directory: Path, base: int, config: LogConfig) -> None:
-        from .store import Store  # local: keeps the import graph one-way
-
         store_path, index_path = segment_paths(directory, base)
         self.base = base
         self.max_store_bytes = config.max_store_bytes

@@ -47,7 +47,8 @@ class Store:
         return os.pread(self.fd, n, pos)
 
     def read(self, pos: int) -> bytes:
-        """The payload of the frame starting at `pos`, checksum verified."""
+        """The payload of the frame starting at byte `pos`, checksum verified (a
+        CorruptRecord raised here carries the byte position as its offset)."""
         head = os.pread(self.fd, HEADER_SIZE, pos)
         if len(head) < HEADER_SIZE:
             raise CorruptRecord(self.path, pos, "frame header cut off by the end of the file")
