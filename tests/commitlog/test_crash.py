@@ -16,8 +16,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
-from lokit.commitlog import Log, LogConfig
+from lokit.commitlog import CorruptRecord, Log, LogConfig
+from lokit.commitlog.record import HEADER_SIZE
 
 from .crash_child import CONFIG_KW, value_for
 
@@ -98,3 +100,42 @@ def test_sigkill_during_fsync_always_appends(tmp_path: Path, mode: str) -> None:
         except AssertionError as e:
             raise AssertionError(f"{mode} trial {trial} (seed {seed}): {e}") from e
     assert total_acked > 0
+
+
+@pytest.mark.timeout(60)
+def test_truncated_tail_and_flipped_byte_after_a_crash(tmp_path: Path) -> None:
+    rng = random.Random()
+    directory = tmp_path / "log"
+    acked: list[int] = []
+    stores: list[Path] = []
+    while len(stores) < 3 or stores[-1].stat().st_size == 0:  # two sealed, newest not empty
+        acked += _one_trial(directory, "batch", rng)
+        stores = sorted(directory.glob("*.store"))
+
+    newest = stores[-1]
+    size = newest.stat().st_size
+    with newest.open("r+b") as f:  # tear the last record (as a crash mid-write would)
+        f.truncate(size - 5)
+
+    sealed = stores[0]  # flip one payload byte of the first record of a sealed segment
+    data = bytearray(sealed.read_bytes())
+    data[HEADER_SIZE] ^= 0x01
+    sealed.write_bytes(bytes(data))
+    damaged = int(sealed.name.split(".")[0])
+
+    with capture_logs() as logs:
+        log = Log.open(directory, LogConfig(**CONFIG_KW))  # type: ignore[arg-type]
+    try:
+        (ev,) = [e for e in logs if e["event"] == "commitlog.torn_tail_dropped"]
+        assert 0 < ev["dropped_bytes"] <= size
+        with pytest.raises(CorruptRecord) as e:
+            log.read(damaged)
+        assert e.value.path == str(sealed) and e.value.offset == damaged
+        nxt = log.next_offset
+        for off in range(nxt):  # everything else is intact
+            if off != damaged:
+                assert log.read(off) == value_for(off)
+        assert all(o < nxt or o == max(acked) for o in acked)  # only the torn one is gone
+        assert log.append(value_for(nxt)) == nxt
+    finally:
+        log.close()
