@@ -122,3 +122,11 @@ async def test_shutdown_ends_idle_followers_at_once(tmp_path: Path, spawn: Any) 
         assert await asyncio.to_thread(server.proc.wait, 30) == 0
     finally:
         await c.close()
+
+
+def test_signals_right_after_ready_stop_gracefully(tmp_path: Path, spawn: Any) -> None:
+    server = spawn(*ARGS)
+    server.proc.send_signal(signal.SIGINT)
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(30) == 0
+    assert not (tmp_path / "g.sock").exists() and not (tmp_path / "h.sock").exists()

@@ -148,16 +148,18 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
         log = get_logger("lokit")
         server = log_server(config, rpc_addr=grpc[0] if grpc else "")
         runtime = Runtime(server.definition, listeners)
-        try:
-            await runtime.start(ready)
-        except AddressError as e:
-            log.error("cannot start", service="log", err=str(e))
-            return 1
+        # Signal handlers go in before the listeners report ready, so a signal sent
+        # right after the ready lines is a graceful stop, never the default kill.
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         try:
+            try:
+                await runtime.start(ready)
+            except AddressError as e:
+                log.error("cannot start", service="log", err=str(e))
+                return 1
             await stop.wait()
             log.info("shutting down", service="log", grace=listeners.grace)
             server.drain()
