@@ -63,6 +63,9 @@ class ServiceDef:
     grpc_services: list[str] = field(default_factory=list)  # names for the health service
     on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Called when shutdown begins, before the transports drain: end work that would
+    # otherwise hold the grace period (e.g. idle tailing streams).
+    on_drain: list[Callable[[], None]] = field(default_factory=list)
 
 
 def grpc_routes(

@@ -110,20 +110,24 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
     """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 1 when a listener cannot start."""
     log = get_logger("lokit")
     runtime = Runtime(service, listeners)
-    try:
-        await runtime.start(ready)
-    except AddressError as e:
-        log.error("cannot start", service=service.name, err=str(e))
-        return 1
+    # Handlers go in before the listeners report ready, so a signal sent right after
+    # the ready lines is a graceful stop; and further signals (a terminal's Ctrl-C
+    # reaches the whole process group, then a supervisor's SIGTERM) only set the
+    # event again instead of cutting the graceful shutdown short.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
+        try:
+            await runtime.start(ready)
+        except AddressError as e:
+            log.error("cannot start", service=service.name, err=str(e))
+            return 1
         await stop.wait()
         log.info("shutting down", service=service.name, grace=listeners.grace)
-        # Further signals (a terminal's Ctrl-C reaches the whole process group, then a
-        # supervisor's SIGTERM) must not cut the graceful shutdown short.
+        for drain in service.on_drain:
+            drain()
         await runtime.stop()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

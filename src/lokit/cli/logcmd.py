@@ -7,12 +7,15 @@ import os
 import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
 
 from lokit.cli.errors import fail, friendly
+
+if TYPE_CHECKING:
+    from lokit.routes import ServiceDef
 
 DEFAULT_ADDR = "unix:run/log.grpc.sock"
 DEFAULT_GRPC = "unix:run/log.grpc.sock"
@@ -121,60 +124,25 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
 
 
 def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
-    """`serve_service` with one addition: tailing streams end as soon as shutdown begins.
-
-    `lokit.runtime.serve` stops the transports first, and they wait the whole grace
-    period for idle followers (which never finish by themselves); so this loop calls
-    the log server's `drain()` on SIGTERM/SIGINT, then `Runtime.stop()` as usual.
-    """
-    import contextlib
-    import signal
-
-    from lokit.observability.logs import configure_logging, get_logger
-    from lokit.runtime import Listeners, Runtime, run
+    """Serve the log through the shared runtime; tailing streams end as shutdown begins."""
+    from lokit.cli.main import serve_service
     from lokit.services.log.definition import log_server
-    from lokit.transport.address import AddressError, parse
 
-    configure_logging(config.log_format, config.log_level)
-    for a in (*grpc, *http, *([config.debug] if config.debug else [])):
-        parse(a)  # a malformed address fails here, in one sentence
-    listeners = Listeners(list(grpc), list(http), config.debug, config.grace)
-
-    def ready(kind: str, addr: object) -> None:
-        click.echo(f"log: {kind} listening on {addr}")
-        sys.stdout.flush()
-
-    async def main() -> int:
-        log = get_logger("lokit")
+    def build() -> ServiceDef:
         server = log_server(config, rpc_addr=grpc[0] if grpc else "")
-        runtime = Runtime(server.definition, listeners)
-        # Signal handlers go in before the listeners report ready, so a signal sent
-        # right after the ready lines is a graceful stop, never the default kill.
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            try:
-                await runtime.start(ready)
-            except AddressError as e:
-                log.error("cannot start", service="log", err=str(e))
-                return 1
-            await stop.wait()
-            log.info("shutting down", service="log", grace=listeners.grace)
-            server.drain()
-            # Further signals (Ctrl-C to the process group, then a supervisor's
-            # SIGTERM) only set the event again: they do not cut the stop short.
-            await runtime.stop()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
-            await runtime.stop()
-        log.info("stopped", service="log")
-        return 0
+        server.definition.on_drain.append(server.drain)
+        return server.definition
 
-    sys.exit(run(main))
+    serve_service(
+        "log",
+        build,
+        grpc,
+        http,
+        config.debug,
+        config.log_format,
+        config.log_level,
+        config.grace,
+    )
 
 
 # --- the client commands -----------------------------------------------------------

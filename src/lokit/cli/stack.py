@@ -1,5 +1,7 @@
 """`make run`: the local stack as child processes wired on Unix sockets under ./run/.
 
+The commit log (data under ./data/log), stringsvc, and addsvc using stringsvc.
+
 Each service runs in its own process (as it would under systemd), its debug
 server on loopback TCP. The stack prints what runs where, then waits for Ctrl-C
 or SIGTERM and stops the children gracefully, dependencies last.
@@ -31,6 +33,22 @@ def stack_children(log_format: str) -> list[Child]:
     """The stack, dependencies first."""
     common = ["--log-format", log_format]
     return [
+        Child(
+            "log",
+            [
+                "serve",
+                "log",
+                "--data",
+                "data/log",
+                "--grpc",
+                "unix:run/log.grpc.sock",
+                "--http",
+                "unix:run/log.http.sock",
+                "--debug",
+                "127.0.0.1:9103",
+                *common,
+            ],
+        ),
         Child(
             "stringsvc",
             [
@@ -115,7 +133,10 @@ async def run_stack(log_format: str = "logfmt") -> int:
             for kind, addr in child.listening:
                 table.add_row(child.name, kind, addr)
         console.print(table)
-        console.print("try: lokit call addsvc concat ab cd --grpc unix:run/addsvc.grpc.sock")
+        console.print(
+            "try: .venv/bin/lokit call addsvc concat ab cd --grpc unix:run/addsvc.grpc.sock"
+        )
+        console.print("     .venv/bin/lokit log produce hello world; .venv/bin/lokit log consume")
         waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc is not None]
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
