@@ -8,7 +8,7 @@ from lokit import errors
 from lokit.errors import Code, Error, InvalidArgument, Unavailable
 
 
-class Teapot(InvalidArgument):
+class CoreTestTeapot(InvalidArgument):
     http_status = 418
     default_message = "I'm a teapot"
 
@@ -19,8 +19,8 @@ def test_canonical_classes_carry_their_codes_and_statuses() -> None:
     assert Unavailable("down").status == 503
     assert errors.DeadlineExceeded().status == 504
     assert errors.NotFound().status == 404
-    assert Teapot().status == 418 and Teapot().message == "I'm a teapot"
-    assert str(Teapot("custom")) == "custom"
+    assert CoreTestTeapot().status == 418 and CoreTestTeapot().message == "I'm a teapot"
+    assert str(CoreTestTeapot("custom")) == "custom"
 
 
 def test_every_code_has_a_class_and_a_status() -> None:
@@ -32,18 +32,18 @@ def test_every_code_has_a_class_and_a_status() -> None:
 
 
 def test_rebuild_prefers_the_registered_class() -> None:
-    err = errors.rebuild(Code.INVALID_ARGUMENT, "I'm a teapot", Teapot.error_name)
-    assert type(err) is Teapot and err.message == "I'm a teapot"
+    err = errors.rebuild(Code.INVALID_ARGUMENT, "I'm a teapot", CoreTestTeapot.error_name)
+    assert type(err) is CoreTestTeapot and err.message == "I'm a teapot"
     # a name whose code disagrees falls back to the canonical class
-    assert type(errors.rebuild(Code.NOT_FOUND, "m", Teapot.error_name)) is errors.NotFound
+    assert type(errors.rebuild(Code.NOT_FOUND, "m", CoreTestTeapot.error_name)) is errors.NotFound
     # unknown names and codes degrade gracefully
     assert type(errors.rebuild(Code.UNAVAILABLE, "m", "no.such.Error")) is Unavailable
     assert type(errors.rebuild(99, "m")) is errors.Unknown
 
 
 def test_rebuild_matches_a_script_registered_class_by_its_last_name() -> None:
-    name = "__main__." + Teapot.__qualname__
-    assert type(errors.rebuild(Code.INVALID_ARGUMENT, "m", name)) is Teapot
+    name = "__main__." + CoreTestTeapot.__qualname__
+    assert type(errors.rebuild(Code.INVALID_ARGUMENT, "m", name)) is CoreTestTeapot
 
 
 @pytest.mark.parametrize(
