@@ -147,13 +147,7 @@ def _unary(route: GrpcRoute, service: str, observer: Observer) -> Handler:
                 call.finish(_cancelled())
                 raise
             except Exception as e:
-                err = server_error(e)
-                call.finish(err if isinstance(e, TimeoutError) else e)
-                blob = encode_error(err)
-                if blob is None:
-                    await _abort(sctx, err, ctx.request_id)
-                    return b""
-                out = blob
+                out = await _failed(e, call, sctx, encode_error, ctx.request_id)
             else:
                 call.finish(None)
             sctx.set_trailing_metadata(((REQUEST_ID_HEADER, ctx.request_id),))
@@ -162,6 +156,23 @@ def _unary(route: GrpcRoute, service: str, observer: Observer) -> Handler:
             _end(token, trace_token)
 
     return handle
+
+
+async def _failed(
+    e: Exception, call: Call, sctx: Any, encode_error: Callable[[Error], bytes | None], rid: str
+) -> bytes:
+    """Finish the observed call for a failed unary answer; the reply bytes, or abort.
+
+    A codec may carry the error inside an OK reply (Go kit's addsvc); otherwise the
+    call ends with the error's status and lokit's error trailer.
+    """
+    err = server_error(e)
+    call.finish(err if isinstance(e, TimeoutError) else e)
+    blob = encode_error(err)
+    if blob is None:
+        await _abort(sctx, err, rid)
+        return b""
+    return blob
 
 
 def _client_stream(route: GrpcRoute, service: str, observer: Observer) -> Handler:
@@ -183,13 +194,7 @@ def _client_stream(route: GrpcRoute, service: str, observer: Observer) -> Handle
                 call.finish(_cancelled())
                 raise
             except Exception as e:
-                err = server_error(e)
-                call.finish(err if isinstance(e, TimeoutError) else e)
-                blob = encode_error(err)
-                if blob is None:
-                    await _abort(sctx, err, ctx.request_id)
-                    return b""
-                out = blob
+                out = await _failed(e, call, sctx, encode_error, ctx.request_id)
             else:
                 call.finish(None)
             sctx.set_trailing_metadata(((REQUEST_ID_HEADER, ctx.request_id),))
