@@ -1,10 +1,14 @@
 """addsvc Sum through the full lokit stack against a bare server of the same transport.
 
-Cases `grpc-uds`, `grpc-tcp`, `http-uds`, `http-tcp`; systems `lokit` (logs,
-RED metrics, request context, deadline handling on; tracing off) and `bare` (a
-plain grpc.aio servicer / a plain ASGI app on uvicorn). One sequential client,
+Cases `grpc-uds`, `grpc-tcp`, `http-uds`, `http-tcp`; systems `lokit` (the
+lokit stack — request context, deadline handling, the request log line, RED
+metrics, a debug server; tracing off — around the same plain Sum), `bare` (a
+plain grpc.aio servicer / a plain ASGI app on uvicorn), and `lokit serve addsvc`
+(the workshop service as shipped, with its own service-level logging and
+instrumenting middlewares on top). One sequential client,
 the same for both systems (a plain grpc.aio stub / aiohttp keep-alive), so the
-difference is the server stack. Rounds alternate bare and lokit to share noise.
+difference is the server stack. Both servers run at once and are called in
+alternating blocks, so they share whatever else the machine is doing.
 Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call).
 """
 
@@ -19,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Row, cpu_seconds, median, parser, percentile, report
+from _common import Row, cpu_seconds, parser, percentile, report
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,19 +36,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
+
+
 def start_server(system: str, transport: str, addr: str, cwd: str) -> subprocess.Popen[bytes]:
-    if system == "lokit":
-        cmd = [
-            sys.executable,
-            "-m",
-            "lokit",
-            "serve",
-            "addsvc",
-            f"--{transport}",
-            addr,
-            "--debug",
-            f"127.0.0.1:{free_port()}",
-        ]
+    debug = f"127.0.0.1:{free_port()}"
+    if system == "lokit serve addsvc":
+        cmd = [sys.executable, "-m", "lokit", "serve", "addsvc", f"--{transport}", addr]
+        cmd += ["--debug", debug]
+    elif system == "lokit":
+        cmd = [sys.executable, str(HERE / "_lokit_server.py"), transport, addr, debug]
     else:
         cmd = [sys.executable, str(HERE / "_bare_servers.py"), transport, addr]
     env = {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
@@ -52,7 +53,7 @@ def start_server(system: str, transport: str, addr: str, cwd: str) -> subprocess
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     )
     assert proc.stdout is not None
-    expected = 2 if system == "lokit" else 1
+    expected = 1 if system == "bare" else 2
     for _ in range(expected):
         line = proc.stdout.readline()
         if not line:
@@ -104,56 +105,66 @@ async def http_calls(addr: str, cwd: str, n: int) -> list[float]:
     return out
 
 
-def measure(system: str, case: str, n: int, warmup: int, cwd: str) -> tuple[list[float], float]:
-    """Latencies of n sequential calls, and CPU µs per call (client + server)."""
+def measure_pair(
+    case: str, n: int, warmup: int, blocks: int, cwd: str
+) -> dict[str, tuple[list[float], float]]:
+    """Both systems up at once, called in alternating blocks so they share the noise.
+
+    Returns, per system, the latencies of its n calls and its CPU µs per call
+    (client + server).
+    """
     transport, kind = case.split("-")
-    addr = f"unix:run/{system}-{case}.sock" if kind == "uds" else f"127.0.0.1:{free_port()}"
-    proc = start_server(system, transport, addr, cwd)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    addrs: dict[str, str] = {}
+    for i, system in enumerate(SYSTEMS):
+        addrs[system] = f"unix:run/{i}-{case}.sock" if kind == "uds" else f"127.0.0.1:{free_port()}"
+        procs[system] = start_server(system, transport, addrs[system], cwd)
+    fn = grpc_calls if transport == "grpc" else http_calls
+    per_block = max(1, n // blocks)
+
+    async def go() -> dict[str, tuple[list[float], float]]:
+        lat: dict[str, list[float]] = {s: [] for s in procs}
+        cpu: dict[str, float] = {s: 0.0 for s in procs}
+        for s in procs:
+            await fn(addrs[s], cwd, warmup)
+        for _ in range(blocks):
+            for s, proc in procs.items():
+                c0, s0 = cpu_seconds(), cpu_seconds(proc.pid)
+                lat[s] += await fn(addrs[s], cwd, per_block)
+                cpu[s] += cpu_seconds() - c0 + cpu_seconds(proc.pid) - s0
+        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in procs}
+
     try:
-        fn = grpc_calls if transport == "grpc" else http_calls
-
-        async def go() -> tuple[list[float], float]:
-            await fn(addr, cwd, warmup)
-            c0, s0 = cpu_seconds(), cpu_seconds(proc.pid)
-            lat = await fn(addr, cwd, n)
-            c1, s1 = cpu_seconds(), cpu_seconds(proc.pid)
-            return lat, (c1 - c0 + s1 - s0) / n * 1e6
-
         import uvloop
 
         return uvloop.run(go())
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def main() -> None:
     args = parser(__doc__ or "").parse_args()
-    n, warmup, rounds = (1500, 200, 1) if args.quick else (10000, 1000, 3)
+    n, warmup, blocks = (2000, 300, 4) if args.quick else (20000, 1000, 20)
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as cwd:
         os.makedirs(os.path.join(cwd, "run"))
         for case in ("grpc-uds", "grpc-tcp", "http-uds", "http-tcp"):
-            results: dict[str, dict[str, list[float]]] = {
-                s: {"p50": [], "p99": [], "cpu": []} for s in ("bare", "lokit")
-            }
-            for _ in range(rounds):
-                for system in ("bare", "lokit"):
-                    lat, cpu = measure(system, case, n, warmup, cwd)
-                    us = [x * 1e6 for x in lat]
-                    results[system]["p50"].append(percentile(us, 50))
-                    results[system]["p99"].append(percentile(us, 99))
-                    results[system]["cpu"].append(cpu)
-            for system in ("lokit", "bare"):
-                r = results[system]
-                rows.append(Row(case, system, "p50_us", median(r["p50"]), "µs"))
-                rows.append(Row(case, system, "p99_us", median(r["p99"]), "µs"))
-                rows.append(Row(case, system, "cpu_us_per_call", median(r["cpu"]), "µs"))
+            result = measure_pair(case, n, warmup, blocks, cwd)
+            for system in SYSTEMS:
+                lat, cpu = result[system]
+                us = [x * 1e6 for x in lat]
+                rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
+                rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
+                rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
             print(f"{case}: done", file=sys.stderr)
-    report(rows, args, f"addsvc Sum, sequential, {n} calls x {rounds} rounds")
+    report(
+        rows, args, f"addsvc Sum, sequential, {n} calls per system in {blocks} alternating blocks"
+    )
     overhead: dict[str, Any] = {}
     for case in ("grpc-uds", "grpc-tcp", "http-uds", "http-tcp"):
         vals = {r.system: r.value for r in rows if r.case == case and r.metric == "p50_us"}

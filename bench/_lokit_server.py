@@ -1,0 +1,40 @@
+"""The lokit stack around plain addsvc logic, for bench/rpc.py's `lokit` rows.
+
+`python bench/_lokit_server.py grpc|http ADDR` serves addsvc's bare service (the
+same Sum as the bare servers, go-kit's pb.Add codecs on gRPC, derived JSON on
+HTTP) through lokit's runtime: request context, deadline handling, the request
+log line (logfmt to stderr), RED metrics, a debug server; tracing off. The
+workshop's own service middlewares (a second log line and business counters per
+call) are measured separately as `lokit serve addsvc`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+
+def main() -> None:
+    from lokit.observability.logs import configure_logging
+    from lokit.runtime import Listeners, run, serve
+    from lokit.services.addsvc.definition import addsvc_client_definition
+
+    kind, addr, debug = sys.argv[1], sys.argv[2], sys.argv[3]
+    configure_logging()
+    listeners = Listeners(
+        grpc=[addr] if kind == "grpc" else [], http=[addr] if kind == "http" else [], debug=debug
+    )
+
+    def ready(kind: str, addr: object) -> None:
+        print(f"addsvc: {kind} listening on {addr}", flush=True)
+
+    async def go() -> int:
+        return await serve(addsvc_client_definition(), listeners, ready)
+
+    sys.exit(run(go))
+
+
+if __name__ == "__main__":
+    main()
