@@ -29,7 +29,6 @@ lint: install
 	$(BIN)/mypy
 
 test: install
-	bash scripts/ensure-servers.sh
 	$(MAKE) lint
 	$(BIN)/python -m pytest -q
 
@@ -37,6 +36,7 @@ proto: install
 	$(BIN)/python scripts/gen_proto.py
 
 bench: install
+	bash scripts/ensure-servers.sh
 	@for b in bench/*.py; do case $$b in */_*) continue;; esac; echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:

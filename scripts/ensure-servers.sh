@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the Debian server packages the tests and benchmarks start (as root),
-# or say which are missing. Tests fail under CI=true when one is absent.
+# Install the Debian server packages the benchmarks start (as root),
+# or say which are missing.
 set -u
 need=()
 for pair in redis-server:redis-server nats-server:nats-server; do

@@ -14,7 +14,7 @@ import pytest
 
 from lokit.proto import addsvc_pb2, addsvc_pb2_grpc
 from tests.e2e.conftest import Start
-from tests.e2e.procs import run_cli
+from tests.e2e.procs import LokitProcess, run_cli
 
 
 async def http(
@@ -39,7 +39,7 @@ def grpc_target(addr: str, cwd: Path) -> str:
 
 
 @pytest.fixture
-def addsvc(start: Start) -> object:
+def addsvc(start: Start) -> LokitProcess:
     return start(
         "serve",
         "addsvc",
@@ -57,9 +57,9 @@ def addsvc(start: Start) -> object:
     )
 
 
-async def test_addsvc_http_on_both_address_kinds(addsvc: object, tmp_path: Path) -> None:
+async def test_addsvc_http_on_both_address_kinds(addsvc: LokitProcess, tmp_path: Path) -> None:
     p = addsvc
-    for addr in p.addrs["http"]:  # type: ignore[attr-defined]
+    for addr in p.addrs["http"]:
         if addr.startswith("unix:"):
             addr = "unix:" + str(tmp_path / addr[5:])
         status, _, body = await http(addr, "POST", "/sum", b'{"a":1,"b":2}')
@@ -78,8 +78,8 @@ async def test_addsvc_http_on_both_address_kinds(addsvc: object, tmp_path: Path)
         assert (status, orjson.loads(body)) == (418, {"error": "I'm a teapot"})
 
 
-async def test_addsvc_http_bad_input(addsvc: object) -> None:
-    addr = addsvc.addr("http", 1)  # type: ignore[attr-defined]
+async def test_addsvc_http_bad_input(addsvc: LokitProcess) -> None:
+    addr = addsvc.addr("http", 1)
     status, _, body = await http(addr, "POST", "/nope", b"{}")
     assert status == 404 and "error" in orjson.loads(body)
     status, headers, body = await http(addr, "GET", "/sum")
@@ -90,8 +90,10 @@ async def test_addsvc_http_bad_input(addsvc: object) -> None:
     assert status == 400 and "$.a" in orjson.loads(body)["error"]
 
 
-async def test_addsvc_grpc_is_wire_compatible_with_go_kit(addsvc: object, tmp_path: Path) -> None:
-    for addr in addsvc.addrs["grpc"]:  # type: ignore[attr-defined]
+async def test_addsvc_grpc_is_wire_compatible_with_go_kit(
+    addsvc: LokitProcess, tmp_path: Path
+) -> None:
+    for addr in addsvc.addrs["grpc"]:
         async with grpc.aio.insecure_channel(grpc_target(addr, tmp_path)) as ch:
             stub = addsvc_pb2_grpc.AddStub(ch)
             r = await stub.Sum(addsvc_pb2.SumRequest(a=1, b=2))
@@ -108,11 +110,11 @@ async def test_addsvc_grpc_is_wire_compatible_with_go_kit(addsvc: object, tmp_pa
             assert m.v == 10.0
 
 
-async def test_health_metrics_and_request_id(addsvc: object, tmp_path: Path) -> None:
+async def test_health_metrics_and_request_id(addsvc: LokitProcess, tmp_path: Path) -> None:
     p = addsvc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    async with grpc.aio.insecure_channel(grpc_target(p.addr("grpc"), tmp_path)) as ch:  # type: ignore[attr-defined]
+    async with grpc.aio.insecure_channel(grpc_target(p.addr("grpc"), tmp_path)) as ch:
         resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""))
         assert resp.status == health_pb2.HealthCheckResponse.SERVING
     status, headers, _ = await http(
@@ -120,12 +122,12 @@ async def test_health_metrics_and_request_id(addsvc: object, tmp_path: Path) -> 
         "POST",
         "/sum",
         b'{"a":1,"b":2}',
-        {"X-Request-ID": "req-e2e-42"},  # type: ignore[attr-defined]
+        {"X-Request-ID": "req-e2e-42"},
     )
     assert status == 200 and headers["X-Request-ID"] == "req-e2e-42"
-    status, headers, _ = await http(p.addr("http", 1), "POST", "/sum", b'{"a":1,"b":2}')  # type: ignore[attr-defined]
+    status, headers, _ = await http(p.addr("http", 1), "POST", "/sum", b'{"a":1,"b":2}')
     assert headers.get("X-Request-ID")
-    debug = p.addr("debug")  # type: ignore[attr-defined]
+    debug = p.addr("debug")
     status, _, body = await http(debug, "GET", "/healthz")
     assert status == 200
     status, _, body = await http(debug, "GET", "/metrics")
@@ -136,7 +138,7 @@ async def test_health_metrics_and_request_id(addsvc: object, tmp_path: Path) -> 
     assert "lokit_requests_in_flight" in text
     assert "addsvc_integers_summed_total" in text
     assert "process_cpu_seconds_total" in text
-    lines = [ln for ln in p.stderr_lines if "request_id=req-e2e-42" in ln]  # type: ignore[attr-defined]
+    lines = [ln for ln in p.stderr_lines if "request_id=req-e2e-42" in ln]
     assert any("event=call" in ln and "logger=addsvc" in ln for ln in lines)  # service middleware
     line = next(ln for ln in lines if "event=request" in ln)
     for field in ("service=addsvc", "method=Sum", "transport=http", "took=", "code=OK"):
@@ -201,13 +203,13 @@ async def test_stringsvc_dependency(start: Start, tmp_path: Path) -> None:
     assert r.returncode == 1 and "unavailable" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_cli_call(addsvc: object, tmp_path: Path) -> None:
+def test_cli_call(addsvc: LokitProcess, tmp_path: Path) -> None:
     g = "unix:run/add.grpc.sock"
     r = run_cli(["call", "addsvc", "sum", "1", "2", "--grpc", g], tmp_path)
     assert (r.returncode, orjson.loads(r.stdout)) == (0, {"v": 3})
     r = run_cli(
         ["call", "addsvc", "concat", "a=x", "b=y", "--http", addsvc.addr("http", 1)], tmp_path
-    )  # type: ignore[attr-defined]
+    )
     assert (r.returncode, orjson.loads(r.stdout)) == (0, {"v": "xy"})
     r = run_cli(["call", "addsvc", "sum", "0", "0", "--grpc", g], tmp_path)
     assert r.returncode == 1 and r.stderr.strip() == "error: can't sum two zeroes"
