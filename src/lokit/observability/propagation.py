@@ -12,8 +12,6 @@ from collections.abc import Mapping, MutableMapping
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
-_FIELDS = ("traceparent", "tracestate", "baggage")
-
 
 def extract_and_attach(carrier: Mapping[str, str]) -> object | None:
     """Attach the trace context found in `carrier`; return a token for `detach`, or None."""
@@ -31,6 +29,3 @@ def detach(token: object | None) -> None:
 def inject(carrier: MutableMapping[str, str]) -> None:
     """Add the current trace context's headers (if a span is active) to `carrier`."""
     propagate.inject(carrier)
-
-
-TRACE_FIELDS = _FIELDS
