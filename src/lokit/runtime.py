@@ -15,6 +15,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvloop
+
 from lokit.observability.debug import debug_app
 from lokit.observability.logs import get_logger
 from lokit.observability.request import RequestObserver
@@ -128,24 +130,16 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
         log.info("shutting down", service=service.name, grace=listeners.grace)
         for drain in service.on_drain:
             drain()
-        await runtime.stop()
     finally:
+        await runtime.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
-        await runtime.stop()
     log.info("stopped", service=service.name)
     return 0
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
-    """Run an async main on uvloop (when installed); returns its exit code."""
-    try:
-        import uvloop
-
-        runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        runner = asyncio.Runner()
-    with runner:
-        result = runner.run(coro_fn())
-    return int(result or 0)
+    """Run an async main on uvloop; returns its exit code."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return int(runner.run(coro_fn()) or 0)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lokit.cli.catalog import CATALOG
 from lokit.cli.errors import fail, friendly
 
 if TYPE_CHECKING:
@@ -115,8 +116,6 @@ def serve_service(
 @friendly
 def serve_addsvc(stringsvc: str | None, **opts: Any) -> None:
     """Serve addsvc: Sum, Concat, Mult."""
-    from lokit.cli.catalog import CATALOG
-
     serve_service(
         "addsvc",
         lambda: CATALOG["addsvc"].build(stringsvc=stringsvc),
@@ -130,13 +129,11 @@ def serve_addsvc(stringsvc: str | None, **opts: Any) -> None:
 @friendly
 def serve_stringsvc(**opts: Any) -> None:
     """Serve stringsvc: Uppercase, Count."""
-    from lokit.cli.catalog import CATALOG
-
     serve_service("stringsvc", lambda: CATALOG["stringsvc"].build(), **opts)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("service", type=click.Choice(["addsvc", "stringsvc"]))
+@click.argument("service", type=click.Choice(sorted(CATALOG)))
 @click.argument("method")
 @click.argument("args", nargs=-1)
 @click.option("--grpc", "grpc_addr", metavar="ADDR", help="Call over gRPC at ADDR.")
@@ -155,19 +152,17 @@ def call(
 
     Example: lokit call addsvc sum 1 2 --grpc unix:run/addsvc.grpc.sock
     """
-    from lokit.cli.catalog import CATALOG
     from lokit.codec import JsonCodec
     from lokit.proxy import request_from_args
     from lokit.runtime import run
-    from lokit.service import rpc_name
 
     if (grpc_addr is None) == (http_addr is None):
         fail("give exactly one of --grpc ADDR or --http ADDR")
     definition = CATALOG[service].client()
     grpc_routes, http_routes = definition.grpc, definition.http
-    wanted = rpc_name(method.replace("-", "_")) if method.islower() else method
+    # `concat`, `Concat`, `get-servers`, `get_servers` and `GetServers` all name one method
     routes = {r.method.name.lower(): r for r in grpc_routes}
-    route = routes.get(wanted.lower())
+    route = routes.get(method.replace("-", "").replace("_", "").lower())
     if route is None:
         names = ", ".join(sorted(r.method.name for r in grpc_routes))
         fail(f"{service} has no method {method!r} (it has {names})")
@@ -205,7 +200,7 @@ def call(
 )
 @friendly
 def run_stack(log_format: str) -> None:
-    """Run the local stack (stringsvc, addsvc) on Unix sockets under ./run/ until Ctrl-C."""
+    """Run the local stack (log, stringsvc, addsvc) on Unix sockets under ./run/ until Ctrl-C."""
     from lokit.cli.stack import run_stack as run_local_stack
 
     sys.exit(asyncio.run(run_local_stack(log_format)))

@@ -28,13 +28,7 @@ def addsvc_definition(
     remote stringsvc dependency); without it Concat is plain.
     """
     service = InstrumentingMiddleware(LoggingMiddleware(ConcatTransform(AddService(), uppercase)))
-    methods = describe(service, middlewares=endpoint_middlewares)
-    return ServiceDef(
-        name="addsvc",
-        grpc=grpc_routes(GRPC_SERVICE, methods, codecs=pb_codecs(methods)),
-        http=http_routes(methods),
-        grpc_services=[GRPC_SERVICE],
-    )
+    return _definition(service, endpoint_middlewares)
 
 
 def addsvc_client_definition() -> ServiceDef:
@@ -43,7 +37,12 @@ def addsvc_client_definition() -> ServiceDef:
     A client uses a route's path and codec (encode_request / decode_response);
     the local endpoints behind these routes are the bare service and go unused.
     """
-    methods = describe(AddService())
+    return _definition(AddService())
+
+
+def _definition(service: object, middlewares: tuple[Middleware, ...] = ()) -> ServiceDef:
+    """`pb.Add` with go-kit's protobuf codecs over gRPC, derived JSON over HTTP."""
+    methods = describe(service, middlewares=middlewares)
     return ServiceDef(
         name="addsvc",
         grpc=grpc_routes(GRPC_SERVICE, methods, codecs=pb_codecs(methods)),
