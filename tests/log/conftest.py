@@ -64,7 +64,9 @@ async def client(server: InProcess) -> AsyncIterator[LogClient]:
 class ServerProcess:
     """`python -m lokit serve log ARGS` in `cwd`, ready once its listeners are up."""
 
-    def __init__(self, cwd: Path, *args: str, listeners: int = 2) -> None:
+    def __init__(
+        self, cwd: Path, *args: str, listeners: int = 2, env: dict[str, str] | None = None
+    ) -> None:
         self.cwd = cwd
         self.args = list(args)
         self.proc = subprocess.Popen(
@@ -72,7 +74,7 @@ class ServerProcess:
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.addrs: dict[str, str] = {}
         self.stderr_lines: list[str] = []
@@ -129,8 +131,8 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     """Start log server processes in tmp_path (all stopped at the end)."""
     procs: list[ServerProcess] = []
 
-    def start(*args: str, listeners: int = 2) -> ServerProcess:
-        p = ServerProcess(tmp_path, *args, listeners=listeners)
+    def start(*args: str, listeners: int = 2, env: dict[str, str] | None = None) -> ServerProcess:
+        p = ServerProcess(tmp_path, *args, listeners=listeners, env=env)
         procs.append(p)
         return p
 
@@ -143,15 +145,16 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
 
 
 def run_cli(
-    cwd: Path, *args: str, stdin: bytes | None = None
+    cwd: Path, *args: str | bytes, stdin: bytes | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """`python -m lokit ARGS` to completion."""
+    """`python -m lokit ARGS` to completion (`env` is added to this process's environment)."""
     return subprocess.run(
         [sys.executable, "-m", "lokit", *args],
         cwd=cwd,
         input=stdin,
         capture_output=True,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
 
 

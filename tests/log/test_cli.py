@@ -63,6 +63,14 @@ def test_client_errors_are_one_sentence(served: Path) -> None:
     assert "invalid topic name 'a/b'" in err
 
 
+def test_the_client_address_variable_serves_and_addresses(tmp_path: Path, spawn: Any) -> None:
+    """An exported LOKIT_LOG_ADDR starts the server (not a server setting) and aims the client."""
+    env = {"LOKIT_LOG_ADDR": "unix:g.sock"}
+    spawn("--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock", env=env)
+    r = run_cli(tmp_path, "log", "produce", "v", env=env)
+    assert r.returncode == 0 and r.stdout == b"0\n", r.stderr.decode()
+
+
 def test_serve_errors_are_one_sentence(served: Path) -> None:
     err = one_sentence_error(run_cli(served, "serve", "log", "--fsync", "sometimes"))
     assert "invalid fsync policy 'sometimes'" in err

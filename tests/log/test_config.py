@@ -71,6 +71,13 @@ def test_bad_flag_and_environment_values() -> None:
         merge({"segment_max_bytes": "4"}, environ={})
 
 
+def test_the_client_address_variable_is_not_a_server_setting() -> None:
+    """LOKIT_LOG_ADDR is the client commands' address; the server ignores it."""
+    assert merge({}, environ={"LOKIT_LOG_ADDR": "unix:elsewhere.sock"}) == ServerConfig()
+    env = {"LOKIT_LOG_ADDR": "unix:elsewhere.sock", "LOKIT_LOG_GRACE": "2"}
+    assert merge({}, environ=env).grace == 2.0
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_file(tmp_path / "nope.toml")

@@ -19,9 +19,10 @@ import yaml
 
 from lokit.commitlog import FsyncPolicy, LogConfig
 from lokit.commitlog.config import parse_age, parse_size
+from lokit.services.log.defaults import ADDR_ENV, DEFAULT_CACHE_BYTES, DEFAULT_DATA, ENV_PREFIX
 
-ENV_PREFIX = "LOKIT_LOG_"
-DEFAULT_DATA = "data/log"
+# `LOKIT_LOG_<KEY>` variables that configure the client commands, not the server.
+CLIENT_ENV = frozenset({ADDR_ENV})
 LOG_FORMATS = ("logfmt", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -43,7 +44,7 @@ class ServerConfig:
     max_record_bytes: int | None = None
     retention_bytes: int | None = None
     retention_age: float | None = None
-    read_cache_bytes: int = 64 << 20
+    read_cache_bytes: int = DEFAULT_CACHE_BYTES
     log_format: str = "logfmt"
     log_level: str = "info"
     grace: float = 10.0
@@ -172,12 +173,15 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Settings from `LOKIT_LOG_<KEY>` variables (e.g. LOKIT_LOG_FSYNC=interval:200)."""
+    """Settings from `LOKIT_LOG_<KEY>` variables (e.g. LOKIT_LOG_FSYNC=interval:200).
+
+    The client commands' variables (`LOKIT_LOG_ADDR`) are not server settings: skipped.
+    """
     env = os.environ if environ is None else environ
     values = {
         name[len(ENV_PREFIX) :].lower(): value
         for name, value in env.items()
-        if name.startswith(ENV_PREFIX) and value != ""
+        if name.startswith(ENV_PREFIX) and value != "" and name not in CLIENT_ENV
     }
     return _normalized(values, "environment")
 
