@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,20 @@ async def test_positions_and_records_survive_a_restart(tmp_path: Path, spawn: An
         assert batch.values == [b"6", b"7", b"8", b"9"]
     finally:
         await c.close()
+
+
+async def test_a_cancelled_commit_still_lands_in_cache_and_database(tmp_path: Path) -> None:
+    """The write goes on when its caller goes away; the cache follows the database."""
+    p = Positions(tmp_path / "pos.sqlite")
+    await p.open()
+    task = asyncio.create_task(p.commit("g", "t", 5))
+    await asyncio.sleep(0)  # the write is handed to the writer thread
+    task.cancel()
+    await p.commit("g", "u", 1)  # the writer is FIFO: the first write is done too
+    assert task.cancelled()
+    assert p.all() == [("g", "t", 5), ("g", "u", 1)]
+    await p.close()
+    again = Positions(tmp_path / "pos.sqlite")
+    await again.open()
+    assert again.all() == [("g", "t", 5), ("g", "u", 1)]
+    await again.close()

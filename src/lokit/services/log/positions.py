@@ -14,6 +14,7 @@ import asyncio
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from lokit.errors import Unavailable
@@ -81,9 +82,20 @@ class Positions:
         return sorted((c, t, o) for (c, t), o in self._cache.items())
 
     async def commit(self, consumer: str, topic: str, offset: int) -> None:
-        """Store `offset` durably (per the durability setting), then cache it."""
+        """Store `offset` durably (per the durability setting), then cache it.
+
+        The cache changes on the loop once the write is done (so `all()` never sees
+        it change mid-iteration), in the writer's order, and even when the caller
+        is cancelled meanwhile (the write is not), so it always matches the database.
+        """
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._writer, self._commit, consumer, topic, offset)
+        write = loop.run_in_executor(self._writer, self._commit, consumer, topic, offset)
+        write.add_done_callback(partial(self._cached, (consumer, topic), offset))
+        await asyncio.shield(write)
+
+    def _cached(self, key: tuple[str, str], offset: int, write: asyncio.Future[None]) -> None:
+        if not write.cancelled() and write.exception() is None:
+            self._cache[key] = offset
 
     def _commit(self, consumer: str, topic: str, offset: int) -> None:
         db = self._db
@@ -93,7 +105,6 @@ class Positions:
             db.execute(_UPSERT, (consumer, topic, offset, time.time()))
         except sqlite3.Error as e:
             raise Unavailable(f"cannot store the consumer position: {e}") from None
-        self._cache[(consumer, topic)] = offset
 
     async def close(self) -> None:
         """Close the database (pending commits finish first)."""
