@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 
 from lokit.commitlog.errors import IndexEOF
-from lokit.commitlog.index import Index
+from lokit.commitlog.index import ENTRY_SIZE, Index
 
 
 def test_index(tmp_path: Path) -> None:
@@ -56,4 +58,32 @@ def test_index_truncate_and_reopen(tmp_path: Path) -> None:
     assert path.stat().st_size == 36
     idx = Index(path)
     assert [idx.position(k) for k in range(3)] == [0, 10, 99]
+    idx.close()
+
+
+def test_a_failed_flush_leaves_no_partial_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "i"
+    idx = Index(path)
+    idx.append(0, [0, 10])
+    idx.flush()
+    idx.append(2, [20, 30, 40])
+    real_write = os.write
+    calls = {"n": 0}
+
+    def half_then_full(fd: int, data: bytes | memoryview) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:  # part of the block lands, then the disk is full
+            return real_write(fd, bytes(data)[:7])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        idx.flush()
+    monkeypatch.undo()
+    assert path.stat().st_size == idx.raw_size == 2 * ENTRY_SIZE  # cut back: still aligned
+    idx.close()  # writes the pending entries now that the disk has room
+    idx = Index(path)
+    assert [idx.read(k) for k in range(5)] == [(k, 10 * k) for k in range(5)]
     idx.close()

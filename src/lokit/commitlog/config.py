@@ -12,10 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from .index import ENTRY_SIZE as INDEX_ENTRY_SIZE
 from .record import HEADER_SIZE
-
-INDEX_ENTRY_SIZE = 12
-"""Bytes per index entry: uint32 relative offset + uint64 store position."""
 
 _SIZE_UNITS = {
     "": 1,

@@ -135,13 +135,24 @@ class Index:
             self.flush()
 
     def flush(self) -> None:
-        """Write entries not yet in the file (one write)."""
+        """Write entries not yet in the file (one write).
+
+        If the write fails part-way, the bytes that did land are cut off again, so the
+        file never holds a partial entry (which would misalign every entry after it).
+        """
         if self.written < self.count:
             start = self.written - self._mm_n
             data = memoryview(pack_entries(self.written, self._tail[start:]))
             done = 0
-            while done < len(data):
-                done += os.write(self.fd, data[done:])
+            try:
+                while done < len(data):
+                    done += os.write(self.fd, data[done:])
+            except OSError:
+                try:
+                    os.ftruncate(self.fd, self.raw_size)
+                except OSError:
+                    pass  # the size now disagrees with raw_size: the Log fails itself
+                raise
             self.raw_size += len(data)
             self.written = self.count
 
@@ -149,10 +160,6 @@ class Index:
     def size(self) -> int:
         """Logical size in bytes: 12 x entries (unwritten ones included)."""
         return self.count * ENTRY_SIZE
-
-    def raw(self) -> bytes:
-        """The file as stored (recovery compares it with what it should be)."""
-        return os.pread(self.fd, self.raw_size, 0)
 
     def truncate(self, n: int) -> None:
         """Keep only the first n entries."""
@@ -183,11 +190,6 @@ class Index:
         self.flush()
         if self._tail:
             self._map(self.count)
-
-    def sync(self) -> None:
-        """Write unwritten entries and fdatasync the file."""
-        self.flush()
-        os.fdatasync(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:

@@ -109,16 +109,17 @@ class Segment:
         """Write one ready-made frame (the caller checked the limits); returns its offset."""
         store = self.store
         pos = store.size
+        count = self.index.count
         try:
             n = os.write(store.fd, data)
             store.size = pos + n
             if n != len(data):
                 store.append_frames(memoryview(data)[n:])
-            self.index.append_one(pos)
+            self.index.append_one(pos)  # may flush a block of entries, which may fail
         except OSError:
-            self.truncate(self.index.count, pos)
+            self.truncate(count, pos)
             raise
-        return self.base + self.index.count - 1
+        return self.base + count
 
     def append(self, value: bytes) -> int:
         """Append one record; SegmentFull if it does not fit (proglog's Segment.Append)."""
@@ -192,10 +193,6 @@ class Segment:
         return got, end - HEADER_SIZE * got if reason is None else sum(
             len(v) for _, v in out[before:]
         )
-
-    def read_frames(self, start: int, end: int) -> bytes:
-        """Raw store bytes [start, end) (snapshots)."""
-        return os.pread(self.store.fd, end - start, start)
 
     # -- recovery ------------------------------------------------------------------------
 
@@ -295,11 +292,6 @@ class Segment:
     def mtime(self) -> float:
         """When the store was last written (retention by age)."""
         return os.fstat(self.store.fd).st_mtime
-
-    def sync(self) -> None:
-        self.index.flush()
-        self.store.sync()
-        self.index.sync()
 
     def close(self) -> None:
         try:

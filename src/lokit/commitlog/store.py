@@ -2,7 +2,7 @@
 
 There is no user-space buffer (proglog's bufio writer lost records on a crash):
 every append is one `os.write` of ready-made frames, so once it returns the bytes
-are in the page cache and visible to `os.pread`; durability is `sync()`'s job.
+are in the page cache and visible to `os.pread`; durability is the Log's sync rounds' job.
 """
 
 from __future__ import annotations
@@ -63,10 +63,6 @@ class Store:
         """Cut the file back to `size` bytes."""
         os.ftruncate(self.fd, size)
         self.size = size
-
-    def sync(self) -> None:
-        """fdatasync the file."""
-        os.fdatasync(self.fd)
 
     def close(self) -> None:
         if self.fd >= 0:
