@@ -8,15 +8,20 @@ service. Trace context rides in OpenTelemetry's own context variable.
 from __future__ import annotations
 
 import contextvars
+import math
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from lokit.errors import Error, InvalidArgument
+
 REQUEST_ID_HEADER = "x-request-id"
 TIMEOUT_HEADER = "x-request-timeout-ms"
 CALLER_HEADER = "x-caller-id"
+# Longest request id a server accepts; a longer one is replaced by a fresh id.
+MAX_REQUEST_ID = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +99,42 @@ def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | Non
     if left is not None:
         timeout = left if timeout is None else min(timeout, left)
     return ctx.request_id, timeout, ctx.identity
+
+
+def incoming(
+    service: str,
+    method: str,
+    transport: str,
+    request_id: str | None,
+    timeout_ms: str | bytes | None,
+    caller: str | None,
+    left: float | None = None,
+) -> tuple[RequestContext, Error | None]:
+    """The context of an incoming request, and the error to answer it with, if any.
+
+    Server transports scan their headers and hand the raw values here, so both
+    read them alike: a missing, empty or longer than `MAX_REQUEST_ID` request id
+    is replaced by a fresh one; `timeout_ms` (`x-request-timeout-ms`) must be a
+    number of milliseconds >= 0, else the error is InvalidArgument; `left` is the
+    seconds the transport itself allows (gRPC's deadline), and the deadline is
+    the earlier of the two.
+    """
+    bad: Error | None = None
+    if timeout_ms is not None:
+        try:
+            ms = float(timeout_ms)
+        except ValueError:
+            ms = math.nan
+        if 0.0 <= ms < math.inf:
+            seconds = ms / 1000.0
+            if left is None or seconds < left:
+                left = seconds
+        else:
+            text = timeout_ms.decode("latin-1") if isinstance(timeout_ms, bytes) else timeout_ms
+            bad = InvalidArgument(
+                f"{TIMEOUT_HEADER} must be a number of milliseconds >= 0, not {text!r}"
+            )
+    if not request_id or len(request_id) > MAX_REQUEST_ID:
+        request_id = new_request_id()
+    deadline = None if left is None else time.monotonic() + left
+    return RequestContext(request_id, service, method, transport, deadline, caller or None), bad

@@ -84,7 +84,7 @@ async def test_everything_else_is_404(method: str, path: str) -> None:
 @pytest.fixture
 async def debug_socket(tmp_path: Path) -> AsyncIterator[Path]:
     sock = tmp_path / "debug.sock"
-    config = uvicorn.Config(debug_app(), uds=str(sock), log_level="error", lifespan="on")
+    config = uvicorn.Config(debug_app(), uds=str(sock), log_level="error", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

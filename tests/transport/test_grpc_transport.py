@@ -273,6 +273,44 @@ async def test_slow_endpoint_yields_deadline_exceeded(served: Served) -> None:
         await served.client.unary(r.path, served.req("Slow", seconds=30.0), r.codec, timeout=0.2)
     # the server is still fine afterwards
     assert await served.ep["Sum"](served.req("Sum", a=1, b=2)) == 3
+    # The server enforces the deadline itself: x-request-timeout-ms tightens a far
+    # gRPC deadline, and applies without one; the lokit trailer shows the server
+    # (not the client's own timer) ended the call.
+    async with grpc.aio.insecure_channel(target(served.addr)) as ch:
+        slow = ch.unary_unary(r.path)
+        for grpc_timeout in (60.0, None):
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await slow(
+                    b'{"seconds": 30}',
+                    timeout=grpc_timeout,
+                    metadata=(("x-request-timeout-ms", "100"),),
+                )
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            trailers = tuple(info.value.trailing_metadata())
+            assert ("lokit-error", DeadlineExceeded.error_name) in trailers
+
+
+@pytest.mark.parametrize("value", ["soon", "-5", "nan"])
+async def test_bad_timeout_header_is_invalid_argument(served: Served, value: str) -> None:
+    async with grpc.aio.insecure_channel(target(served.addr)) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await ch.unary_unary(f"/{SERVICE}/Sum")(
+                b'{"a": 1, "b": 2}', timeout=30, metadata=(("x-request-timeout-ms", value),)
+            )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == (
+        f"x-request-timeout-ms must be a number of milliseconds >= 0, not {value!r}"
+    )
+
+
+async def test_overlong_request_id_is_replaced(served: Served) -> None:
+    decode = msgspec.json.Decoder(Info).decode
+    async with grpc.aio.insecure_channel(target(served.addr)) as ch:
+        whoami = ch.unary_unary(f"/{SERVICE}/Whoami")
+        info = decode(await whoami(b"{}", metadata=(("x-request-id", "r" * 256),)))
+        assert info.request_id == "r" * 256
+        info = decode(await whoami(b"{}", metadata=(("x-request-id", "r" * 257),)))
+        assert len(info.request_id) == 32
 
 
 async def test_health_check_serving(served: Served) -> None:

@@ -364,6 +364,9 @@ async def test_deadline_reaches_the_endpoint_and_is_enforced(served: Served) -> 
     assert status == 400 and "x-request-timeout-ms" in orjson.loads(body)["error"]
     status, _, _ = await raw(bound, "POST", "/info", headers={"X-Request-Timeout-Ms": "-5"})
     assert status == 400
+    # the observer gets the deadline's own TimeoutError, and maps it itself
+    slow = [e for c, e in served.observer.calls if c.method == "Slow"]
+    assert len(slow) == 2 and all(type(e) is TimeoutError for e in slow)
 
 
 async def test_trace_context_is_attached_and_forwarded(served: Served) -> None:

@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+if TYPE_CHECKING:  # types only: observability does not load the HTTP transport
+    from lokit.transport.http.asgi import ASGIApp, Receive, Scope, Send
 
 _HEALTHY = b'{"status":"ok"}'
 _JSON = b"application/json"
@@ -36,12 +32,8 @@ def debug_app(registry: Collector | None = None) -> ASGIApp:
     """The debug ASGI app; `registry` defaults to prometheus_client's REGISTRY."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if kind != "http":
-            return
+        if scope["type"] != "http":
+            return  # served with lifespan off, like every lokit ASGI app
         method = scope.get("method", "GET")
         path = scope.get("path", "")
         if method not in ("GET", "HEAD") or path not in ("/metrics", "/healthz"):
@@ -88,13 +80,3 @@ async def _answer(send: Send, status: int, content_type: bytes, body: bytes, hea
         }
     )
     await send({"type": "http.response.body", "body": b"" if head else body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -8,7 +8,7 @@ the caller's trace context, starts the observer's call, runs decode -> endpoint
 
 The deadline is grpc's (`time_remaining()`), tightened by the exact
 `x-request-timeout-ms` lokit clients send alongside it, because grpc rounds the
-wire timeout up.
+wire timeout up; `lokit.context.incoming` reads the headers as the HTTP side does.
 
 Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
@@ -33,7 +33,7 @@ from lokit.context import (
     REQUEST_ID_HEADER,
     TIMEOUT_HEADER,
     RequestContext,
-    new_request_id,
+    incoming,
     reset,
     set_current,
 )
@@ -59,8 +59,12 @@ def _cancelled() -> Cancelled:
 
 def _begin(
     sctx: Any, service: str, method: str, start: Callable[[RequestContext], Call]
-) -> tuple[RequestContext, Any, object | None, Call, float | None]:
-    """Context, contextvar token, trace token and observer call for one incoming call."""
+) -> tuple[RequestContext, Any, object | None, Call, float | None, Error | None]:
+    """Context, contextvar token, trace token, observer call, seconds left and bad input.
+
+    The bad input (an invalid `x-request-timeout-ms`) is raised by the handler
+    inside its observed region.
+    """
     metadata = sctx.invocation_metadata()
     request_id = caller = timeout_ms = None
     traced = False
@@ -73,25 +77,15 @@ def _begin(
             traced = True
         elif key == TIMEOUT_HEADER:
             timeout_ms = value
-    left = sctx.time_remaining()
-    if left is not None and timeout_ms is not None:
-        # grpc rounds the wire timeout up (by up to ~1 %); lokit clients also send
-        # the exact milliseconds, which may only tighten the gRPC deadline.
-        with contextlib.suppress(ValueError):
-            left = min(left, int(timeout_ms) / 1000)
-    ctx = RequestContext(
-        request_id or new_request_id(),
-        service,
-        method,
-        _TRANSPORT,
-        None if left is None else time.monotonic() + left,
-        caller,
+    ctx, bad = incoming(
+        service, method, _TRANSPORT, request_id, timeout_ms, caller, sctx.time_remaining()
     )
     token = set_current(ctx)
     trace_token = (
         extract_and_attach({k: v for k, v in metadata if isinstance(v, str)}) if traced else None
     )
-    return ctx, token, trace_token, start(ctx), left
+    left = None if ctx.deadline is None else ctx.deadline - time.monotonic()
+    return ctx, token, trace_token, start(ctx), left, bad
 
 
 def _end(token: Any, trace_token: object | None) -> None:
@@ -125,7 +119,8 @@ async def _aclose(stream: Any) -> None:
             await close()
 
 
-def _unary(route: GrpcRoute, service: str, observer: Observer) -> Handler:
+def _single_reply(route: GrpcRoute, service: str, observer: Observer) -> Handler:
+    """Unary and client-streaming: one reply, with the request id in the trailing metadata."""
     decode = route.codec.decode_request
     encode = route.codec.encode_response
     encode_error = route.codec.encode_error
@@ -133,16 +128,21 @@ def _unary(route: GrpcRoute, service: str, observer: Observer) -> Handler:
     method = route.method.name
     start = observer.start
     timeout = asyncio.timeout
+    streams_requests = route.method.kind.streams_requests
 
-    async def handle(data: bytes, sctx: Any) -> bytes:
-        ctx, token, trace_token, call, left = _begin(sctx, service, method, start)
+    async def handle(request: Any, sctx: Any) -> bytes:
+        ctx, token, trace_token, call, left, bad = _begin(sctx, service, method, start)
+        requests = _decoded(request, decode) if streams_requests else None
         try:
             try:
+                if bad is not None:
+                    raise bad
+                arg = decode(request) if requests is None else requests
                 if left is None:
-                    out: bytes = encode(await endpoint(decode(data)))
+                    out: bytes = encode(await endpoint(arg))
                 else:
                     async with timeout(left):
-                        out = encode(await endpoint(decode(data)))
+                        out = encode(await endpoint(arg))
             except asyncio.CancelledError:
                 call.finish(_cancelled())
                 raise
@@ -153,6 +153,8 @@ def _unary(route: GrpcRoute, service: str, observer: Observer) -> Handler:
             sctx.set_trailing_metadata(((REQUEST_ID_HEADER, ctx.request_id),))
             return out
         finally:
+            if requests is not None:
+                await requests.aclose()
             _end(token, trace_token)
 
     return handle
@@ -161,49 +163,19 @@ def _unary(route: GrpcRoute, service: str, observer: Observer) -> Handler:
 async def _failed(
     e: Exception, call: Call, sctx: Any, encode_error: Callable[[Error], bytes | None], rid: str
 ) -> bytes:
-    """Finish the observed call for a failed unary answer; the reply bytes, or abort.
+    """Finish the observed call for a failed answer; the error reply's bytes, or abort.
 
     A codec may carry the error inside an OK reply (Go kit's addsvc); otherwise the
-    call ends with the error's status and lokit's error trailer.
+    call ends with the error's status and lokit's error trailer (b"" when the
+    call had already ended). The observer gets `e` itself and maps it alike.
     """
+    call.finish(e)
     err = server_error(e)
-    call.finish(err if isinstance(e, TimeoutError) else e)
     blob = encode_error(err)
     if blob is None:
         await _abort(sctx, err, rid)
         return b""
     return blob
-
-
-def _client_stream(route: GrpcRoute, service: str, observer: Observer) -> Handler:
-    decode = route.codec.decode_request
-    encode = route.codec.encode_response
-    encode_error = route.codec.encode_error
-    endpoint = route.method.endpoint
-    method = route.method.name
-    start = observer.start
-
-    async def handle(raw: AsyncIterator[bytes], sctx: Any) -> bytes:
-        ctx, token, trace_token, call, left = _begin(sctx, service, method, start)
-        requests = _decoded(raw, decode)
-        try:
-            try:
-                async with asyncio.timeout(left):
-                    out: bytes = encode(await endpoint(requests))
-            except asyncio.CancelledError:
-                call.finish(_cancelled())
-                raise
-            except Exception as e:
-                out = await _failed(e, call, sctx, encode_error, ctx.request_id)
-            else:
-                call.finish(None)
-            sctx.set_trailing_metadata(((REQUEST_ID_HEADER, ctx.request_id),))
-            return out
-        finally:
-            await requests.aclose()
-            _end(token, trace_token)
-
-    return handle
 
 
 def _streaming(route: GrpcRoute, service: str, observer: Observer) -> Handler:
@@ -217,12 +189,14 @@ def _streaming(route: GrpcRoute, service: str, observer: Observer) -> Handler:
     streams_requests = route.method.kind.streams_requests
 
     async def handle(request: Any, sctx: Any) -> None:
-        ctx, token, trace_token, call, left = _begin(sctx, service, method, start)
+        ctx, token, trace_token, call, left, bad = _begin(sctx, service, method, start)
         requests = _decoded(request, decode) if streams_requests else None
         stream: Any = None
         try:
             try:
                 await sctx.send_initial_metadata(((REQUEST_ID_HEADER, ctx.request_id),))
+                if bad is not None:
+                    raise bad
                 async with asyncio.timeout(left):
                     stream = await endpoint(requests if requests is not None else decode(request))
                     write = sctx.write
@@ -232,12 +206,8 @@ def _streaming(route: GrpcRoute, service: str, observer: Observer) -> Handler:
                 call.finish(_cancelled())
                 raise
             except Exception as e:
-                err = server_error(e)
-                call.finish(err if isinstance(e, TimeoutError) else e)
-                blob = encode_error(err)
-                if blob is None:
-                    await _abort(sctx, err, ctx.request_id)
-                elif not sctx.done():
+                blob = await _failed(e, call, sctx, encode_error, ctx.request_id)
+                if not sctx.done():
                     await sctx.write(blob)
             else:
                 call.finish(None)
@@ -255,11 +225,11 @@ def method_handler(route: GrpcRoute, service: str, observer: Observer) -> Any:
     """The grpc RpcMethodHandler serving `route` (raw bytes in and out)."""
     kind = route.method.kind
     if kind is Kind.UNARY:
-        return grpc.unary_unary_rpc_method_handler(_unary(route, service, observer))
+        return grpc.unary_unary_rpc_method_handler(_single_reply(route, service, observer))
     if kind is Kind.SERVER_STREAM:
         return grpc.unary_stream_rpc_method_handler(_streaming(route, service, observer))
     if kind is Kind.CLIENT_STREAM:
-        return grpc.stream_unary_rpc_method_handler(_client_stream(route, service, observer))
+        return grpc.stream_unary_rpc_method_handler(_single_reply(route, service, observer))
     return grpc.stream_stream_rpc_method_handler(_streaming(route, service, observer))
 
 
@@ -269,15 +239,6 @@ def split_path(path: str) -> tuple[str, str]:
     if len(parts) != 3 or parts[0] or not parts[1] or not parts[2]:
         raise ValueError(f"gRPC method path {path!r} is not of the form /package.Service/Method")
     return parts[1], parts[2]
-
-
-def _grpc_target(addr: Address) -> str:
-    if addr.path is not None:
-        return "unix://" + os.path.abspath(addr.path)
-    host = addr.host or "0.0.0.0"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{addr.port}"
 
 
 def _precheck(addr: Address) -> int | None:
@@ -390,7 +351,7 @@ class GrpcServer:
     @staticmethod
     def _add_port(server: Any, addr: Address) -> Address:
         try:
-            port = server.add_insecure_port(_grpc_target(addr))
+            port = server.add_insecure_port(addr.grpc_target())
         except RuntimeError:
             port = 0
         if addr.path is not None:

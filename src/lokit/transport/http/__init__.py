@@ -5,7 +5,8 @@ app; `HttpServer` runs any ASGI app on `unix:` and TCP addresses inside the
 running loop; `HttpClient` turns routes back into endpoints on the caller's side.
 """
 
-from lokit.transport.http.app import ASGIApp, HttpApp, asgi_app
+from lokit.transport.http.app import HttpApp, asgi_app
+from lokit.transport.http.asgi import ASGIApp
 from lokit.transport.http.client import HttpClient
 from lokit.transport.http.server import HttpServer
 

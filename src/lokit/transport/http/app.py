@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -31,12 +30,7 @@ from lokit.codec import JsonCodec, malformed
 from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import HttpInput, HttpRoute, ServiceDef
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from lokit.transport.http.asgi import ASGIApp, Receive, Scope, Send
 
 JSON_TYPE = "application/json"
 NDJSON_TYPE = "application/x-ndjson"
@@ -51,7 +45,6 @@ _RID = b"x-request-id"
 _TIMEOUT = context.TIMEOUT_HEADER.encode()
 _CALLER = context.CALLER_HEADER.encode()
 _TRACEPARENT = b"traceparent"
-_MAX_REQUEST_ID = 256
 _INTERNAL_BODY = b'{"error":"internal error"}'
 _INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
 _NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
@@ -116,14 +109,12 @@ class _Target:
         "decode",
         "endpoint",
         "name",
-        "route",
         "status",
         "streams_in",
         "streams_out",
     )
 
     def __init__(self, route: HttpRoute) -> None:
-        self.route = route
         self.name = route.method.name
         self.endpoint = route.method.endpoint
         self.codec = route.codec
@@ -193,10 +184,6 @@ class Router:
                 self.exact[key] = target
                 self._allow.setdefault(route.path, []).append(verb)
 
-    def allowed(self, path: str) -> list[str]:
-        """Verbs served at exact `path` (empty when none)."""
-        return self._allow.get(path, [])
-
     def match(
         self, verb: str, path: str, raw_path: bytes | None
     ) -> tuple[_Target | None, Mapping[str, str], list[str]]:
@@ -263,11 +250,8 @@ class HttpApp:
         self._exact = self._router.exact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind != "http":
-            if kind == "lifespan":
-                await _lifespan(receive, send)
-            return
+        if scope["type"] != "http":
+            return  # lifespan is off: the runtime runs start/stop hooks itself
         verb: str = scope["method"]
         path: str = scope["path"]
         target = self._exact.get((verb, path))
@@ -291,39 +275,29 @@ class HttpApp:
                 caller_b = value
             elif name == _TRACEPARENT:
                 traced = True
-        if rid_b and len(rid_b) <= _MAX_REQUEST_ID:
-            rid = rid_b.decode("latin-1")
-        else:
-            rid = context.new_request_id()
-            rid_b = rid.encode()
-        deadline: float | None = None
-        bad: errors.Error | None = None
-        if timeout_b is not None:
-            ms = _milliseconds(timeout_b)
-            if ms is None:
-                bad = errors.InvalidArgument(
-                    f"{context.TIMEOUT_HEADER} must be a number of milliseconds >= 0, "
-                    f"not {timeout_b.decode('latin-1')!r}"
-                )
-            else:
-                deadline = time.monotonic() + ms / 1000.0
-        ctx = context.RequestContext(
-            rid,
+        rid = rid_b.decode("latin-1") if rid_b else None
+        ctx, bad = context.incoming(
             self._service,
             target.name,
             "http",
-            deadline,
+            rid,
+            timeout_b,
             caller_b.decode("latin-1") if caller_b else None,
         )
+        if rid_b is None or ctx.request_id is not rid:
+            rid_b = ctx.request_id.encode()
+        deadline = ctx.deadline
         token = context.set_current(ctx)
-        trace_token = propagation.extract_and_attach(_headers(scope)) if traced else None
+        # Built at most once: for the trace context here, or later by a route's decoder.
+        headers = _headers(scope) if traced else None
+        trace_token = propagation.extract_and_attach(headers) if headers is not None else None
         try:
             call = self._observer.start(ctx)
             if target.streams_in or target.streams_out:
                 stream = _Stream(asyncio.current_task())
                 try:
                     err = await _serve_stream(
-                        target, scope, receive, send, rid_b, deadline, params, bad, stream
+                        target, scope, receive, send, rid_b, deadline, params, bad, stream, headers
                     )
                 except asyncio.CancelledError:
                     if not stream.gone:
@@ -339,7 +313,7 @@ class HttpApp:
                 if bad is not None:
                     raise bad
                 body = await _read_body(receive)
-                request = _decode(target, body, scope, params)
+                request = _decode(target, body, scope, params, headers)
                 if deadline is None:
                     response = await target.endpoint(request)
                 else:
@@ -350,32 +324,32 @@ class HttpApp:
                 call.finish(errors.Cancelled("the client disconnected"))
                 return
             except (Exception, asyncio.CancelledError) as exc:
-                err = await _send_error(send, _stopping(exc), target, rid_b)
-                call.finish(err)
+                failure = _stopping(exc)
+                try:
+                    await _send_error(send, failure, target, rid_b)
+                finally:
+                    call.finish(failure)
                 return
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": target.status,
-                    "headers": [_CT_JSON, (b"content-length", b"%d" % len(out)), (_RID, rid_b)],
-                }
-            )
-            await send({"type": "http.response.body", "body": out})
+            try:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": target.status,
+                        "headers": [
+                            _CT_JSON,
+                            (b"content-length", b"%d" % len(out)),
+                            (_RID, rid_b),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": out})
+            except BaseException as exc:  # the answer did not go out (cancelled, connection lost)
+                call.finish(exc)
+                raise
             call.finish(None)
         finally:
             propagation.detach(trace_token)
             context.reset(token)
-
-
-def _milliseconds(value: bytes) -> float | None:
-    """The header's milliseconds, or None when it is not a finite number >= 0."""
-    try:
-        ms = float(value)
-    except ValueError:
-        return None
-    if not (0.0 <= ms < math.inf):
-        return None
-    return ms
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -405,8 +379,17 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _decode(target: _Target, body: bytes, scope: Scope, params: Mapping[str, str]) -> Any:
-    """The endpoint's request: the route's decoder on the whole request, else the codec."""
+def _decode(
+    target: _Target,
+    body: bytes,
+    scope: Scope,
+    params: Mapping[str, str],
+    headers: dict[str, str] | None,
+) -> Any:
+    """The endpoint's request: the route's decoder on the whole request, else the codec.
+
+    `headers` are the request's headers if already built (for the trace context).
+    """
     if target.decode is None:
         return target.codec.decode_request(body)
     query = scope.get("query_string") or b""
@@ -414,7 +397,7 @@ def _decode(target: _Target, body: bytes, scope: Scope, params: Mapping[str, str
         body=body,
         query=dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
         path_params=params,
-        headers=_headers(scope),
+        headers=_headers(scope) if headers is None else headers,
     )
     try:
         return target.decode(inp)
@@ -446,30 +429,26 @@ def _stopping(exc: BaseException) -> BaseException:
 
 
 def _client_error(exc: BaseException) -> errors.Error | None:
-    """The lokit error to show the client, or None for an unexpected failure (500)."""
-    if isinstance(exc, errors.Error):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return errors.DeadlineExceeded("deadline exceeded")
-    return None
+    """The lokit error to show the client, or None for an unexpected failure (500).
+
+    The observer gets the exception itself and maps it the same way (`as_error`).
+    """
+    err = errors.as_error(exc)
+    return err if err is exc or not isinstance(err, errors.Internal) else None
 
 
-async def _send_error(
-    send: Send, exc: BaseException, target: _Target | None, rid: bytes
-) -> BaseException:
-    """Answer with the error's status and body; return what the observer should record."""
+async def _send_error(send: Send, exc: BaseException, target: _Target, rid: bytes) -> None:
+    """Answer with the error's status and body (an unexpected failure is a bare 500)."""
     err = _client_error(exc)
     if err is None:
         await _send_json(send, 500, _INTERNAL_BODY, rid, _INTERNAL_NAME)
-        return exc
-    reply = target.codec.encode_error(err) if target is not None else None
+        return
+    reply = target.codec.encode_error(err)
     if reply is not None:
-        status = target.status if target is not None else 200
-        await _send_json(send, status, reply, rid)
+        await _send_json(send, target.status, reply, rid)
     else:
         name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
         await _send_json(send, err.status, error_body(err.message), rid, name)
-    return err
 
 
 async def _send_json(
@@ -486,7 +465,7 @@ async def _no_route(scope: Scope, send: Send, verb: str, path: str, allow: list[
         if name == _RID:
             rid_b = value
             break
-    if not rid_b or len(rid_b) > _MAX_REQUEST_ID:
+    if not rid_b or len(rid_b) > context.MAX_REQUEST_ID:
         rid_b = context.new_request_id().encode()
     if not allow:
         await _send_json(
@@ -508,17 +487,6 @@ async def _no_route(scope: Scope, send: Send, verb: str, path: str, allow: list[
     )
 
 
-async def _lifespan(receive: Receive, send: Send) -> None:
-    """Answer the lifespan protocol (the runtime runs start/stop hooks itself)."""
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 # --- streams -------------------------------------------------------------------------
 
 
@@ -532,6 +500,7 @@ async def _serve_stream(
     params: Mapping[str, str],
     bad: errors.Error | None,
     stream: _Stream,
+    headers: dict[str, str] | None,
 ) -> BaseException | None:
     """Serve a route that streams requests and/or responses; return the error to record.
 
@@ -553,7 +522,7 @@ async def _serve_stream(
             request = requests = _request_items(queue, target.codec.decode_request)
         else:
             body = await _read_body(receive)
-            request = _decode(target, body, scope, params)
+            request = _decode(target, body, scope, params, headers)
             watcher = asyncio.create_task(_watch(receive, stream))
         async with asyncio.timeout(None if deadline is None else deadline - time.monotonic()):
             result = await target.endpoint(request)
@@ -596,11 +565,12 @@ async def _serve_stream(
         failure = _stopping(exc)
         stream.done = True
         if not started:
-            return await _send_error(send, failure, target, rid)
+            await _send_error(send, failure, target, rid)
+            return failure
         err = _client_error(failure)
         final = error_line(err) if err is not None else _internal_line()
         await send({"type": "http.response.body", "body": final + b"\n", "more_body": False})
-        return err if err is not None else failure
+        return failure
     finally:
         if watcher is not None:
             watcher.cancel()
