@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,52 @@ def open_log(log_dir: Path):  # type: ignore[no-untyped-def]
     yield _open
     for log in opened:
         log.close()
+
+
+class Fsyncs:
+    """Replaces `os.fdatasync` to record every call and, once armed, to hold one call.
+
+    Each record is (tick when the call returned, inode, file size when it began): a
+    record at offset o is covered by a call on its store file that began with the file
+    at least as long as the record's end, i.e. after the record was written.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.done: list[tuple[int, int, int]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._hold = False
+        real = os.fdatasync
+
+        def fdatasync(fd: int) -> None:
+            st = os.fstat(fd)
+            if self._hold:
+                self._hold = False
+                self.entered.set()
+                self.release.wait(30)
+            real(fd)
+            self.done.append((tick(), st.st_ino, st.st_size))
+
+        monkeypatch.setattr(os, "fdatasync", fdatasync)
+
+    def hold_next(self) -> None:
+        """Make the next fdatasync signal `entered` and wait for `release`."""
+        self.entered.clear()
+        self.release.clear()
+        self._hold = True
+
+    def covered(self, log: Log, offset: int, acked: int) -> bool:
+        """True if a fdatasync that began after `offset` was written returned before `acked`."""
+        with log._lock:
+            seg = log._find(offset)[1]
+            end = seg._end_of(offset - seg.base)
+            ino = os.fstat(seg.store.fd).st_ino
+        return any(t < acked and i == ino and size >= end for t, i, size in self.done)
+
+
+_ticks = itertools.count()
+
+
+def tick() -> int:
+    """A global, thread-safe sequence number: orders events across threads."""
+    return next(_ticks)
