@@ -28,20 +28,18 @@ import mmap
 import os
 import random
 import shutil
-import statistics
 import struct
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
-from _common import Row, parser, report
+import uvloop
+from _common import Row, median, parser, report
 
 from lokit.commitlog import AsyncLog, Log, LogConfig
 
-T = TypeVar("T")
 RECORD = 100
 BATCH = 1000
 LEN = struct.Struct(">Q")
@@ -311,15 +309,6 @@ def measure_reads(
     return tl, tf
 
 
-def run_loop(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on uvloop when installed, as lokit services do (DESIGN.md), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
 # -- driver --------------------------------------------------------------------------------------
 
 
@@ -339,12 +328,6 @@ def main() -> None:
 
     def add(case: str, system: str, rate: float) -> None:
         results.setdefault((case, system), []).append(rate)
-
-    def fresh(name: str) -> Path:
-        d = scratch / name
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir()
-        return d
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -373,16 +356,16 @@ def main() -> None:
             add("read-random", "floor", rchunk * chunks / tf)
         for t in range(trials):
             say(f"trial {t + 1}: fsync always (1, 8, 64 appenders and the floor take turns)")
-            rates = run_loop(fsync_always_suite(scratch, fsync_slices, 0.5))
+            rates = uvloop.run(fsync_always_suite(scratch, fsync_slices, 0.5))  # as services run
             for k in ("1", "8", "64"):
                 add(f"append-fsync-always-{k}", "lokit", rates[k])
             add("append-fsync-always-1", "floor", rates["floor"])
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    med: Callable[[str, str], float] = lambda c, s: statistics.median(results[(c, s)])  # noqa: E731
+    med: Callable[[str, str], float] = lambda c, s: median(results[(c, s)])  # noqa: E731
     rows = [
-        Row(case, system, "records_per_s", statistics.median(v), "rec/s")
+        Row(case, system, "records_per_s", median(v), "rec/s")
         for (case, system), v in results.items()
     ]
     rows.sort(key=lambda r: (ORDER.index(r.case), r.system != "lokit"))
