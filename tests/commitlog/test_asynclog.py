@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from lokit.commitlog import (
     DEFAULT_TOPIC,
@@ -21,6 +22,7 @@ from lokit.commitlog import (
     OffsetOutOfRange,
     RecordTooLarge,
     Topics,
+    asynclog,
     validate_topic_name,
 )
 
@@ -155,6 +157,33 @@ async def test_fsync_failure_fails_appenders_and_poisons_the_log(
     log = Log.open(tmp_path / "a", NEVER)
     assert log.read(0) == b"fine"
     log.close()
+
+
+async def test_age_retention_keeps_running_after_an_os_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(asynclog, "MIN_RETENTION_PERIOD", 0.001)
+    alog = await AsyncLog.open(tmp_path / "a", LogConfig(fsync="never", retention_age=0.01))
+    loop = asyncio.get_running_loop()
+    retried = asyncio.Event()
+    calls = {"n": 0}
+
+    def flaky_retention() -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        loop.call_soon_threadsafe(retried.set)
+        return 0
+
+    monkeypatch.setattr(alog.log, "enforce_retention", flaky_retention)
+    with capture_logs() as logs:
+        await alog.append(b"x")  # the first use starts the retention task
+        await asyncio.wait_for(retried.wait(), 30)
+    assert any(
+        e["event"] == "commitlog.retention_failed" and "Input/output error" in e["error"]
+        for e in logs
+    )
+    await alog.close()
 
 
 # -- topics ------------------------------------------------------------------------------------

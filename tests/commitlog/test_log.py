@@ -18,12 +18,13 @@ from lokit.commitlog import (
     LogClosed,
     LogConfig,
     LogError,
+    LogFailed,
     OffsetOutOfRange,
     RecordTooLarge,
 )
-from lokit.commitlog.index import ENTRY_SIZE
-from lokit.commitlog.record import HEADER_SIZE
-from lokit.commitlog.snapshot import SNAPSHOT_HEADER
+from lokit.commitlog.index import _FLUSH_ENTRIES, ENTRY_SIZE
+from lokit.commitlog.record import HEADER, HEADER_SIZE
+from lokit.commitlog.snapshot import MAGIC, SNAPSHOT_HEADER, VERSION
 
 from .conftest import value_for
 
@@ -293,6 +294,53 @@ def test_restore_rejects_bad_streams(tmp_path: Path, open_log: OpenLog) -> None:
         Log.restore(tmp_path / "d", io.BytesIO(bytes(snap)))
 
 
+def test_truncate_suffix_fails_an_open_snapshot_it_cuts_into(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(max_store_bytes=1000)
+    log.append_batch([value_for(i) for i in range(30)])
+    whole = log.reader()  # ends at 30
+    log.append_batch([value_for(i) for i in range(30, 40)])
+    cut = log.reader()  # ends at 40
+    log.truncate_prefix(20)  # deleted files stay readable through the snapshots' fds
+    log.truncate_suffix(34)  # rewrites what `cut` still has to read, not `whole`
+    log.append_batch([b"rewritten"] * 10)
+    with pytest.raises(LogError, match="the log was truncated while a snapshot was being read"):
+        cut.read()
+    cut.close()
+    restored = Log.restore(tmp_path / "copy", whole, LogConfig(fsync="never"))
+    try:
+        assert restored.read_range(0, 1000, 1 << 30) == [(i, value_for(i)) for i in range(30)]
+    finally:
+        restored.close()
+
+
+def test_restore_refuses_a_length_field_over_the_record_limit(tmp_path: Path) -> None:
+    class Endless(io.RawIOBase):
+        """A valid header, a frame header claiming 4 GiB, then 16 MiB of zeros (counted)."""
+
+        def __init__(self) -> None:
+            self.head = SNAPSHOT_HEADER.pack(MAGIC, VERSION, 0) + HEADER.pack(2**32 - 1, 0)
+            self.served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+            n = min(len(b), 1 << 16, (16 << 20) - self.served)
+            head = self.head[self.served : self.served + n]  # empty once it was served
+            chunk = head + bytes(n - len(head))
+            b[: len(chunk)] = chunk
+            self.served += len(chunk)
+            return len(chunk)
+
+    stream = Endless()
+    with pytest.raises(CorruptRecord, match="over the record limit of 1048576"):
+        Log.restore(tmp_path / "a", io.BufferedReader(stream), LogConfig(max_record_bytes=1 << 20))
+    assert stream.served < 4 << 20  # gave up within a few chunks, not after 4 GiB
+    assert not (tmp_path / "a").exists()
+
+
 def test_empty_log_snapshot_keeps_next_offset(open_log: OpenLog, tmp_path: Path) -> None:
     log = open_log(initial_offset=7)
     restored = Log.restore(tmp_path / "copy", log.reader(), LogConfig(fsync="never"))
@@ -403,6 +451,80 @@ def test_fsync_policies_all_work(tmp_path: Path) -> None:
         log = Log.open(d, LogConfig(fsync=policy))
         assert log.next_offset == 8
         log.close()
+
+
+def test_batches_take_any_iterable_of_bytes_like_values(open_log: OpenLog) -> None:
+    # validated once, by the same check the AsyncLog runs on its event loop
+    log = open_log()
+    values = (v for v in (b"a", bytearray(b"b"), memoryview(b"c")))
+    assert log.append_batch(values) == 0  # type: ignore[arg-type]
+    assert log.read_range(0) == [(0, b"a"), (1, b"b"), (2, b"c")]
+
+
+def _fail_index_writes(
+    monkeypatch: pytest.MonkeyPatch, index_fd: int, calls: dict[str, int]
+) -> None:
+    """Index writes: the first lands in part, every later one finds the disk full."""
+    real_write = os.write
+
+    def write(fd: int, data: bytes | memoryview) -> int:
+        if fd != index_fd:
+            return real_write(fd, data)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data)[: len(data) // 2 + 5])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_failed_index_write_leaves_no_phantom_entry(
+    open_log: OpenLog, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log()
+    n = _FLUSH_ENTRIES - 1  # the next entry completes a block, which is then written
+    log.append_batch([value_for(i) for i in range(n)])
+    calls = {"n": 0}
+    _fail_index_writes(monkeypatch, log._segments[-1].index.fd, calls)
+    with pytest.raises(LogError, match="No space left on device"):
+        log.append(b"lost")
+    monkeypatch.undo()
+    assert calls["n"] == 2  # the failure really hit the index file
+    assert log.next_offset == n
+    assert (log_dir / f"{0:020d}.index").stat().st_size == 0  # the partial block was cut off
+    assert log.append(b"next") == n
+    assert log.read(n) == b"next"
+    log.close()
+    log = open_log()
+    assert log.next_offset == n + 1
+    assert log.read(n - 1) == value_for(n - 1) and log.read(n) == b"next"
+
+
+def test_unrepairable_index_write_fails_the_log(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log()
+    n = _FLUSH_ENTRIES - 1
+    log.append_batch([value_for(i) for i in range(n)])
+    index_fd = log._segments[-1].index.fd
+    _fail_index_writes(monkeypatch, index_fd, {"n": 0})
+    real_ftruncate = os.ftruncate
+
+    def ftruncate(fd: int, size: int) -> None:
+        if fd == index_fd:
+            raise OSError(errno.EIO, "Input/output error")
+        real_ftruncate(fd, size)
+
+    monkeypatch.setattr(os, "ftruncate", ftruncate)
+    with pytest.raises(LogError, match="No space left on device"):
+        log.append(b"lost")
+    monkeypatch.undo()
+    with pytest.raises(LogFailed, match="reopen"):  # the index holds a partial entry
+        log.append(b"after")
+    log.close()
+    log = open_log()  # recovery rebuilds the index from the store
+    assert log.next_offset == n
+    assert log.read(n - 1) == value_for(n - 1)
 
 
 def test_failed_write_leaves_nothing_behind(

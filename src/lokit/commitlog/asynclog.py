@@ -8,7 +8,8 @@ Appends that arrive while a round runs form the next round, so concurrent append
 share writes and fsyncs (group commit), and a write never contends with an fsync.
 Under ``interval:<ms>`` and ``never`` an append is one page-cache `os.write` done on
 the loop (microseconds). Reads are page-cache `pread`s done inline.
-`wait_for(offset)` sleeps on a future woken by the write itself: no polling.
+`wait_for(offset)` sleeps on a future woken when the record becomes readable (on its
+write; under ``always`` once its sync round has made it durable): no polling.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import BinaryIO
 
+import structlog
+
 from .config import LogConfig
 from .errors import LogClosed, LogError, LogFailed
 from .log import Log
+
+_log = structlog.get_logger("lokit.commitlog")
+
+MIN_RETENTION_PERIOD = 1.0
+"""Seconds between age-retention passes at the least (a tenth of retention_age, <= 60 s)."""
 
 
 class AsyncLog:
@@ -128,8 +136,9 @@ class AsyncLog:
         rnd.add_done_callback(partial(self._round_done, loop, items))
 
     def _commit(self, values: list[bytes]) -> int:
-        """Worker thread: write a round's records with one write, then fsync them."""
-        first = self._log._write_batch(values)[0]
+        """Worker thread: write a round's records (validated on the loop) with one write,
+        then fsync them; the sync round makes them readable."""
+        first = self._log._write_records(values)[0]
         self._log._sync_round()
         return first
 
@@ -161,14 +170,18 @@ class AsyncLog:
         loop.call_soon(self._start_round, loop)
 
     async def _retention_loop(self, age: float) -> None:
-        period = min(60.0, max(1.0, age / 10))
+        period = min(60.0, max(MIN_RETENTION_PERIOD, age / 10))
         loop = asyncio.get_running_loop()
         while not self._closed:
             await asyncio.sleep(period)
             try:
                 await loop.run_in_executor(self._executor, self._log.enforce_retention)
-            except LogError:
+            except LogError:  # closed or failed: there is nothing left to clean up
                 return
+            except OSError as e:  # e.g. a delete that failed: try again next period
+                _log.error(
+                    "commitlog.retention_failed", path=str(self._log.directory), error=str(e)
+                )
 
     # -- API -------------------------------------------------------------------------------
 
@@ -211,9 +224,9 @@ class AsyncLog:
         """Append records at consecutive offsets (one write, all or nothing); returns
         the first offset once durable per the fsync policy."""
         loop = self._check_open()
-        if not self._always:
-            return self._log._write_batch(values)[0]
         batch = self._log._check_batch(values)
+        if not self._always:
+            return self._log._write_records(batch)[0]
         return await self._enqueue(loop, batch, len(batch))
 
     async def read(self, offset: int) -> bytes:

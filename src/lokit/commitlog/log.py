@@ -9,8 +9,26 @@ entries and store size the writer publishes after its write, so a reader never s
 a partly written record.
 
 Group commit (fsync ``always``): an appender waits until a sync round that started
-after its write has finished. Whoever finds no round running runs one; everyone who
-wrote before it started is released by it, so N concurrent appenders share fsyncs.
+after its write has finished. Rounds are numbered; a write takes the number of the next
+round to start as its ticket, and is released once that round (or a later one) has
+succeeded. Whoever finds no round running runs one; everyone who wrote before it
+started is released by it, so N concurrent appenders share fsyncs.
+
+What each fsync policy can lose, and when a reader sees a record:
+
+- ``always``: an append returns only once its record is durable, so a crash (of the
+  process or the machine) loses only appends that had not returned. The readable end
+  -- what `next_offset` / `highest_offset`, `read`, `read_range`, snapshots, listeners
+  and `AsyncLog.wait_for` expose -- advances only when a sync round succeeds, so a
+  reader never sees a record that a crash could still take back. Offsets are assigned
+  from the written end, which runs ahead of the readable end while rounds are pending.
+- ``interval:<ms>``: an append returns once written to the page cache. A process crash
+  loses nothing that was written; a machine crash or power cut can lose about the
+  last interval of appends. Readers see a record as soon as it is written.
+- ``never``: as ``interval`` but lokit never fsyncs (except on `sync()`), so a machine
+  crash can lose whatever the OS had not yet written back.
+
+`truncate_suffix` lowers the readable end with the written end.
 """
 
 from __future__ import annotations
@@ -22,6 +40,7 @@ import os
 import shutil
 import threading
 import time
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -32,8 +51,9 @@ import structlog
 
 from .config import FsyncPolicy, LogConfig
 from .errors import CorruptRecord, LogClosed, LogError, LogFailed, OffsetOutOfRange, RecordTooLarge
-from .record import HEADER_SIZE, frame, frame_batch
+from .record import frame, frame_batch
 from .segment import SEGMENT_FILE, Segment, segment_paths
+from .snapshot import SnapshotReader, open_reader, restore_into
 
 _log = structlog.get_logger("lokit.commitlog")
 
@@ -71,8 +91,10 @@ class Log:
         self._sync_lock = threading.Lock()
         self._gc = threading.Condition(threading.Lock())
         self._syncing = False
-        self._durable = 0
-        self._epoch = 0
+        self._round_seq = 0  # the number the next sync round will take (under _lock)
+        self._rounds_done = 0  # every round numbered below this has succeeded (under _gc)
+        self._end = 0  # the readable end: one past the newest record readers may see
+        self._readers: weakref.WeakSet[SnapshotReader] = weakref.WeakSet()
         self._dirty: dict[Segment, None] = {}
         self._dir_dirty = False
         self._segments: list[Segment] = []
@@ -145,15 +167,11 @@ class Log:
         for i, seg in enumerate(self._segments):
             newest = i == len(self._segments) - 1
             expected = None if newest else bases[i + 1] - seg.base
-            if expected is not None and expected < 0:
-                raise LogError(
-                    f"segments {seg.base} and {bases[i + 1]} in {self.directory} overlap"
-                )
             seg.recover(newest, expected)
             if not newest:
                 seg.index.seal()
         self._bases = [s.base for s in self._segments]
-        self._durable = self._segments[-1].next_offset
+        self._end = self._segments[-1].next_offset
         self._dir_dirty = not stores
         self._enforce_retention_locked()
 
@@ -165,21 +183,21 @@ class Log:
 
     @property
     def next_offset(self) -> int:
-        """The offset the next append will get."""
-        return self._segments[-1].next_offset
+        """One past the newest readable record: the offset the next append gets, unless
+        appends are still waiting for their sync round (fsync ``always``)."""
+        return self._end
 
     @property
     def lowest_offset(self) -> int | None:
         """The oldest offset still in the log, or None when the log holds no record."""
-        segs = self._segments
-        return segs[0].base if segs[-1].next_offset > segs[0].base else None
+        base = self._segments[0].base
+        return base if self._end > base else None
 
     @property
     def highest_offset(self) -> int | None:
-        """The newest offset in the log, or None when the log holds no record."""
-        segs = self._segments
-        n = segs[-1].next_offset
-        return n - 1 if n > segs[0].base else None
+        """The newest readable offset, or None when the log holds no record."""
+        n = self._end
+        return n - 1 if n > self._segments[0].base else None
 
     @property
     def size_bytes(self) -> int:
@@ -196,7 +214,9 @@ class Log:
         return self._closed
 
     def add_listener(self, callback: Callable[[int], None]) -> None:
-        """Call `callback(next_offset)` after every write, from the writing thread."""
+        """Call `callback(next_offset)` whenever the readable end advances: after every
+        write, from the writing thread; under fsync ``always`` after every sync round
+        that made new records durable, from the thread that ran it."""
         self._listeners.append(callback)
 
     def remove_listener(self, callback: Callable[[int], None]) -> None:
@@ -207,16 +227,16 @@ class Log:
 
     def append(self, value: bytes) -> int:
         """Append one record; returns its offset (durable per the fsync policy)."""
-        offset, end, epoch = self._write_one(value)
+        offset, ticket = self._write_one(value)
         if self._always:
-            self._wait_durable(end, epoch)
+            self._wait_durable(ticket)
         return offset
 
     def append_batch(self, values: Sequence[bytes]) -> int:
         """Append records at consecutive offsets, all or nothing; returns the first offset."""
-        first, end, epoch = self._write_batch(values)
+        first, ticket = self._write_records(self._check_batch(values))
         if self._always:
-            self._wait_durable(end, epoch)
+            self._wait_durable(ticket)
         return first
 
     def _check_writable(self) -> None:
@@ -229,15 +249,13 @@ class Log:
 
     def _check_value(self, value: object) -> bytes:
         """A record as bytes, or the TypeError / RecordTooLarge its append would raise."""
-        if type(value) is not bytes:
-            value = _as_bytes(value, "a record value")
-        assert isinstance(value, bytes)
-        if len(value) > self._record_limit:
-            raise RecordTooLarge(len(value), self._record_limit)
-        return value
+        v = value if type(value) is bytes else _as_bytes(value, "a record value")
+        if len(v) > self._record_limit:
+            raise RecordTooLarge(len(v), self._record_limit)
+        return v
 
     def _check_batch(self, values: object) -> list[bytes]:
-        """A batch as a list of bytes, or the error its append would raise."""
+        """A batch as a non-empty list of bytes, or the error its append would raise."""
         if isinstance(values, bytes | bytearray | memoryview | str):
             raise TypeError("append_batch takes a sequence of records, not a single value")
         try:
@@ -250,21 +268,16 @@ class Log:
             raise ValueError("append_batch needs at least one record")
         if set(map(type, vals)) != {bytes}:
             vals = [_as_bytes(v, f"record {i} of the batch") for i, v in enumerate(vals)]
-        lengths = list(map(len, vals))
-        if max(lengths) > self._record_limit:
-            i = next(i for i, n in enumerate(lengths) if n > self._record_limit)
-            raise RecordTooLarge(lengths[i], self._record_limit, index=i)
+        if max(map(len, vals)) > self._record_limit:
+            i, n = next((i, len(v)) for i, v in enumerate(vals) if len(v) > self._record_limit)
+            raise RecordTooLarge(n, self._record_limit, index=i)
         return vals
 
-    def _write_one(self, value: bytes) -> tuple[int, int, int]:
-        """Write one record without waiting for fsync: (offset, next offset, epoch)."""
-        if type(value) is not bytes:
-            value = _as_bytes(value, "a record value")
-        n = len(value)
-        if n > self._record_limit:
-            raise RecordTooLarge(n, self._record_limit)
+    def _write_one(self, value: bytes) -> tuple[int, int]:
+        """Validate and write one record without waiting for fsync: (offset, ticket)."""
+        value = self._check_value(value)
         data = frame(value)
-        size = n + HEADER_SIZE
+        size = len(data)
         with self._lock:
             self._check_writable()
             seg = self._segments[-1]
@@ -275,39 +288,26 @@ class Log:
             except OSError as e:
                 raise self._write_failed(e) from e
             self._dirty[seg] = None
-            end = offset + 1
-            epoch = self._epoch
+            if self._always:  # readable once its sync round succeeds
+                return offset, self._round_seq
+            self._end = end = offset + 1
+            ticket = self._round_seq
         for cb in self._listeners:
             cb(end)
-        return offset, end, epoch
+        return offset, ticket
 
-    def _write_batch(self, values: Sequence[bytes]) -> tuple[int, int, int]:
-        """Write a batch without waiting for fsync: (first offset, next offset, epoch)."""
-        if isinstance(values, bytes | bytearray | str):
-            raise TypeError("append_batch takes a sequence of records, not a single value")
-        if not values:
-            raise ValueError("append_batch needs at least one record")
-        try:
-            data, sizes = frame_batch(values)
-        except TypeError:
-            for i, v in enumerate(values):
-                if not isinstance(v, bytes | bytearray):
-                    raise TypeError(
-                        f"record {i} of the batch must be bytes, not {type(v).__name__}"
-                    ) from None
-            raise
-        if max(sizes) - HEADER_SIZE > self._record_limit:
-            i = next(i for i, s in enumerate(sizes) if s - HEADER_SIZE > self._record_limit)
-            raise RecordTooLarge(sizes[i] - HEADER_SIZE, self._record_limit, index=i)
+    def _write_records(self, values: list[bytes]) -> tuple[int, int]:
+        """Write records that passed `_check_batch`, without waiting for fsync:
+        (first offset, ticket)."""
+        data, sizes = frame_batch(values)
         total = len(data)
+        n = len(sizes)
         with self._lock:
             self._check_writable()
             seg = self._segments[-1]
             first = seg.next_offset
-            n = len(sizes)
-            k = seg.room(sizes, 0, total)
             try:
-                if k == n:
+                if seg.room(sizes, 0, total) == n:
                     seg.append_frames(data, sizes)
                     self._dirty[seg] = None
                 else:
@@ -315,11 +315,13 @@ class Log:
             except OSError as e:
                 self._undo_to(first)
                 raise self._write_failed(e) from e
-            end = first + n
-            epoch = self._epoch
+            if self._always:
+                return first, self._round_seq
+            self._end = end = first + n
+            ticket = self._round_seq
         for cb in self._listeners:
             cb(end)
-        return first, end, epoch
+        return first, ticket
 
     def _write_spread(self, data: bytes, sizes: list[int], total: int) -> None:
         """Write a batch that does not fit the active segment over as many as it needs."""
@@ -347,10 +349,14 @@ class Log:
             self._failed = e
 
     def _write_failed(self, e: OSError) -> LogError:
-        """Turn a failed write into a LogError; poison the log if the rollback failed too."""
+        """Turn a failed write into a LogError; poison the log if the rollback failed too
+        (a file whose size disagrees with what the segment believes it wrote)."""
         seg = self._segments[-1]
         try:
-            consistent = os.fstat(seg.store.fd).st_size == seg.store.size
+            consistent = (
+                os.fstat(seg.store.fd).st_size == seg.store.size
+                and os.fstat(seg.index.fd).st_size == seg.index.raw_size
+            )
         except OSError:
             consistent = False
         if not consistent:
@@ -381,19 +387,20 @@ class Log:
             self._dir_dirty = True
         self._sync_round()
 
-    def _wait_durable(self, target: int, epoch: int) -> None:
-        """Group commit: return once a sync round covering `target` has finished."""
+    def _wait_durable(self, ticket: int) -> None:
+        """Group commit: return once sync round number `ticket` (the first to start after
+        this caller's write) or a later one has succeeded; run one if none is running."""
         gc = self._gc
         while True:
             with gc:
                 while True:
+                    if self._rounds_done > ticket:
+                        return
                     if self._failed is not None:
                         raise LogFailed(
                             f"fsync of {self.directory} failed ({self._failed}); "
                             "the record may not be durable; reopen the log"
                         )
-                    if self._durable >= target or self._epoch != epoch:
-                        return
                     if not self._syncing:
                         self._syncing = True
                         break
@@ -418,8 +425,9 @@ class Log:
         with self._lock:
             if self._failed is not None:
                 raise LogFailed(f"the log at {self.directory} failed earlier: {self._failed}")
+            number = self._round_seq
+            self._round_seq = number + 1
             target = self._segments[-1].next_offset
-            epoch = self._epoch
             try:
                 for seg in self._dirty:
                     if seg.store.fd >= 0:
@@ -432,37 +440,50 @@ class Log:
                 for fd in fds:
                     os.close(fd)
                 self._failed = e
+                with self._gc:
+                    self._gc.notify_all()
                 raise LogFailed(f"cannot prepare fsync of {self.directory}: {e}") from e
             self._dirty.clear()
             self._dir_dirty = False
-        if not fds and dir_fd < 0:
-            with self._gc:
-                if epoch == self._epoch and target > self._durable:
-                    self._durable = target
-            return
-        t0 = time.perf_counter()
-        try:
-            for fd in fds:
-                os.fdatasync(fd)
-            if dir_fd >= 0:
-                os.fsync(dir_fd)
-        except OSError as e:
-            self._failed = e
-            with self._gc:
-                self._gc.notify_all()
-            raise LogFailed(f"fsync of {self.directory} failed: {e.strerror or e}") from e
-        finally:
-            for fd in fds:
-                os.close(fd)
-            if dir_fd >= 0:
-                os.close(dir_fd)
-        took = time.perf_counter() - t0
-        with self._gc:
-            if epoch == self._epoch and target > self._durable:
-                self._durable = target
+        took: float | None = None
+        if fds or dir_fd >= 0:  # else every earlier write was covered by an earlier round
+            t0 = time.perf_counter()
+            try:
+                for fd in fds:
+                    os.fdatasync(fd)
+                if dir_fd >= 0:
+                    os.fsync(dir_fd)
+            except OSError as e:
+                self._failed = e
+                with self._gc:
+                    self._gc.notify_all()
+                raise LogFailed(f"fsync of {self.directory} failed: {e.strerror or e}") from e
+            finally:
+                for fd in fds:
+                    os.close(fd)
+                if dir_fd >= 0:
+                    os.close(dir_fd)
+            took = time.perf_counter() - t0
+        self._round_succeeded(number, target)
         hook = self.on_fsync
-        if hook is not None:
+        if hook is not None and took is not None:
             hook(took)
+
+    def _round_succeeded(self, number: int, target: int) -> None:
+        """Publish a finished round: under ``always`` the records it made durable become
+        readable (before their appenders are released, so they can read them back)."""
+        if self._always:
+            with self._lock:
+                advanced = target > self._end
+                if advanced:
+                    self._end = target
+            if advanced:
+                for cb in self._listeners:
+                    cb(target)
+        with self._gc:
+            if number >= self._rounds_done:
+                self._rounds_done = number + 1
+            self._gc.notify_all()
 
     def _start_interval_thread(self) -> None:
         interval = self._policy.interval_ms / 1000.0
@@ -487,7 +508,9 @@ class Log:
     # -- reads -----------------------------------------------------------------------------
 
     def _find(self, offset: int) -> tuple[int, Segment]:
-        """The segment holding `offset` and its position in the segment list."""
+        """The segment holding readable `offset` and its position in the segment list."""
+        if offset >= self._end:
+            raise OffsetOutOfRange(offset)
         i = bisect_right(self._bases, offset) - 1
         if i < 0:
             raise OffsetOutOfRange(offset)
@@ -526,6 +549,7 @@ class Log:
             if self._closed:
                 raise LogClosed(self.directory)
             i, seg = self._find(offset)
+            max_records = min(max_records, self._end - offset)
             while True:
                 got, nbytes = seg.read_range(offset, max_records, max_bytes, out)
                 if got == 0:
@@ -564,7 +588,7 @@ class Log:
         with self._sync_lock:
             with self._lock:
                 self._check_writable()
-                if offset >= self.next_offset - 1:
+                if offset >= self._segments[-1].next_offset - 1:
                     return
                 if offset < self._segments[0].base - 1:
                     raise OffsetOutOfRange(offset)
@@ -574,6 +598,9 @@ class Log:
 
     def _truncate_suffix_locked(self, offset: int) -> None:
         keep_next = offset + 1
+        for r in self._readers:  # before any byte they may still read is rewritten
+            if keep_next < r.end_offset:
+                r.truncated = True
         while len(self._segments) > 1 and self._segments[-1].base > keep_next:
             seg = self._segments.pop()
             self._bases.pop()
@@ -584,10 +611,7 @@ class Log:
             seg.truncate(keep_next - seg.base)
         self._dirty[seg] = None
         self._dir_dirty = True
-        with self._gc:
-            self._epoch += 1
-            self._durable = min(self._durable, keep_next)
-            self._gc.notify_all()
+        self._end = min(self._end, keep_next)
 
     def _remove_oldest(self) -> None:
         seg = self._segments.pop(0)
@@ -623,15 +647,15 @@ class Log:
     # -- snapshots ---------------------------------------------------------------------------
 
     def reader(self) -> BinaryIO:
-        """A binary stream of the whole log as it is now (a snapshot for `Log.restore`).
+        """A binary stream of the readable log as it is now (a snapshot for `Log.restore`).
 
         Format: a 20-byte header (``LOKITLOG``, uint32 version 1, uint64 first offset),
         then every segment's store bytes in order: the frames described in `record`.
-        The stream holds its own file descriptors, so later appends, truncation or
-        retention do not change what it yields.
+        The stream holds its own file descriptors, so later appends, `truncate_prefix`
+        and retention do not change what it yields. A `truncate_suffix` below its end
+        rewrites bytes it has yet to read: its next read from disk then raises LogError
+        (bytes it already returned or buffered were read before and are correct).
         """
-        from .snapshot import open_reader
-
         with self._lock:
             if self._closed:
                 raise LogClosed(self.directory)
@@ -641,17 +665,23 @@ class Log:
                     raise CorruptRecord(
                         a.store.path, a.next_offset, "the record is missing; cannot snapshot"
                     )
-            first = segs[0].base
+            end = self._end
             parts: list[tuple[int, int]] = []
             try:
                 for s in segs:
-                    if s.store.size:
-                        parts.append((os.dup(s.store.fd), s.store.size))
+                    if s.base >= end:
+                        break
+                    k = end - s.base
+                    size = s.index.position(k) if k < s.count else s.store.size
+                    if size:
+                        parts.append((os.dup(s.store.fd), size))
             except OSError:
                 for fd, _ in parts:
                     os.close(fd)
                 raise
-        return open_reader(first, parts)
+            raw = SnapshotReader(segs[0].base, parts, end)
+            self._readers.add(raw)
+        return open_reader(raw)
 
     @classmethod
     def restore(
@@ -662,8 +692,6 @@ class Log:
         Every record's checksum is verified; the log appears in `directory` only once
         complete (it is built in a sibling temporary directory and renamed).
         """
-        from .snapshot import restore_into
-
         config = config or LogConfig()
         target = Path(directory)
         if target.exists() and (not target.is_dir() or any(target.iterdir())):

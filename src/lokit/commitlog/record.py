@@ -117,25 +117,33 @@ def decode_frames(buf: bytes, first: int, end: int, out: list[tuple[int, bytes]]
     return reason
 
 
-def split_frames(buf: bytes) -> tuple[list[bytes], int, str | None]:
+def split_frames(buf: bytes | bytearray, limit: int) -> tuple[list[bytes], int, str | None]:
     """Payloads of the complete frames at the start of `buf` (a stream being read).
 
     Returns (payloads, bytes consumed, damage reason or None); an incomplete frame at
-    the end is left unconsumed for the caller to complete with more data.
+    the end is left unconsumed for the caller to complete with more data. A length
+    field over `limit` is damage, so a caller never buffers more than one record's worth.
     """
     values: list[bytes] = []
     p = 0
     blen = len(buf)
-    while p + HEADER_SIZE <= blen:
-        n, crc = _unpack_from(buf, p)
-        q = p + HEADER_SIZE + n
-        if q > blen:
-            break
-        v = buf[p + HEADER_SIZE : q]
-        if _crc(v, CRC_SEED) != crc:
-            return values, p, "checksum mismatch"
-        values.append(v)
-        p = q
+    with memoryview(buf) as mv:  # released on return, so a bytearray can be resized again
+        while p + HEADER_SIZE <= blen:
+            n, crc = _unpack_from(mv, p)
+            if n > limit:
+                why = (
+                    f"the length field says {n} bytes, over the record limit of {limit} "
+                    "(a damaged stream, or a snapshot of a log with a larger max_record_bytes)"
+                )
+                return values, p, why
+            q = p + HEADER_SIZE + n
+            if q > blen:
+                break
+            v = bytes(mv[p + HEADER_SIZE : q])
+            if _crc(v, CRC_SEED) != crc:
+                return values, p, "checksum mismatch"
+            values.append(v)
+            p = q
     return values, p, None
 
 

@@ -31,10 +31,17 @@ _CHUNK: Final = 1 << 20
 
 
 class SnapshotReader(io.RawIOBase):
-    """Reads the header, then each (fd, size) part in turn; owns and closes the fds."""
+    """Reads the header, then each (fd, size) part in turn; owns and closes the fds.
 
-    def __init__(self, first_offset: int, parts: list[tuple[int, int]]) -> None:
+    `end_offset` is one past the last record in the snapshot. The Log sets `truncated`
+    when a `truncate_suffix` cuts below it: every later read then raises, since the
+    bytes still to be read may have been rewritten.
+    """
+
+    def __init__(self, first_offset: int, parts: list[tuple[int, int]], end_offset: int) -> None:
         super().__init__()
+        self.end_offset = end_offset
+        self.truncated = False
         self._head = SNAPSHOT_HEADER.pack(MAGIC, VERSION, first_offset)
         self._hpos = 0
         self._parts = parts
@@ -62,6 +69,8 @@ class SnapshotReader(io.RawIOBase):
                 self._pos = 0
                 continue
             data = os.pread(fd, min(len(mv), size - self._pos), self._pos)
+            if self.truncated:  # checked after the pread: a truncation during it counts
+                raise LogError("the log was truncated while a snapshot was being read")
             if not data:
                 raise LogError("a segment shrank while it was being snapshotted")
             mv[: len(data)] = data
@@ -77,9 +86,9 @@ class SnapshotReader(io.RawIOBase):
         super().close()
 
 
-def open_reader(first_offset: int, parts: list[tuple[int, int]]) -> BinaryIO:
+def open_reader(raw: SnapshotReader) -> BinaryIO:
     """A buffered binary stream over a snapshot."""
-    return io.BufferedReader(SnapshotReader(first_offset, parts), buffer_size=_CHUNK)
+    return io.BufferedReader(raw, buffer_size=_CHUNK)
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes:
@@ -104,20 +113,21 @@ def restore_into(open_log: Callable[[int], Log], stream: BinaryIO) -> None:
         raise LogError(f"unsupported snapshot version {version} (this lokit reads {VERSION})")
     log = open_log(first)
     try:
+        limit = log.config.record_limit  # a longer length field is refused, not buffered
         offset = first
-        buf = b""
+        buf = bytearray()
         while True:
             chunk = stream.read(_CHUNK)
             if not chunk:
                 break
-            buf = buf + chunk if buf else chunk
-            values, used, reason = split_frames(buf)
+            buf += chunk
+            values, used, reason = split_frames(buf, limit)
             if values:
                 log.append_batch(values)
                 offset += len(values)
             if reason is not None:
                 raise CorruptRecord(STREAM_NAME, offset, reason)
-            buf = buf[used:]
+            del buf[:used]
         if buf:
             raise CorruptRecord(STREAM_NAME, offset, "the stream ends inside a record")
         log.sync()
