@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from tests.log.conftest import InProcess
+from tests.log.test_streams import open_streams, until
 
 B64 = "TGV0J3MgR28gIzEK"  # "Let's Go #1\n"
 
@@ -121,17 +122,37 @@ async def test_stream_ndjson_to_the_end(http: Http) -> None:
     assert lines == [{"offset": i, "value": b64(b"%d" % i)} for i in range(2, 5)]
 
 
-async def test_stream_ndjson_follows_new_records(http: Http) -> None:
+async def test_stream_ndjson_follows_new_records(http: Http, server: InProcess) -> None:
     async def first_line() -> bytes:
         async with http.session.get("http://log/topics/f/stream?from=0") as r:
             assert r.status == 200  # the headers come with the first record
             return await r.content.readline()
 
+    before = open_streams()
     reader = asyncio.create_task(first_line())
-    await asyncio.sleep(0.05)
+    await until(lambda: open_streams() == before + 1, "the stream to open")
+    assert not reader.done()
+    assert not (server.data / "f").exists()  # following a new name creates nothing
     await http.json("POST", "/topics/f/records", {"values": [b64(b"later")]})
     line = await asyncio.wait_for(reader, 15)
     assert orjson.loads(line) == {"offset": 0, "value": b64(b"later")}
+
+
+async def test_get_stream_on_a_new_name_leaves_no_directory(http: Http, server: InProcess) -> None:
+    async def read() -> bytes:
+        async with http.session.get("http://log/topics/nothing-here/stream") as r:
+            return await r.read()
+
+    before = open_streams()
+    reader = asyncio.create_task(read())
+    await until(lambda: open_streams() == before + 1, "the stream to open")
+    reader.cancel()  # the client goes away
+    await until(lambda: open_streams() == before, "the server to end the stream")
+    assert await http("GET", "/topics/nothing-here/stream?follow=false") == (200, b"")
+    status, body = await http.json("GET", "/topics/nothing-here/records?wait_ms=10")
+    assert (status, body) == (200, {"first_offset": 0, "values": [], "end_offset": 0})
+    assert not (server.data / "nothing-here").exists()
+    assert (await http.json("GET", "/topics"))[1]["topics"] == []
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
 
+import pytest
+
+from lokit.observability.metrics import IN_FLIGHT
 from lokit.services.log.client import LogClient
+from lokit.services.log.errors import ServerStoppingError
 from lokit.services.log.messages import Record, RecordBatch
 from lokit.services.log.metrics import CONSUMER_STREAMS
+from tests.log.conftest import InProcess, start_in_process
 
 # Guards against a hang, not timing assertions.
 HANG = 15.0
@@ -97,11 +105,73 @@ async def test_stream_waits_for_an_offset_beyond_the_end(client: LogClient) -> N
     await stream.aclose()  # type: ignore[attr-defined]
 
 
-async def test_consume_batch_long_poll(client: LogClient) -> None:
+async def test_consume_batch_long_poll(client: LogClient, server: InProcess) -> None:
     empty = await client.consume_batch(0, topic="poll")
     assert empty.values == [] and empty.end_offset == 0
+    polls = IN_FLIGHT.labels("log", "ConsumeBatch")  # the kit's RED gauge
+    before = polls._value.get()
     waiting = asyncio.create_task(client.consume_batch(0, topic="poll", max_wait_ms=10_000))
-    await asyncio.sleep(0.05)
+    await until(lambda: polls._value.get() == before + 1, "the long poll to wait")
+    assert not waiting.done()
+    assert not (server.data / "poll").exists()  # waiting for the topic creates nothing
     await client.produce(b"woke", topic="poll")
     batch = await asyncio.wait_for(waiting, HANG)
     assert batch == RecordBatch(0, [b"woke"], 1)
+
+
+async def test_following_a_missing_topic_waits_for_a_produce_to_create_it(
+    client: LogClient, server: InProcess
+) -> None:
+    """A tailing read creates no topic: it waits until a produce creates it."""
+    before = open_streams()
+    stream = client.consume_stream(0, topic="later")
+    first: asyncio.Task[Record] = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
+    await until(lambda: open_streams() == before + 1, "the stream to open")
+    assert not first.done()
+    assert not (server.data / "later").exists()
+    await client.produce(b"made", topic="later")
+    assert await asyncio.wait_for(first, HANG) == Record(b"made", 0)
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_cancelled_follow_of_a_missing_topic_leaves_nothing(
+    client: LogClient, server: InProcess
+) -> None:
+    before = open_streams()
+    stream = client.consume_batches(0, topic="ghost")
+    first: asyncio.Task[Any] = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
+    await until(lambda: open_streams() == before + 1, "the stream to open")
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    await stream.aclose()  # type: ignore[attr-defined]
+    await until(lambda: open_streams() == before, "the server to end the cancelled stream")
+    assert not (server.data / "ghost").exists()
+    assert (await client.list_topics()).topics == []
+
+
+async def test_a_long_poll_on_a_missing_topic_creates_nothing(
+    client: LogClient, server: InProcess
+) -> None:
+    batch = await client.consume_batch(0, topic="ghost", max_wait_ms=20)
+    assert batch == RecordBatch(0, [], 0)
+    assert not (server.data / "ghost").exists()
+
+
+async def test_drain_ends_a_stream_waiting_for_a_topic(tmp_path: Path) -> None:
+    """log_definition carries the drain hook; it ends waits for a topic too."""
+    srv = await start_in_process(tmp_path)
+    c = LogClient(srv.grpc)
+    try:
+        assert srv.runtime.service.on_drain
+        before = open_streams()
+        stream = c.consume_batches(0, topic="never")
+        first: asyncio.Task[Any] = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
+        await until(lambda: open_streams() == before + 1, "the stream to open")
+        for drain in srv.runtime.service.on_drain:
+            drain()
+        with pytest.raises(ServerStoppingError, match="shutting down"):
+            await asyncio.wait_for(first, HANG)
+    finally:
+        await c.close()
+        await srv.runtime.stop()

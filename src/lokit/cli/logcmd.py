@@ -7,15 +7,12 @@ import os
 import stat
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import click
 from click.core import ParameterSource
 
 from lokit.cli.errors import fail, friendly
-
-if TYPE_CHECKING:
-    from lokit.routes import ServiceDef
 
 DEFAULT_ADDR = "unix:run/log.grpc.sock"
 DEFAULT_GRPC = "unix:run/log.grpc.sock"
@@ -126,16 +123,11 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
 def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
     """Serve the log through the shared runtime; tailing streams end as shutdown begins."""
     from lokit.cli.main import serve_service
-    from lokit.services.log.definition import log_server
-
-    def build() -> ServiceDef:
-        server = log_server(config, rpc_addr=grpc[0] if grpc else "")
-        server.definition.on_drain.append(server.drain)
-        return server.definition
+    from lokit.services.log.definition import log_definition
 
     serve_service(
         "log",
-        build,
+        lambda: log_definition(config, rpc_addr=grpc[0] if grpc else ""),
         grpc,
         http,
         config.debug,

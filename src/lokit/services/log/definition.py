@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 
 from lokit.commitlog import Topics
@@ -59,34 +58,20 @@ class DataDirLock:
             os.close(fd)
 
 
-@dataclass
-class LogServer:
-    """The ServiceDef to serve, and `drain()` to call when shutdown begins."""
-
-    definition: ServiceDef
-    service: LogService
-
-    def drain(self) -> None:
-        """End tailing streams now (ServerStoppingError), before the transports drain."""
-        self.service._drain()
-
-
 def log_definition(
     config: ServerConfig | None = None, *, rpc_addr: str = "", node_id: str | None = None
 ) -> ServiceDef:
-    """The log service ready to serve; `rpc_addr` is what GetServers advertises."""
-    return log_server(config, rpc_addr=rpc_addr, node_id=node_id).definition
+    """The log service ready to serve; `rpc_addr` is what GetServers advertises.
 
-
-def log_server(
-    config: ServerConfig | None = None, *, rpc_addr: str = "", node_id: str | None = None
-) -> LogServer:
-    """The log service and its shutdown hook (see `log_definition`)."""
+    Its drain hook ends tailing streams as shutdown begins, so idle followers do
+    not hold the grace period.
+    """
     config = config or ServerConfig()
     data = Path(config.data)
     metrics = LogMetrics()
-    topics = Topics(data, config.log_config(), on_fsync=lambda _topic, s: metrics.fsync(s))
-    durable = config.log_config().fsync_policy.mode == "always"
+    log_config = config.log_config()
+    topics = Topics(data, log_config, on_fsync=lambda _topic, s: metrics.fsync(s))
+    durable = log_config.fsync_policy.mode == "always"
     positions = Positions(data / POSITIONS_FILE, durable=durable)
     server = Server(node_id or socket.gethostname(), rpc_addr, True)
     service = LogService(
@@ -122,12 +107,12 @@ def log_server(
     methods = {m.name: m for m in describe(service)}
     codecs = pb_codecs()
     grpc = [GrpcRoute(f"/{GRPC_SERVICE}/{name}", m, codecs[name]) for name, m in methods.items()]
-    definition = ServiceDef(
+    return ServiceDef(
         name="log",
         grpc=grpc,
         http=log_http_routes(methods),
         grpc_services=[GRPC_SERVICE],
         on_start=[start],
         on_stop=[stop],
+        on_drain=[service.drain],
     )
-    return LogServer(definition, service)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from typing import Any, Protocol, TypeVar
 
 from lokit.commitlog import (
     AsyncLog,
@@ -62,6 +62,7 @@ from lokit.services.log.messages import (
 )
 from lokit.services.log.positions import Positions
 
+T = TypeVar("T")
 DEFAULT_TOPIC = "default"
 DEFAULT_BATCH_RECORDS = 1_000
 DEFAULT_BATCH_BYTES = 1 << 20
@@ -177,7 +178,8 @@ class LogService:
         self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
         self._cache_bytes = cache_bytes
         self._draining = False
-        self._waiters: set[asyncio.Future[bool]] = set()
+        self._waiters: set[asyncio.Future[Any]] = set()
+        self._opened = asyncio.Event()  # set (and replaced) whenever a topic opens
 
     # --- helpers -------------------------------------------------------------
 
@@ -191,11 +193,17 @@ class LogService:
             except LogError as e:
                 raise mapped(e) from None
             t = self._open.setdefault(name, t)
+            opened, self._opened = self._opened, asyncio.Event()
+            opened.set()  # wake the reads waiting for a topic to be created
         self._open[topic] = t
         return t
 
     async def _existing(self, topic: str) -> _Topic | None:
-        """The topic when it exists; None (without creating it) when it does not."""
+        """The topic when it exists; None (without creating it) when it does not.
+
+        The start hook opens every topic on disk (`_open_existing`), so a name
+        that is not open does not exist: no disk access here.
+        """
         t = self._open.get(topic)
         if t is not None:
             return t
@@ -204,9 +212,22 @@ class LogService:
             validate_topic_name(name)
         except LogError as e:
             raise mapped(e) from None
-        if not (self._topics.data_dir / name).is_dir():
+        if not self._topics.is_open(name):
             return None
         return await self._create(topic)
+
+    async def _awaited(self, topic: str) -> _Topic:
+        """For a read that waits for records: the topic, once it exists.
+
+        The default topic is opened (created) at once, as proglog's one log always
+        exists; any other topic is waited for until a produce creates it, so reads
+        never create topics (a directory and an open log each) from arbitrary names.
+        """
+        if not topic or topic == self._default:
+            return self._open.get(topic) or await self._create(topic)
+        while (t := await self._existing(topic)) is None:
+            await self._until(self._opened.wait())
+        return t
 
     async def _open_existing(self) -> list[tuple[str, AsyncLog]]:
         """Open (and recover) every topic on disk at startup; (name, log) of each.
@@ -215,35 +236,66 @@ class LogService:
         """
         return [(name, (await self._create(name)).log) for name in self._topics.names()]
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """End every tailing stream (with ServerStoppingError) and refuse new waits.
 
         Called when the server starts shutting down, before the transports drain,
         so idle followers do not hold the shutdown for the whole grace period.
+        Not an endpoint: `describe` takes async methods only.
         """
         self._draining = True
         for waiter in list(self._waiters):
             waiter.cancel()
 
-    async def _wait(self, log: AsyncLog, offset: int, seconds: float | None = None) -> bool:
-        """Wait until `offset` exists (True) or `seconds` pass (False);
-        ServerStoppingError when the server drains or the log closes. Cancelling
-        the caller cancels the wait."""
-        if not self._draining:
-            waiter = asyncio.ensure_future(log.wait_for(offset, seconds))
-            self._waiters.add(waiter)
-            try:
-                if await waiter:
-                    return True
-                if seconds is not None and not log.closed:
-                    return False
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not self._draining or (task is not None and task.cancelling()):
-                    raise  # the caller itself was cancelled (the client went away)
-            finally:
-                self._waiters.discard(waiter)
-        raise ServerStoppingError()
+    async def _until(self, waiting: Coroutine[Any, Any, T]) -> T:
+        """Await `waiting`, or end with ServerStoppingError when the server drains.
+        Cancelling the caller cancels the wait."""
+        if self._draining:
+            waiting.close()
+            raise ServerStoppingError()
+        waiter = asyncio.ensure_future(waiting)
+        self._waiters.add(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._draining or (task is not None and task.cancelling()):
+                raise  # the caller itself was cancelled (the client went away)
+            raise ServerStoppingError() from None
+        finally:
+            self._waiters.discard(waiter)
+
+    async def _wait(self, log: AsyncLog, offset: int) -> None:
+        """Wait until `offset` exists; ServerStoppingError when the server drains or
+        the log closes."""
+        if not await self._until(log.wait_for(offset)):
+            raise ServerStoppingError()  # the log closed
+
+    async def _chunks(
+        self, topic: str, offset: int, max_records: int, max_bytes: int, follow: bool
+    ) -> AsyncGenerator[tuple[int, list[bytes], int], None]:
+        """(first offset, values, the log's next offset) from `offset` to the end of
+        the topic, then (with `follow`) new records as they arrive: the body of
+        every consuming stream, counted by the metrics while it is open."""
+        observer = self._observer
+        observer.stream_opened()
+        try:
+            t = await self._awaited(topic) if follow else await self._existing(topic)
+            if t is None:
+                return
+            log = t.log
+            read = self._read
+            while True:
+                offset, values = await read(t, offset, max_records, max_bytes)
+                if values:
+                    yield offset, values, log.next_offset
+                    offset += len(values)
+                elif follow:
+                    await self._wait(log, offset)
+                else:
+                    return
+        finally:
+            observer.stream_closed()
 
     async def _read(
         self, t: _Topic, offset: int, max_records: int, max_bytes: int
@@ -296,23 +348,14 @@ class LogService:
 
     async def consume_stream(self, request: ConsumeRequest) -> AsyncIterator[Record]:
         """Every record from the offset on, one per message, then new ones as they arrive."""
-        t = self._open.get(request.topic) or await self._create(request.topic)
-        log = t.log
-        offset = request.offset
-        read = self._read
-        observer = self._observer
-        observer.stream_opened()
-        try:
-            while True:
-                offset, values = await read(t, offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES)
-                if values:
-                    for value in values:
-                        yield Record(value, offset)
-                        offset += 1
-                else:
-                    await self._wait(log, offset)
-        finally:
-            observer.stream_closed()
+        chunks = self._chunks(
+            request.topic, request.offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES, True
+        )
+        async with contextlib.aclosing(chunks):
+            async for offset, values, _ in chunks:
+                for value in values:
+                    yield Record(value, offset)
+                    offset += 1
 
     async def produce_stream(self, requests: AsyncIterator[ProduceRequest]) -> AsyncIterator[int]:
         """One offset per record, in order; ends with OK when the client half-closes.
@@ -413,22 +456,20 @@ class LogService:
         max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
         max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
         offset = request.offset
-        t = (
-            await self._existing(request.topic)
-            if request.max_wait_ms <= 0
-            else await self._create(request.topic)
-        )
+        t = await self._existing(request.topic)
+        if request.max_wait_ms > 0 and offset == (0 if t is None else t.log.next_offset):
+            # A missing topic is an empty one that a produce may create meanwhile.
+            with contextlib.suppress(TimeoutError, ServerStoppingError):
+                async with asyncio.timeout(min(request.max_wait_ms, MAX_WAIT_MS) / 1000):
+                    t = await self._awaited(request.topic)
+                    await self._wait(t.log, offset)
         if t is None:
             if offset > 0:
                 raise OffsetOutOfRangeError.at(offset)
             return RecordBatch(0, [], 0)
         log = t.log
-        end = log.next_offset
-        if offset > end:
+        if offset > log.next_offset:
             raise OffsetOutOfRangeError.at(offset)
-        if offset == end and request.max_wait_ms > 0:
-            with contextlib.suppress(ServerStoppingError):
-                await self._wait(log, offset, min(request.max_wait_ms, MAX_WAIT_MS) / 1000)
         offset, values = await self._read(t, offset, max_records, max_bytes)
         return RecordBatch(offset, values, log.next_offset)
 
@@ -437,32 +478,17 @@ class LogService:
     ) -> AsyncIterator[RecordBatch]:
         """Many records per message from the offset on, then new ones as they arrive.
 
-        With stop_at_end the stream ends once it has caught up with the log.
+        With stop_at_end the stream ends once it has caught up with the log (at
+        once on a missing topic); otherwise it waits for a missing topic to be created.
         """
         max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
         max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
-        stop = request.stop_at_end
-        t = await self._existing(request.topic) if stop else await self._create(request.topic)
-        if t is None:
-            return
-        log = t.log
-        offset = request.offset
-        read = self._read
-        observer = self._observer
-        observer.stream_opened()
-        try:
-            while True:
-                offset, values = await read(t, offset, max_records, max_bytes)
-                if values:
-                    first = offset
-                    offset += len(values)
-                    yield RecordBatch(first, values, log.next_offset)
-                elif stop:
-                    return
-                else:
-                    await self._wait(log, offset)
-        finally:
-            observer.stream_closed()
+        chunks = self._chunks(
+            request.topic, request.offset, max_records, max_bytes, not request.stop_at_end
+        )
+        async with contextlib.aclosing(chunks):
+            async for first, values, end in chunks:
+                yield RecordBatch(first, values, end)
 
     # --- consumer positions --------------------------------------------------
 
