@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
-from lokit.errors import Error, InvalidArgument
+from lokit.errors import DeadlineExceeded, Error, InvalidArgument
 
 REQUEST_ID_HEADER = "x-request-id"
 TIMEOUT_HEADER = "x-request-timeout-ms"
@@ -138,3 +138,29 @@ def incoming(
         request_id = new_request_id()
     deadline = None if left is None else time.monotonic() + left
     return RequestContext(request_id, service, method, transport, deadline, caller or None), bad
+
+
+def outgoing_headers(
+    timeout: float | None, default: float | None, method: str, peer: str
+) -> tuple[dict[str, str], float | None]:
+    """The context headers for a client call to `method` at `peer`, and its timeout in seconds.
+
+    The timeout is the smaller of the per-call `timeout` and the client's
+    `default`, bounded by the current deadline (see `outgoing`); it travels as
+    `x-request-timeout-ms`, at least 1. Raises DeadlineExceeded when no time is
+    left. Keys are lower-case (gRPC metadata requires it); the caller adds the
+    trace context.
+    """
+    if default is not None and (timeout is None or default < timeout):
+        timeout = default
+    request_id, timeout, identity = outgoing(timeout)
+    headers = {REQUEST_ID_HEADER: request_id}
+    if timeout is not None:
+        if timeout <= 0:
+            raise DeadlineExceeded(
+                f"call to {method} at {peer} not started: the deadline has passed"
+            )
+        headers[TIMEOUT_HEADER] = str(max(1, int(timeout * 1000)))
+    if identity:
+        headers[CALLER_HEADER] = identity
+    return headers, timeout

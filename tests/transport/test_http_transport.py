@@ -369,6 +369,19 @@ async def test_deadline_reaches_the_endpoint_and_is_enforced(served: Served) -> 
     assert len(slow) == 2 and all(type(e) is TimeoutError for e in slow)
 
 
+async def test_client_default_and_call_timeouts_take_the_smaller(served: Served) -> None:
+    _, bound, _ = await served.start()
+    client = HttpClient(bound, timeout=5)
+    served.clients.append(client)
+    info = await client.unary(served.route["Info"], served.req("Info"), timeout=60)
+    assert info.remaining is not None and 0 < info.remaining <= 5
+    info = await client.unary(served.route["Info"], served.req("Info"), timeout=2)
+    assert info.remaining is not None and 0 < info.remaining <= 2
+    with context.scope(RequestContext("r", deadline=context.deadline_from_timeout(-1))):
+        with pytest.raises(DeadlineExceeded, match="the deadline has passed"):
+            await client.unary(served.route["Info"], served.req("Info"))
+
+
 async def test_trace_context_is_attached_and_forwarded(served: Served) -> None:
     _, bound, client = await served.start()
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span
 
 
 def extract_and_attach(carrier: Mapping[str, str]) -> object | None:
@@ -26,6 +27,6 @@ def detach(token: object | None) -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
 
-def inject(carrier: MutableMapping[str, str]) -> None:
-    """Add the current trace context's headers (if a span is active) to `carrier`."""
-    propagate.inject(carrier)
+def inject(carrier: MutableMapping[str, str], span: Span | None = None) -> None:
+    """Add trace context headers to `carrier`: `span`'s, else the current span's (if any)."""
+    propagate.inject(carrier, None if span is None else trace.set_span_in_context(span))

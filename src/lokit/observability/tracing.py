@@ -8,8 +8,9 @@ local service should not dial a collector nobody started. `OTEL_SERVICE_NAME`
 overrides the service name; `OTEL_RESOURCE_ATTRIBUTES` and the sampler variables
 (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`) are read by the SDK.
 
-With tracing off nothing is created per request: the observer checks one module
-attribute, and `client_span` hands back a shared no-op context manager.
+With tracing off nothing is created per request: the observer and the clients
+check one module attribute (`client_span` would hand back a shared no-op context
+manager).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from opentelemetry.sdk.trace.export import (
     SimpleSpanProcessor,
     SpanExporter,
 )
-from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 EXPORTERS = ("console", "otlp", "none")
@@ -112,11 +113,6 @@ def tracing_enabled() -> bool:
     return _state.tracer is not None
 
 
-def tracer() -> Tracer | None:
-    """lokit's tracer, or None when tracing is off."""
-    return _state.tracer
-
-
 def start_server_span(name: str, attributes: Mapping[str, AttributeValue]) -> Span | None:
     """A SERVER span, child of the current (attached) trace context; None when off."""
     t = _state.tracer
@@ -131,9 +127,29 @@ def client_span(
     """Start a CLIENT span and make it current; a no-op when tracing is off.
 
     Clients call `propagation.inject(metadata)` inside the block so the next
-    service parents its server span on this one.
+    service parents its server span on this one. lokit's clients check
+    `_state.tracer` first and skip the block when tracing is off.
     """
     t = _state.tracer
     if t is None:
         return _NOOP
     return t.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+
+def start_client_span(name: str) -> Span | None:
+    """A CLIENT span that is *not* made current; None when tracing is off.
+
+    For streamed calls, which outlive the method that starts them: a current
+    span would stay attached to the caller's context between items. Clients
+    inject it with `propagation.inject(carrier, span)` and end it with `end_span`.
+    """
+    t = _state.tracer
+    return None if t is None else t.start_span(name, kind=SpanKind.CLIENT)
+
+
+def end_span(span: Span, error: BaseException | None = None) -> None:
+    """End `span`; with `error`, record it and mark the span failed (as `client_span` does)."""
+    if error is not None:
+        span.record_exception(error)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.end()

@@ -15,6 +15,9 @@ import socket
 import stat
 from dataclasses import dataclass
 
+# Wildcard listening hosts and the loopback host a local client dials instead.
+_WILDCARDS: dict[str | None, str] = {None: "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+
 
 class AddressError(Exception):
     """An address that cannot be parsed or bound; the message is one plain sentence."""
@@ -39,6 +42,18 @@ class Address:
             return "unix://" + os.path.abspath(self.path)
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+    def dialable(self) -> Address:
+        """The address a client on this machine dials: a wildcard host becomes loopback.
+
+        A server listening on `0.0.0.0` (or `:PORT`) is reached at 127.0.0.1, one
+        on `::` at ::1; anything else, Unix sockets included, is returned as is.
+        """
+        if self.path is not None or self.host not in _WILDCARDS:
+            return self
+        host = _WILDCARDS[self.host]
+        raw = f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+        return Address(raw=raw, host=host, port=self.port)
 
     def __str__(self) -> str:
         if self.path is not None:

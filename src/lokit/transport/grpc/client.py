@@ -3,7 +3,8 @@
 One grpc.aio channel per client, created lazily inside the running loop. Every
 call sends the request id, the caller identity, the W3C trace context and a
 timeout no later than the current request's deadline (as the gRPC timeout and,
-exactly, as `x-request-timeout-ms`). Calls fail fast (no
+exactly, as `x-request-timeout-ms`); with tracing on, each call is a CLIENT span
+the server's span is parented on. Calls fail fast (no
 wait_for_ready): a dependency that is down raises `Unavailable` at once, with a
 sentence naming its address. `endpoints(routes)` turns the client back into
 Go-kit endpoints so the same middlewares wrap both sides.
@@ -16,12 +17,14 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import grpc
+from opentelemetry.trace import Span
 
 from lokit.codec import Codec
-from lokit.context import CALLER_HEADER, REQUEST_ID_HEADER, TIMEOUT_HEADER, outgoing
+from lokit.context import outgoing_headers
 from lokit.endpoint import Endpoint, Kind
-from lokit.errors import DeadlineExceeded
+from lokit.observability import tracing
 from lokit.observability.propagation import inject
+from lokit.observability.tracing import client_span, end_span, start_client_span
 from lokit.routes import GrpcRoute
 from lokit.transport import address
 from lokit.transport.address import Address
@@ -39,19 +42,7 @@ _CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 
-
-def grpc_target(addr: Address) -> str:
-    """The target grpcio understands: `unix:///abs/path`, `host:port` or `[v6]:port`."""
-    if addr.path is not None:
-        return addr.grpc_target()
-    host = addr.host or "127.0.0.1"
-    if host == "0.0.0.0":
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{addr.port}"
+_trace = tracing._state  # `_trace.tracer is None`: tracing is off
 
 
 class _Requests:
@@ -90,13 +81,10 @@ class GrpcClient:
         self.name = name
         self.timeout = timeout
         self._label = str(self.address)
-        self._target = grpc_target(self.address)
+        self._target = self.address.dialable().grpc_target()
         self._channel: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._unary: dict[str, Any] = {}
-        self._server_stream: dict[str, Any] = {}
-        self._client_stream: dict[str, Any] = {}
-        self._bidi: dict[str, Any] = {}
+        self._callables: dict[str, tuple[str, Any]] = {}  # path -> (kind, multicallable)
 
     def _chan(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -110,32 +98,40 @@ class GrpcClient:
             )
         return self._channel
 
-    def _callable(self, cache: dict[str, Any], kind: str, path: str) -> Any:
-        """The cached multicallable for `path` (raw bytes in and out)."""
+    def _callable(self, kind: str, path: str) -> Any:
+        """The cached multicallable of `kind` for `path` (raw bytes in and out)."""
         channel = self._chan()
-        mc = cache.get(path)
-        if mc is None:
-            mc = cache[path] = getattr(channel, kind)(path, _registered_method=True)
+        hit = self._callables.get(path)
+        if hit is not None and hit[0] == kind:
+            return hit[1]
+        mc = getattr(channel, kind)(path, _registered_method=True)
+        self._callables[path] = (kind, mc)
         return mc
 
-    def _outgoing(self, timeout: float | None, path: str) -> tuple[tuple[Any, ...], float | None]:
-        """Metadata and timeout for one call (deadline, request id, caller, trace context)."""
-        default = self.timeout
-        if default is not None:
-            timeout = default if timeout is None else min(timeout, default)
-        request_id, timeout, identity = outgoing(timeout)
-        if timeout is not None and timeout <= 0:
-            raise DeadlineExceeded(
-                f"call to {path} at {self._label} not started: the deadline has passed"
-            )
-        carrier = {REQUEST_ID_HEADER: request_id}
-        if identity:
-            carrier[CALLER_HEADER] = identity
-        if timeout is not None:
-            # exact; grpc's own timeout header is rounded up on the wire
-            carrier[TIMEOUT_HEADER] = str(int(timeout * 1000))
-        inject(carrier)
-        return tuple(carrier.items()), timeout
+    def _outgoing(
+        self, timeout: float | None, path: str, stream: bool = False
+    ) -> tuple[tuple[tuple[str, str], ...], float | None, Span | None]:
+        """Metadata, timeout and (for a traced stream) the client span of one call.
+
+        The exact milliseconds ride along because grpc rounds its own timeout
+        header up on the wire.
+        """
+        headers, seconds = outgoing_headers(timeout, self.timeout, path, self._label)
+        span = start_client_span(path) if stream and _trace.tracer is not None else None
+        inject(headers, span)
+        return tuple(headers.items()), seconds, span
+
+    def _failure(self, exc: BaseException, sent: _Requests, path: str) -> BaseException:
+        """What a failed call raises (`exc` is an AioRpcError or a CancelledError).
+
+        The exception the caller's request stream raised, if any (grpc reports it
+        as a cancellation); else the lokit error for the status; else `exc`.
+        """
+        if sent.error is not None:
+            return sent.error
+        if isinstance(exc, grpc.aio.AioRpcError):
+            return client_error(exc, self._label, path, self.name)
+        return exc
 
     async def unary(
         self,
@@ -146,10 +142,16 @@ class GrpcClient:
         timeout: float | None = None,  # noqa: ASYNC109 -- sent to the server as the gRPC deadline
     ) -> Any:
         """One request, one response."""
-        metadata, timeout = self._outgoing(timeout, path)
-        mc = self._callable(self._unary, "unary_unary", path)
+        if _trace.tracer is not None:
+            with client_span(path):
+                return await self._unary(path, request, codec, timeout)
+        return await self._unary(path, request, codec, timeout)
+
+    async def _unary(self, path: str, request: Any, codec: Codec, per_call: float | None) -> Any:
+        metadata, seconds, _ = self._outgoing(per_call, path)
+        mc = self._callable("unary_unary", path)
         try:
-            data = await mc(codec.encode_request(request), timeout=timeout, metadata=metadata)
+            data = await mc(codec.encode_request(request), timeout=seconds, metadata=metadata)
         except grpc.aio.AioRpcError as e:
             raise client_error(e, self._label, path, self.name) from None
         return codec.decode_response(data)
@@ -158,9 +160,9 @@ class GrpcClient:
         self, path: str, request: Any, codec: Codec, *, timeout: float | None = None
     ) -> AsyncIterator[Any]:
         """One request, a stream of responses (the call starts on the first iteration)."""
-        metadata, timeout = self._outgoing(timeout, path)
         data = codec.encode_request(request)
-        return self._responses("unary_stream", path, data, None, codec, metadata, timeout)
+        metadata, seconds, span = self._outgoing(timeout, path, stream=True)
+        return self._responses("unary_stream", path, data, None, codec, metadata, seconds, span)
 
     async def client_stream(
         self,
@@ -171,19 +173,21 @@ class GrpcClient:
         timeout: float | None = None,  # noqa: ASYNC109 -- sent to the server as the gRPC deadline
     ) -> Any:
         """A stream of requests, one response."""
-        metadata, timeout = self._outgoing(timeout, path)
-        mc = self._callable(self._client_stream, "stream_unary", path)
+        if _trace.tracer is not None:
+            with client_span(path):
+                return await self._client_stream(path, requests, codec, timeout)
+        return await self._client_stream(path, requests, codec, timeout)
+
+    async def _client_stream(
+        self, path: str, requests: AsyncIterable[Any], codec: Codec, per_call: float | None
+    ) -> Any:
+        metadata, seconds, _ = self._outgoing(per_call, path)
+        mc = self._callable("stream_unary", path)
         sent = _Requests()
         try:
-            data = await mc(sent.encode(requests, codec), timeout=timeout, metadata=metadata)
-        except grpc.aio.AioRpcError as e:
-            if sent.error is not None:
-                raise sent.error from None
-            raise client_error(e, self._label, path, self.name) from None
-        except asyncio.CancelledError:
-            if sent.error is not None:
-                raise sent.error from None
-            raise
+            data = await mc(sent.encode(requests, codec), timeout=seconds, metadata=metadata)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+            raise self._failure(e, sent, path) from None
         return codec.decode_response(data)
 
     def bidi(
@@ -195,8 +199,10 @@ class GrpcClient:
         timeout: float | None = None,
     ) -> AsyncIterator[Any]:
         """Streams both ways (the call starts on the first iteration)."""
-        metadata, timeout = self._outgoing(timeout, path)
-        return self._responses("stream_stream", path, None, requests, codec, metadata, timeout)
+        metadata, seconds, span = self._outgoing(timeout, path, stream=True)
+        return self._responses(
+            "stream_stream", path, None, requests, codec, metadata, seconds, span
+        )
 
     async def _responses(
         self,
@@ -205,38 +211,33 @@ class GrpcClient:
         data: bytes | None,
         requests: AsyncIterable[Any] | None,
         codec: Codec,
-        metadata: tuple[Any, ...],
+        metadata: tuple[tuple[str, str], ...],
         seconds: float | None,
+        span: Span | None,
     ) -> AsyncIterator[Any]:
-        cache = self._server_stream if requests is None else self._bidi
-        mc = self._callable(cache, kind, path)
+        mc = self._callable(kind, path)
         sent = _Requests()
         if requests is None:
             call = mc(data, timeout=seconds, metadata=metadata)
         else:
             call = mc(sent.encode(requests, codec), timeout=seconds, metadata=metadata)
         decode = codec.decode_response
+        error: BaseException | None = None
         try:
             async for item in call:
                 yield decode(item)
-        except grpc.aio.AioRpcError as e:
-            if sent.error is not None:
-                raise sent.error from None
-            raise client_error(e, self._label, path, self.name) from None
-        except asyncio.CancelledError:
-            if sent.error is not None:
-                raise sent.error from None
-            raise
+        except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
+            error = self._failure(e, sent, path)
+            raise error from None
         finally:
             call.cancel()  # no-op once the call has ended; stops it when the caller stops early
+            if span is not None:
+                end_span(span, error)
 
     async def close(self) -> None:
         """Close the channel (pending calls are cancelled)."""
         channel, self._channel = self._channel, None
-        self._unary.clear()
-        self._server_stream.clear()
-        self._client_stream.clear()
-        self._bidi.clear()
+        self._callables.clear()
         if channel is not None:
             await channel.close()
 

@@ -2,7 +2,8 @@
 
 Every call carries the request id, the caller identity, the W3C trace context
 and the remaining deadline (`X-Request-Timeout-Ms`, also enforced locally), so
-context propagates without the caller doing anything. A non-2xx answer raises
+context propagates without the caller doing anything; with tracing on, each call
+is a CLIENT span the server's span is parented on. A non-2xx answer raises
 the error class the server raised (`X-Lokit-Error`); a server that cannot be
 reached raises `Unavailable` at once, naming the address.
 """
@@ -17,10 +18,11 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from opentelemetry.trace import Span
 
 from lokit import context, errors
 from lokit.endpoint import Endpoint, Kind
-from lokit.observability import propagation
+from lokit.observability import propagation, tracing
 from lokit.routes import HttpRoute
 from lokit.transport import address
 from lokit.transport.address import Address
@@ -38,6 +40,7 @@ from lokit.transport.http.app import (
 KEEP_ALIVE_SECONDS = 30.0
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
+_trace = tracing._state  # `_trace.tracer is None`: tracing is off
 
 
 class HttpClient:
@@ -46,17 +49,10 @@ class HttpClient:
     def __init__(self, addr: str | Address, *, timeout: float | None = None) -> None:
         self._addr = addr if isinstance(addr, Address) else address.parse(addr)
         self._timeout = timeout
+        self._label = str(self._addr)
         self._session: aiohttp.ClientSession | None = None
-        if self._addr.path is not None:
-            self._base = "http://localhost"
-        else:
-            host = self._addr.host or "127.0.0.1"
-            host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-            self._base = (
-                f"http://[{host}]:{self._addr.port}"
-                if ":" in host
-                else (f"http://{host}:{self._addr.port}")
-            )
+        dial = self._addr.dialable()
+        self._base = "http://localhost" if dial.path is not None else f"http://{dial}"
         self._templates: dict[str, list[tuple[bool, str]]] = {}
 
     @property
@@ -75,7 +71,7 @@ class HttpClient:
         """Send one request to `route` and return its decoded response."""
         path = self._path(route, request)
         body = route.codec.encode_request(request)
-        _, data = await self._exchange(route.verb, path, body, JSON_TYPE, timeout)
+        _, data = await self._exchange(route.verb, path, route.path, body, JSON_TYPE, timeout)
         return route.codec.decode_response(data)
 
     def server_stream(
@@ -84,9 +80,9 @@ class HttpClient:
         """Send one request and iterate the NDJSON response stream."""
         path = self._path(route, request)
         body = route.codec.encode_request(request)
-        headers, client_timeout = self._headers(timeout, JSON_TYPE)
+        headers, client_timeout, span = self._headers(timeout, JSON_TYPE, path, route)
         return self._stream(
-            route.verb, path, body, headers, client_timeout, route.codec.decode_response
+            route.verb, path, body, headers, client_timeout, route.codec.decode_response, span
         )
 
     async def client_stream(
@@ -98,17 +94,19 @@ class HttpClient:
     ) -> Any:
         """Stream `requests` as an NDJSON body and return the decoded response."""
         body = _ndjson(requests, route.codec.encode_request)
-        _, data = await self._exchange(route.verb, route.path, body, NDJSON_TYPE, timeout)
+        _, data = await self._exchange(
+            route.verb, route.path, route.path, body, NDJSON_TYPE, timeout
+        )
         return route.codec.decode_response(data)
 
     def bidi(
         self, route: HttpRoute, requests: AsyncIterable[Any], *, timeout: float | None = None
     ) -> AsyncIterator[Any]:
         """Stream `requests` as NDJSON while iterating the NDJSON responses."""
-        headers, client_timeout = self._headers(timeout, NDJSON_TYPE)
+        headers, client_timeout, span = self._headers(timeout, NDJSON_TYPE, route.path, route)
         body = _ndjson(requests, route.codec.encode_request)
         return self._stream(
-            route.verb, route.path, body, headers, client_timeout, route.codec.decode_response
+            route.verb, route.path, body, headers, client_timeout, route.codec.decode_response, span
         )
 
     async def request(
@@ -120,7 +118,7 @@ class HttpClient:
         timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
     ) -> tuple[int, bytes]:
         """A raw call: (status, body) whatever the status, for tests and tools."""
-        return await self._exchange(verb, path, body, JSON_TYPE, timeout, check=False)
+        return await self._exchange(verb, path, path, body, JSON_TYPE, timeout, check=False)
 
     def endpoints(self, routes: list[HttpRoute]) -> dict[str, Endpoint]:
         """An endpoint per route, keyed by method name, for client-side middlewares."""
@@ -175,21 +173,21 @@ class HttpClient:
         return session
 
     def _headers(
-        self, timeout: float | None, content_type: str
-    ) -> tuple[dict[str, str], aiohttp.ClientTimeout]:
-        """The context headers for an outgoing call and its local timeout."""
-        rid, left, identity = context.outgoing(self._timeout if timeout is None else timeout)
-        headers = {"Content-Type": content_type, "X-Request-ID": rid}
-        client_timeout = _NO_TIMEOUT
-        if left is not None:
-            if left <= 0:
-                raise errors.DeadlineExceeded(f"the deadline passed before calling {self._addr}")
-            headers["X-Request-Timeout-Ms"] = str(max(1, int(left * 1000)))
-            client_timeout = aiohttp.ClientTimeout(total=left)
-        if identity:
-            headers["X-Caller-ID"] = identity
-        propagation.inject(headers)
-        return headers, client_timeout
+        self, timeout: float | None, content_type: str, path: str, stream: HttpRoute | None = None
+    ) -> tuple[dict[str, str], aiohttp.ClientTimeout, Span | None]:
+        """Headers and local timeout of a call to `path`, and the client span of a traced stream.
+
+        A stream's span is not made current (it outlives this call) and is ended
+        by `_stream`; other calls run inside `_exchange`'s current span.
+        """
+        headers, seconds = context.outgoing_headers(timeout, self._timeout, path, self._label)
+        headers["content-type"] = content_type
+        span = None
+        if stream is not None and _trace.tracer is not None:
+            span = tracing.start_client_span(f"{stream.verb} {stream.path}")
+        propagation.inject(headers, span)
+        client_timeout = _NO_TIMEOUT if seconds is None else aiohttp.ClientTimeout(total=seconds)
+        return headers, client_timeout, span
 
     def _path(self, route: HttpRoute, request: Any) -> str:
         """The route's path, `{name}` segments filled from the request's fields."""
@@ -221,13 +219,29 @@ class HttpClient:
         self,
         verb: str,
         path: str,
+        template: str,
         body: Any,
         content_type: str,
         timeout: float | None,  # noqa: ASYNC109 (also sent on as the deadline)
         *,
         check: bool = True,
     ) -> tuple[int, bytes]:
-        headers, client_timeout = self._headers(timeout, content_type)
+        """One request and its whole answer, in a client span `VERB template` when tracing."""
+        if _trace.tracer is not None:
+            with tracing.client_span(f"{verb} {template}"):
+                return await self._roundtrip(verb, path, body, content_type, timeout, check)
+        return await self._roundtrip(verb, path, body, content_type, timeout, check)
+
+    async def _roundtrip(
+        self,
+        verb: str,
+        path: str,
+        body: Any,
+        content_type: str,
+        per_call: float | None,
+        check: bool,
+    ) -> tuple[int, bytes]:
+        headers, client_timeout, _ = self._headers(per_call, content_type, path)
         session = self._get_session()
         try:
             async with session.request(
@@ -249,8 +263,10 @@ class HttpClient:
         headers: dict[str, str],
         client_timeout: aiohttp.ClientTimeout,
         decode: Callable[[bytes], Any],
+        span: Span | None,
     ) -> AsyncIterator[Any]:
         session = self._get_session()
+        error: BaseException | None = None
         try:
             async with session.request(
                 verb, self._base + path, data=body, headers=headers, timeout=client_timeout
@@ -266,7 +282,14 @@ class HttpClient:
                 if last is not None:
                     yield _stream_item(last, decode)
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise self._transport_error(e, verb, path) from None
+            error = self._transport_error(e, verb, path)
+            raise error from None
+        except errors.Error as e:
+            error = e
+            raise
+        finally:
+            if span is not None:
+                tracing.end_span(span, error)
 
     def _transport_error(self, exc: BaseException, verb: str, path: str) -> errors.Error:
         """One sentence naming the address for a call that did not get an answer."""
@@ -276,9 +299,9 @@ class HttpClient:
             )
         if isinstance(exc, aiohttp.ClientConnectorError):
             reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
-            return errors.Unavailable(f"{self._addr} is unavailable: cannot connect ({reason})")
+            return errors.Unavailable(f"{self._label} is unavailable: cannot connect ({reason})")
         detail = str(exc) or type(exc).__name__
-        return errors.Unavailable(f"{self._addr} is unavailable: {verb} {path} failed ({detail})")
+        return errors.Unavailable(f"{self._label} is unavailable: {verb} {path} failed ({detail})")
 
 
 def _http_error(status: int, data: bytes, name: str | None) -> errors.Error:
