@@ -13,7 +13,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from lokit import errors
 from lokit.context import RequestContext
-from lokit.observability import propagation
+from lokit.observability import propagation, tracing
 from lokit.observability.logs import configure_logging
 from lokit.observability.request import RequestObserver
 from lokit.observability.tracing import (
@@ -118,8 +118,14 @@ def test_client_span_is_a_child_and_is_injected(exporter: InMemorySpanExporter) 
     assert int(flags, 16) & 1  # sampled
 
 
-def test_tracing_off_creates_no_span(exporter: InMemorySpanExporter) -> None:
-    shutdown_tracing()
+def test_tracing_off_creates_no_span(
+    exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Off without shutting the provider down, so its exporter still takes spans:
+    # anything that bypassed the "tracing is off" check would show up below.
+    provider = tracing._state.provider
+    assert provider is not None
+    monkeypatch.setattr(tracing._state, "tracer", None)
     assert not tracing_enabled()
     obs = _observer()
     token = propagation.extract_and_attach({"traceparent": TRACEPARENT})
@@ -137,6 +143,9 @@ def test_tracing_off_creates_no_span(exporter: InMemorySpanExporter) -> None:
     assert not current.get_span_context().is_valid or not current.is_recording()
     # the caller's context still passes through untouched
     assert carrier["traceparent"] == TRACEPARENT
+    # and the exporter was live all along
+    provider.get_tracer("probe").start_span("probe").end()
+    assert [s.name for s in exporter.get_finished_spans()] == ["probe"]
 
 
 @pytest.mark.parametrize("value", [None, "", "none", " NONE "])

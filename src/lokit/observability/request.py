@@ -90,7 +90,7 @@ class RequestObserver:
         route = by_method.get(ctx.method)
         if route is None:
             route = by_method[ctx.method] = _Route(
-                self.service, ctx.method, ctx.transport, ctx.service or self.service
+                self.service, ctx.method, ctx.transport, ctx.service
             )
         route.in_flight.inc()
         call = _RequestCall(route, ctx.request_id)
