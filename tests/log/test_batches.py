@@ -8,17 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from lokit.commitlog import LogConfig, Topics
 from lokit.errors import Code, InvalidArgument
 from lokit.services.log.client import LogClient
 from lokit.services.log.errors import RecordTooLargeError
 from lokit.services.log.messages import Appended, ProduceBatchRequest, ProduceRequest
+from lokit.services.log.positions import Positions
+from lokit.services.log.service import LogService
 from tests.log.conftest import start_in_process
 
 
 @pytest.fixture
 async def small(tmp_path: Path) -> AsyncIterator[LogClient]:
-    """A server refusing records over 100 bytes."""
-    srv = await start_in_process(tmp_path, max_record_bytes=100)
+    """A server refusing records over 100 bytes; fsync always, so pipelined produces
+    are appended together (the grouped path of `_produce_all`)."""
+    srv = await start_in_process(tmp_path, max_record_bytes=100, fsync="always")
     c = LogClient(srv.grpc)
     try:
         yield c
@@ -101,6 +105,29 @@ async def test_produce_stream_stops_at_a_refused_record(small: LogClient) -> Non
             got.append(offset)
     assert got == [0, 1]
     assert (await small.consume_batch(0)).values == [b"a", b"b"]
+
+
+async def test_grouped_appends_stop_at_a_refused_record(tmp_path: Path) -> None:
+    """Requests that arrived together go together (one fsync) up to a refused one;
+    nothing after it is appended."""
+    topics = Topics(tmp_path, LogConfig(fsync="always", max_record_bytes=100))
+    service = LogService(topics, Positions(tmp_path / "positions.sqlite"))
+    try:
+        assert await service.produce(ProduceRequest(b"open")) == 0  # the topic is open
+
+        async def requests() -> AsyncIterator[ProduceRequest]:
+            for v in (b"a", b"b", b"z" * 101, b"c"):
+                yield ProduceRequest(v)  # never suspends: they arrive as one group
+
+        got: list[int] = []
+        with pytest.raises(RecordTooLargeError):
+            async for offset in service.produce_stream(requests()):
+                got.append(offset)
+        assert got == [1, 2]
+        log = await topics.get()
+        assert [v for _, v in await log.read_range(0)] == [b"open", b"a", b"b"]
+    finally:
+        await topics.close()
 
 
 async def test_pipelined_produce_stream_answers_every_record_in_order(client: LogClient) -> None:

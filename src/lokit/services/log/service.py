@@ -177,6 +177,7 @@ class LogService:
         self._observer: LogObserver = observer or _NoObserver()
         self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
         self._cache_bytes = cache_bytes
+        self._always = topics.config.fsync_policy.mode == "always"
         self._draining = False
         self._waiters: set[asyncio.Future[Any]] = set()
         self._opened = asyncio.Event()  # set (and replaced) whenever a topic opens
@@ -396,21 +397,29 @@ class LogService:
     ) -> tuple[list[int], BaseException | None]:
         """Append `requests` in order: (offsets of those appended, the error that stopped it).
 
-        Concurrently (one shared fsync) when every topic is open and every record
-        within the size limit, so nothing after a refused record gets appended;
-        one after the other otherwise.
+        With fsync `always` the leading records bound for open topics and within the
+        size limit are appended together, so they share one fsync; the rest (from a
+        record that opens a topic or is refused) one at a time, so nothing after a
+        refused record gets appended. Under the other policies an append never
+        suspends, so one at a time costs nothing.
         """
         produce = self.produce
         offsets: list[int] = []
-        limit = self._topics.config.record_limit
-        open_ = self._open
-        if len(requests) > 1 and all(r.topic in open_ and len(r.value) <= limit for r in requests):
-            results = await asyncio.gather(*map(produce, requests), return_exceptions=True)
-            for result in results:
-                if isinstance(result, BaseException):
-                    return offsets, result
-                offsets.append(result)
-            return offsets, None
+        if self._always and len(requests) > 1:
+            limit = self._topics.config.record_limit
+            open_ = self._open
+            n = 0
+            for r in requests:
+                if r.topic not in open_ or len(r.value) > limit:
+                    break
+                n += 1
+            if n > 1:
+                results = await asyncio.gather(*map(produce, requests[:n]), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        return offsets, result
+                    offsets.append(result)
+                requests = requests[n:]
         for request in requests:
             try:
                 offsets.append(await produce(request))
