@@ -224,9 +224,9 @@ class AsyncLog:
         """Append records at consecutive offsets (one write, all or nothing); returns
         the first offset once durable per the fsync policy."""
         loop = self._check_open()
-        batch = self._log._check_batch(values)
+        batch, lengths = self._log._check_batch(values)
         if not self._always:
-            return self._log._write_records(batch)[0]
+            return self._log._write_records(batch, lengths)[0]
         return await self._enqueue(loop, batch, len(batch))
 
     async def read(self, offset: int) -> bytes:

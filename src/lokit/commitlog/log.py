@@ -234,7 +234,7 @@ class Log:
 
     def append_batch(self, values: Sequence[bytes]) -> int:
         """Append records at consecutive offsets, all or nothing; returns the first offset."""
-        first, ticket = self._write_records(self._check_batch(values))
+        first, ticket = self._write_records(*self._check_batch(values))
         if self._always:
             self._wait_durable(ticket)
         return first
@@ -254,8 +254,9 @@ class Log:
             raise RecordTooLarge(len(v), self._record_limit)
         return v
 
-    def _check_batch(self, values: object) -> list[bytes]:
-        """A batch as a non-empty list of bytes, or the error its append would raise."""
+    def _check_batch(self, values: object) -> tuple[list[bytes], list[int]]:
+        """A batch as a non-empty list of bytes and their lengths, or the error its
+        append would raise."""
         if isinstance(values, bytes | bytearray | memoryview | str):
             raise TypeError("append_batch takes a sequence of records, not a single value")
         try:
@@ -268,10 +269,11 @@ class Log:
             raise ValueError("append_batch needs at least one record")
         if set(map(type, vals)) != {bytes}:
             vals = [_as_bytes(v, f"record {i} of the batch") for i, v in enumerate(vals)]
-        if max(map(len, vals)) > self._record_limit:
-            i, n = next((i, len(v)) for i, v in enumerate(vals) if len(v) > self._record_limit)
-            raise RecordTooLarge(n, self._record_limit, index=i)
-        return vals
+        lengths = list(map(len, vals))
+        if max(lengths) > self._record_limit:
+            i = next(i for i, n in enumerate(lengths) if n > self._record_limit)
+            raise RecordTooLarge(lengths[i], self._record_limit, index=i)
+        return vals, lengths
 
     def _write_one(self, value: bytes) -> tuple[int, int]:
         """Validate and write one record without waiting for fsync: (offset, ticket)."""
@@ -296,10 +298,12 @@ class Log:
             cb(end)
         return offset, ticket
 
-    def _write_records(self, values: list[bytes]) -> tuple[int, int]:
-        """Write records that passed `_check_batch`, without waiting for fsync:
-        (first offset, ticket)."""
-        data, sizes = frame_batch(values)
+    def _write_records(
+        self, values: list[bytes], lengths: list[int] | None = None
+    ) -> tuple[int, int]:
+        """Write records that passed `_check_batch` (`lengths`: as it returned them),
+        without waiting for fsync: (first offset, ticket)."""
+        data, sizes = frame_batch(values, lengths)
         total = len(data)
         n = len(sizes)
         with self._lock:

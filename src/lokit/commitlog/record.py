@@ -51,12 +51,16 @@ def frame(value: bytes) -> bytes:
     return _pack(len(value), _crc(value, CRC_SEED)) + value
 
 
-def frame_batch(values: Sequence[bytes]) -> tuple[bytes, list[int]]:
-    """Frame many records at once; returns the bytes and each frame's size.
+def frame_batch(
+    values: Sequence[bytes], lengths: list[int] | None = None
+) -> tuple[bytes, list[int]]:
+    """Frame many records at once (`lengths`: their lengths, if already known); returns
+    the bytes and each frame's size.
 
     All the per-record work runs in C-level `map`s: this is the batched-append hot path.
     """
-    lengths = list(map(len, values))
+    if lengths is None:
+        lengths = list(map(len, values))
     crcs = map(_crc, values, repeat(CRC_SEED))
     headers = map(_pack, lengths, crcs)
     data = b"".join(chain.from_iterable(zip(headers, values, strict=True)))
