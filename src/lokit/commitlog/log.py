@@ -267,7 +267,7 @@ class Log:
             ) from None
         if not vals:
             raise ValueError("append_batch needs at least one record")
-        if set(map(type, vals)) != {bytes}:
+        if list(map(type, vals)).count(bytes) != len(vals):  # faster than a set of types
             vals = [_as_bytes(v, f"record {i} of the batch") for i, v in enumerate(vals)]
         lengths = list(map(len, vals))
         if max(lengths) > self._record_limit:
