@@ -162,6 +162,8 @@ async def test_get_stream_on_a_new_name_leaves_no_directory(http: Http, server: 
         ("/topics/t/records?from=-1", "query parameter from must be a non-negative integer"),
         ("/topics/t/stream?follow=maybe", "query parameter follow must be true or false"),
         ("/topics/t/records/x1", "the offset in the path must be a non-negative integer"),
+        ("/topics/t/records?from=%C2%B2", "query parameter from must be a non-negative integer"),
+        ("/topics/t/records/%C2%B2", "the offset in the path must be a non-negative integer"),
         ("/topics/.hidden/records/0", "invalid topic name '.hidden'"),
     ],
 )

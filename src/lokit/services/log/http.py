@@ -13,7 +13,9 @@ Values travel as base64 strings, as Go's `[]byte` does in proglog's JSON.
 - `PUT` / `GET /consumers/{consumer}/positions/{topic}`: commit / fetch a position
 - `GET /servers`: proglog's GetServers
 
-Bad JSON, bad base64 or a bad query parameter is a 400 with one sentence.
+Bad JSON, bad base64 or a bad query parameter is a 400 with one sentence. These
+routes are served only: no lokit client calls them (`LogClient` speaks gRPC), so
+their codecs have no client half.
 """
 
 from __future__ import annotations
@@ -25,18 +27,15 @@ import msgspec
 
 from lokit.codec import malformed
 from lokit.endpoint import Method
-from lokit.errors import Error, InvalidArgument, Unknown
+from lokit.errors import Error, InvalidArgument
 from lokit.routes import HttpInput, HttpRoute
 from lokit.services.log.messages import (
-    Appended,
     CommitPositionRequest,
     ConsumeBatchRequest,
     ConsumeRequest,
     FetchPositionRequest,
     GetServersRequest,
     ListTopicsRequest,
-    LogInfo,
-    Position,
     ProduceBatchRequest,
     ProduceRequest,
     Record,
@@ -56,10 +55,6 @@ class _Value(msgspec.Struct):
 
 class _ProduceIn(msgspec.Struct):
     record: _Value
-
-
-class _OffsetOut(msgspec.Struct):
-    offset: int
 
 
 class _ConsumeIn(msgspec.Struct):
@@ -109,40 +104,21 @@ def _decoder(tp: Any) -> Callable[[bytes], Any]:
 
 
 class RouteCodec:
-    """One route's codec: JSON <-> the service's values, through explicit conversions."""
+    """One route's server-side codec: the request body in, the answer out as JSON."""
 
-    __slots__ = ("_decode_req", "_decode_resp", "_encode_req", "_encode_resp")
+    __slots__ = ("decode_request", "encode_response")
 
     def __init__(
-        self,
-        decode_req: Callable[[bytes], Any],
-        encode_resp: Callable[[Any], bytes],
-        encode_req: Callable[[Any], bytes] | None = None,
-        decode_resp: Callable[[bytes], Any] | None = None,
+        self, decode_request: Callable[[bytes], Any], encode_response: Callable[[Any], bytes]
     ) -> None:
-        self._decode_req = decode_req
-        self._encode_resp = encode_resp
-        self._encode_req = encode_req
-        self._decode_resp = decode_resp
-
-    def decode_request(self, data: bytes) -> Any:
-        return self._decode_req(data)
-
-    def encode_response(self, response: Any) -> bytes:
-        return self._encode_resp(response)
+        self.decode_request = decode_request
+        self.encode_response = encode_response
 
     def encode_request(self, request: Any) -> bytes:
-        if self._encode_req is None:
-            raise InvalidArgument("this route takes its request from the path and query")
-        return self._encode_req(request)
+        raise NotImplementedError("the log's HTTP routes have no lokit client")
 
     def decode_response(self, data: bytes) -> Any:
-        if self._decode_resp is None:
-            raise Unknown("this route's response is not decoded by lokit clients")
-        try:
-            return self._decode_resp(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
-            raise Unknown(f"undecodable response: {e}") from None
+        raise NotImplementedError("the log's HTTP routes have no lokit client")
 
     def encode_error(self, error: Error) -> bytes | None:
         return None
@@ -157,8 +133,6 @@ def _no_body(data: bytes) -> Any:
 
 _produce_in = _decoder(_ProduceIn)
 _consume_in = _decoder(_ConsumeIn)
-_offset_out = msgspec.json.Decoder(_OffsetOut).decode
-_record_out = msgspec.json.Decoder(_RecordOut).decode
 
 
 def _ch1_produce(data: bytes) -> ProduceRequest:
@@ -177,34 +151,25 @@ def _record_json(r: Record) -> bytes:
     return _encode(_RecordOut(_Value(r.value, r.offset))) + b"\n"
 
 
-def _record_from_json(data: bytes) -> Record:
-    v = _record_out(data).record
-    return Record(v.value, v.offset)
-
-
-CH1_PRODUCE = RouteCodec(
-    _ch1_produce,
-    _ch1_produce_out,
-    lambda r: _encode(_ProduceIn(_Value(r.value))),
-    lambda d: _offset_out(d).offset,
-)
-CH1_CONSUME = RouteCodec(
-    _ch1_consume, _record_json, lambda r: _encode(_ConsumeIn(r.offset)), _record_from_json
-)
+CH1_PRODUCE = RouteCodec(_ch1_produce, _ch1_produce_out)
+CH1_CONSUME = RouteCodec(_ch1_consume, _record_json)
 
 
 # --- query and path parameters --------------------------------------------------------
+
+
+def _nonneg(text: str, what: str) -> int:
+    """`text` as an integer >= 0 (ASCII digits only: "²".isdigit() is True)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
+        raise InvalidArgument(f"{what} must be a non-negative integer, not {text!r}")
+    return int(text)
 
 
 def _int(query: Mapping[str, str], name: str, default: int = 0) -> int:
     text = query.get(name)
     if text is None or text == "":
         return default
-    if not text.isdigit() or len(text) > 20:
-        raise InvalidArgument(
-            f"query parameter {name} must be a non-negative integer, not {text!r}"
-        )
-    return int(text)
+    return _nonneg(text, f"query parameter {name}")
 
 
 def _bool(query: Mapping[str, str], name: str, default: bool) -> bool:
@@ -219,15 +184,6 @@ def _bool(query: Mapping[str, str], name: str, default: bool) -> bool:
     raise InvalidArgument(f"query parameter {name} must be true or false, not {text!r}")
 
 
-def _path_offset(inp: HttpInput) -> int:
-    text = inp.path_params["offset"]
-    if not text.isdigit() or len(text) > 20:
-        raise InvalidArgument(
-            f"the offset in the path must be a non-negative integer, not {text!r}"
-        )
-    return int(text)
-
-
 _batch_in = _decoder(_BatchIn)
 _commit_in = _decoder(_CommitIn)
 
@@ -236,38 +192,29 @@ def _produce_batch(inp: HttpInput) -> ProduceBatchRequest:
     return ProduceBatchRequest(_batch_in(inp.body).values, inp.path_params["topic"])
 
 
-def _appended_out(a: Appended) -> bytes:
-    return _encode(a)
-
-
 def _consume_one(inp: HttpInput) -> ConsumeRequest:
-    return ConsumeRequest(_path_offset(inp), inp.path_params["topic"])
+    offset = _nonneg(inp.path_params["offset"], "the offset in the path")
+    return ConsumeRequest(offset, inp.path_params["topic"])
+
+
+def _batch_request(inp: HttpInput, *, stop_at_end: bool, max_wait_ms: int) -> ConsumeBatchRequest:
+    q = inp.query
+    return ConsumeBatchRequest(
+        offset=_int(q, "from"),
+        topic=inp.path_params["topic"],
+        max_records=_int(q, "max_records"),
+        max_bytes=_int(q, "max_bytes"),
+        stop_at_end=stop_at_end,
+        max_wait_ms=max_wait_ms,
+    )
 
 
 def _consume_batch(inp: HttpInput) -> ConsumeBatchRequest:
-    q = inp.query
-    return ConsumeBatchRequest(
-        offset=_int(q, "from"),
-        topic=inp.path_params["topic"],
-        max_records=_int(q, "max_records"),
-        max_bytes=_int(q, "max_bytes"),
-        max_wait_ms=_int(q, "wait_ms"),
-    )
-
-
-def _batch_out(b: RecordBatch) -> bytes:
-    return _encode(b)
+    return _batch_request(inp, stop_at_end=False, max_wait_ms=_int(inp.query, "wait_ms"))
 
 
 def _stream(inp: HttpInput) -> ConsumeBatchRequest:
-    q = inp.query
-    return ConsumeBatchRequest(
-        offset=_int(q, "from"),
-        topic=inp.path_params["topic"],
-        max_records=_int(q, "max_records"),
-        max_bytes=_int(q, "max_bytes"),
-        stop_at_end=not _bool(q, "follow", True),
-    )
+    return _batch_request(inp, stop_at_end=not _bool(inp.query, "follow", True), max_wait_ms=0)
 
 
 def _stream_lines(b: RecordBatch) -> bytes:
@@ -284,14 +231,6 @@ def _commit(inp: HttpInput) -> CommitPositionRequest:
 def _fetch(inp: HttpInput) -> FetchPositionRequest:
     p = inp.path_params
     return FetchPositionRequest(p["consumer"], p["topic"])
-
-
-def _position_out(p: Position) -> bytes:
-    return _encode(p)
-
-
-def _info_out(info: LogInfo) -> bytes:
-    return _encode(info)
 
 
 def _servers_out(servers: list[Server]) -> bytes:
@@ -316,19 +255,19 @@ def log_http_routes(methods: Mapping[str, Method]) -> list[HttpRoute]:
     return [
         HttpRoute("POST", "/", m["Produce"], CH1_PRODUCE),
         HttpRoute("GET", "/", m["Consume"], CH1_CONSUME),
-        HttpRoute("GET", "/topics", m["ListTopics"], RouteCodec(_no_body, _info_out), _list_topics),
+        HttpRoute("GET", "/topics", m["ListTopics"], RouteCodec(_no_body, _encode), _list_topics),
         HttpRoute(
             "POST",
             "/topics/{topic}/records",
             m["ProduceBatch"],
-            RouteCodec(_no_body, _appended_out),
+            RouteCodec(_no_body, _encode),
             _produce_batch,
         ),
         HttpRoute(
             "GET",
             "/topics/{topic}/records",
             m["ConsumeBatch"],
-            RouteCodec(_no_body, _batch_out),
+            RouteCodec(_no_body, _encode),
             _consume_batch,
         ),
         HttpRoute(
@@ -356,7 +295,7 @@ def log_http_routes(methods: Mapping[str, Method]) -> list[HttpRoute]:
             "GET",
             "/consumers/{consumer}/positions/{topic}",
             m["FetchPosition"],
-            RouteCodec(_no_body, _position_out),
+            RouteCodec(_no_body, _encode),
             _fetch,
         ),
         HttpRoute(
