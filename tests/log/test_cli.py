@@ -19,7 +19,7 @@ def served(tmp_path: Path, spawn: Any) -> Path:
     return tmp_path
 
 
-def ok(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
+def ok(cwd: Path, *args: str | bytes, stdin: bytes | None = None) -> bytes:
     r = run_cli(cwd, *args, stdin=stdin)
     assert r.returncode == 0, r.stderr.decode()
     return r.stdout
@@ -33,6 +33,15 @@ def one_sentence_error(r: subprocess.CompletedProcess[bytes]) -> str:
     return err
 
 
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every row of the rich tables in `text`."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in text.splitlines()
+        if line.strip().startswith("│")
+    ]
+
+
 def test_produce_and_consume(served: Path) -> None:
     assert ok(served, "log", "produce", *ADDR, "a", "b") == b"0\n1\n"
     out = ok(served, "log", "produce", *ADDR, "--topic", "lines", stdin=b"x\ny\n\nz")
@@ -40,6 +49,12 @@ def test_produce_and_consume(served: Path) -> None:
     assert ok(served, "log", "consume", *ADDR, "-t", "lines") == b"x\ny\n\nz\n"
     assert ok(served, "log", "consume", *ADDR, "-t", "lines", "--from", "1") == b"y\n\nz\n"
     assert ok(served, "log", "consume", *ADDR) == b"a\nb\n"
+
+
+def test_values_that_are_not_utf8_go_in_as_given(served: Path) -> None:
+    """argv bytes that are not UTF-8 (surrogate-escaped by Python) are produced as is."""
+    assert ok(served, "log", "produce", *ADDR, "-t", "raw", b"\xff\xfeok") == b"0\n"
+    assert ok(served, "log", "consume", *ADDR, "-t", "raw") == b"\xff\xfeok\n"
 
 
 def test_consumer_group_resumes(served: Path) -> None:
@@ -50,6 +65,7 @@ def test_consumer_group_resumes(served: Path) -> None:
     assert ok(served, "log", "consume", *ADDR, "--group", "g") == b"three\n"
     info = ok(served, "log", "info", *ADDR).decode()
     assert "default" in info and "0-2" in info and "g" in info
+    assert ["g", "default", "3", "0"] in table_rows(info)  # consumer, topic, next offset, lag
 
 
 def test_client_errors_are_one_sentence(served: Path) -> None:
@@ -58,6 +74,8 @@ def test_client_errors_are_one_sentence(served: Path) -> None:
     err = one_sentence_error(run_cli(served, "log", "info", "--addr", "127.0.0.1:1"))
     assert "cannot reach the log server at 127.0.0.1:1" in err
     err = one_sentence_error(run_cli(served, "log", "consume", *ADDR, "--from", "-1"))
+    assert "--from must be an offset" in err
+    err = one_sentence_error(run_cli(served, "log", "consume", *ADDR, "--from", "²"))
     assert "--from must be an offset" in err
     err = one_sentence_error(run_cli(served, "log", "produce", *ADDR, "-t", "a/b", "v"))
     assert "invalid topic name 'a/b'" in err

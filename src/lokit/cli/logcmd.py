@@ -13,10 +13,8 @@ import click
 from click.core import ParameterSource
 
 from lokit.cli.errors import fail, friendly
+from lokit.services.log.defaults import ADDR_ENV, DEFAULT_DATA, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR
 
-DEFAULT_ADDR = "unix:run/log.grpc.sock"
-DEFAULT_GRPC = "unix:run/log.grpc.sock"
-DEFAULT_HTTP = "unix:run/log.http.sock"
 PRODUCE_BATCH_RECORDS = 1_000
 PRODUCE_BATCH_BYTES = 1 << 20
 
@@ -55,7 +53,7 @@ def _serve_log_options(fn: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--data",
                 metavar="DIR",
-                default="data/log",
+                default=DEFAULT_DATA,
                 show_default=True,
                 help="Data directory.",
             ),
@@ -116,7 +114,7 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
         return
     grpc, http = config.grpc, config.http
     if not grpc and not http:
-        grpc, http = (DEFAULT_GRPC,), (DEFAULT_HTTP,)
+        grpc, http = (DEFAULT_GRPC_ADDR,), (DEFAULT_HTTP_ADDR,)
     _serve(config, grpc, http)
 
 
@@ -143,9 +141,9 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
 def _addr_option(fn: Callable[..., None]) -> Callable[..., None]:
     return click.option(
         "--addr",
-        default=DEFAULT_ADDR,
+        default=DEFAULT_GRPC_ADDR,
         show_default=True,
-        envvar="LOKIT_LOG_ADDR",
+        envvar=ADDR_ENV,
         metavar="ADDR",
         help="The log server's gRPC address (unix:PATH or HOST:PORT).",
     )(fn)
@@ -208,14 +206,17 @@ def produce(addr: str, topic: str, values: tuple[str, ...]) -> None:
     """
 
     async def with_values(client: Any) -> int:
-        appended = await client.produce_batch([v.encode() for v in values], topic)
+        # os.fsencode gives back argv's own bytes, also those that are not UTF-8
+        appended = await client.produce_batch([os.fsencode(v) for v in values], topic)
         for i in range(appended.count):
             click.echo(appended.first_offset + i)
         return 0
 
     async def from_stdin(client: Any) -> int:
+        from lokit.commitlog import DEFAULT_TOPIC
+
         produced, first = await _produce_lines(client, topic, sys.stdin.buffer)
-        name = topic or "default"
+        name = topic or DEFAULT_TOPIC
         if produced:
             click.echo(f"produced {produced:,} records to {name} ({_offsets(first, produced)})")
         else:
@@ -303,7 +304,7 @@ def consume(
     """Print records, one value per line, from an offset to the end (or on, with --follow)."""
     first: int | None = None
     if from_offset is not None:
-        if not from_offset.isdigit():
+        if not (from_offset.isascii() and from_offset.isdigit()):
             fail(f"--from must be an offset (an integer >= 0), not {from_offset!r}")
         first = int(from_offset)
 

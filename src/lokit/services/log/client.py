@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
 from lokit.services.log import errors  # noqa: F401 -- registers the server's error classes
+from lokit.services.log.defaults import DEFAULT_GRPC_ADDR
 from lokit.services.log.messages import (
     Appended,
     CommitPositionRequest,
@@ -31,13 +32,11 @@ from lokit.services.log.messages import (
 from lokit.services.log.pb import GRPC_SERVICE, PbCodec, codec
 from lokit.transport.grpc.client import GrpcClient
 
-DEFAULT_ADDR = "unix:run/log.grpc.sock"
-
 
 class LogClient:
     """Calls one log server at `addr` (`unix:PATH` or `HOST:PORT`)."""
 
-    def __init__(self, addr: str = DEFAULT_ADDR, *, timeout: float | None = 10.0) -> None:
+    def __init__(self, addr: str = DEFAULT_GRPC_ADDR, *, timeout: float | None = 10.0) -> None:
         self.addr = addr
         self.timeout = timeout
         self.grpc = GrpcClient(addr, name="log")

@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from lokit.commitlog import (
+    DEFAULT_TOPIC,
     AsyncLog,
     CorruptRecord,
     InvalidTopicName,
@@ -36,6 +37,7 @@ from lokit.errors import (
     Unavailable,
 )
 from lokit.services.log.cache import TailCache
+from lokit.services.log.defaults import DEFAULT_CACHE_BYTES
 from lokit.services.log.errors import (
     InvalidTopicError,
     OffsetOutOfRangeError,
@@ -63,7 +65,6 @@ from lokit.services.log.messages import (
 from lokit.services.log.positions import Positions
 
 T = TypeVar("T")
-DEFAULT_TOPIC = "default"
 DEFAULT_BATCH_RECORDS = 1_000
 DEFAULT_BATCH_BYTES = 1 << 20
 MAX_BATCH_RECORDS = 100_000
@@ -75,7 +76,6 @@ STREAM_CHUNK_RECORDS = 1_000
 STREAM_CHUNK_BYTES = 1 << 20
 # ProduceStream appends at most this many already-arrived requests together.
 STREAM_GROUP = 256
-DEFAULT_CACHE_BYTES = 64 << 20
 
 
 class LogObserver(Protocol):
