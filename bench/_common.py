@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import statistics
 import sys
 from dataclasses import asdict, dataclass
@@ -59,6 +60,13 @@ def cpu_seconds(pid: int | None = None) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def report(rows: list[Row], args: argparse.Namespace, title: str) -> None:

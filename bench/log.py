@@ -36,7 +36,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import Row, cpu_seconds, parser, percentile, report
+from _common import Row, cpu_seconds, free_port, parser, percentile, report
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUE = bytes(range(100))
@@ -61,24 +60,12 @@ class Sizes:
     read_batch: int  # lokit records per ConsumeBatchStream message
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
-    """A server process in a scratch directory, stopped by its pid."""
+    """A server process in a scratch directory; its output is dropped unless `stdout`
+    says otherwise (lokit's readiness line is read from a pipe)."""
 
-    def __init__(self, name: str, cmd: list[str], cwd: Path) -> None:
-        self.name = name
-        self.proc = subprocess.Popen(
-            cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+    def __init__(self, cmd: list[str], cwd: Path, stdout: int = subprocess.DEVNULL) -> None:
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=stdout, stderr=subprocess.DEVNULL)
 
     def cpu(self) -> float:
         return cpu_seconds(self.proc.pid)
@@ -150,7 +137,6 @@ def timed_loop(
 
 async def start_lokit(scratch: Path, sock: Path, *extra: str) -> Server:
     server = Server(
-        "lokit",
         [
             sys.executable,
             "-m",
@@ -166,6 +152,7 @@ async def start_lokit(scratch: Path, sock: Path, *extra: str) -> Server:
             *extra,
         ],
         scratch,
+        stdout=subprocess.PIPE,
     )
     assert server.proc.stdout is not None
     if not await asyncio.to_thread(server.proc.stdout.readline):
@@ -263,7 +250,6 @@ async def bench_redis(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
     port = free_port()
     (scratch / "redis").mkdir()
     server = Server(
-        "redis",
         [
             "redis-server",
             "--port",
@@ -338,7 +324,6 @@ async def bench_nats(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
 
     port = free_port()
     server = Server(
-        "nats",
         ["nats-server", "-js", "-sd", str(scratch / "nats"), "-a", "127.0.0.1", "-p", str(port)],
         scratch,
     )

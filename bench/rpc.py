@@ -23,17 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Row, cpu_seconds, parser, percentile, report
+from _common import Row, cpu_seconds, free_port, parser, percentile, report
 
 HERE = Path(__file__).resolve().parent
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
