@@ -3,8 +3,10 @@
 proglog's log.v1 semantics (Produce, Consume, the two streams, GetServers) plus
 lokit's topics, all-or-nothing batches, batched streams and consumer positions.
 Nothing here knows about gRPC or HTTP; errors are `lokit.errors` classes, so
-every transport maps them by itself. Tailing streams wait on the log's append
-notification (`AsyncLog.wait_for`), never poll, and end cleanly when cancelled.
+every transport maps them by itself. Only writes create topics (and a tailing
+read of the default log, which always exists in proglog); tailing streams and long
+polls wait on the log's append notification (`AsyncLog.wait_for`), or on a missing
+topic for a produce to create it, never poll, and end cleanly when cancelled.
 
 Each public async method is an endpoint (`lokit.service.describe`); helpers are private.
 """
