@@ -299,14 +299,18 @@ class HttpApp:
                     err = await _serve_stream(
                         target, scope, receive, send, rid_b, deadline, params, bad, stream, headers
                     )
-                except asyncio.CancelledError:
+                except asyncio.CancelledError as exc:
                     if not stream.gone:
+                        call.finish(exc)
                         raise
                     # Cancelled by us because the client left: not a server failure.
                     if stream.task is not None:
                         stream.task.uncancel()
                     call.finish(errors.Cancelled("the client disconnected"))
                     return
+                except BaseException as exc:  # e.g. a send failed while reporting an error
+                    call.finish(exc)
+                    raise
                 call.finish(err)
                 return
             try:
