@@ -18,10 +18,10 @@ from types import TracebackType
 from typing import Any
 
 from lokit.codec import Codec
+from lokit.derive import describe
 from lokit.endpoint import Middleware
 from lokit.proxy import proxy
 from lokit.routes import ServiceDef, grpc_routes, http_routes
-from lokit.service import describe
 
 
 def define(

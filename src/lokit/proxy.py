@@ -14,9 +14,9 @@ from typing import Any
 
 import msgspec
 
+from lokit.derive import describe_method
 from lokit.endpoint import Endpoint, Method
 from lokit.errors import InvalidArgument
-from lokit.service import describe_method
 
 
 class _Proxy:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lokit.derive import describe
 from lokit.errors import InvalidArgument
 from lokit.proxy import proxy, request_from_args
-from lokit.service import describe
 from lokit.transport.address import AddressError, bind, parse, remove_socket_file
 
 

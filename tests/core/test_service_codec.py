@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from lokit.codec import JsonCodec
+from lokit.derive import describe, http_path, rpc_name
 from lokit.endpoint import Kind
 from lokit.errors import InvalidArgument
-from lokit.service import describe, http_path, rpc_name
 
 
 class Point(msgspec.Struct):

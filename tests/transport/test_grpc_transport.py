@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from lokit import context
 from lokit.codec import JsonCodec
 from lokit.context import RequestContext
+from lokit.derive import describe
 from lokit.endpoint import Endpoint, Method
 from lokit.errors import (
     Code,
@@ -28,7 +29,6 @@ from lokit.errors import (
 )
 from lokit.observability.observer import NullObserver
 from lokit.routes import GrpcRoute, ServiceDef, grpc_routes
-from lokit.service import describe
 from lokit.transport.address import AddressError, parse
 from lokit.transport.grpc import GrpcClient, GrpcServer
 

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from lokit import context
 from lokit.codec import JsonCodec
 from lokit.context import RequestContext
+from lokit.derive import describe
 from lokit.endpoint import Kind
 from lokit.errors import (
     Cancelled,
@@ -34,7 +35,6 @@ from lokit.errors import (
 from lokit.observability import propagation
 from lokit.observability.observer import Call
 from lokit.routes import HttpInput, HttpRoute, ServiceDef, http_routes
-from lokit.service import describe
 from lokit.transport.address import Address, AddressError, parse, unix_socket_alive
 from lokit.transport.http import HttpClient, HttpServer, asgi_app
 from lokit.transport.http.app import LineSplitter, Router

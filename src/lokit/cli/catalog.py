@@ -18,12 +18,12 @@ class Entry:
 
 
 def _addsvc(stringsvc: str | None = None, **_: Any) -> ServiceDef:
-    from lokit.services.addsvc.definition import addsvc_definition
+    from lokit.examples.addsvc.definition import addsvc_definition
 
     if not stringsvc:
         return addsvc_definition()
+    from lokit.examples.stringsvc.service import StringService
     from lokit.proxy import proxy
-    from lokit.services.stringsvc.service import StringService
     from lokit.transport.grpc.client import GrpcClient
 
     client = GrpcClient(stringsvc, timeout=2.0, name="stringsvc")
@@ -34,19 +34,19 @@ def _addsvc(stringsvc: str | None = None, **_: Any) -> ServiceDef:
 
 
 def _addsvc_client() -> ServiceDef:
-    from lokit.services.addsvc.definition import addsvc_client_definition
+    from lokit.examples.addsvc.definition import addsvc_client_definition
 
     return addsvc_client_definition()
 
 
 def _stringsvc(**_: Any) -> ServiceDef:
-    from lokit.services.stringsvc.definition import stringsvc_definition
+    from lokit.examples.stringsvc.definition import stringsvc_definition
 
     return stringsvc_definition()
 
 
 def _stringsvc_client() -> ServiceDef:
-    from lokit.services.stringsvc.definition import stringsvc_client_definition
+    from lokit.examples.stringsvc.definition import stringsvc_client_definition
 
     return stringsvc_client_definition()
 

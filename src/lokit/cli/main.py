@@ -210,6 +210,6 @@ def main() -> None:
     cli(prog_name="lokit")
 
 
-from lokit.cli.logcmd import register  # noqa: E402
+from lokit.logsvc.cli import register  # noqa: E402
 
 register(cli, serve)

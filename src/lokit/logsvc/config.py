@@ -1,0 +1,202 @@
+"""`lokit serve log` settings: flags, a config file (TOML or YAML) and the environment.
+
+The three use the same keys (`segment-max-bytes` or `segment_max_bytes`), with
+DESIGN.md's precedence: flags win over the file, the file over `LOKIT_LOG_<KEY>`
+environment variables, and those over the defaults. A config file may hold the
+keys at its top level or under a `log` table. Every mistake is one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lokit.commitlog import FsyncPolicy, LogConfig
+from lokit.commitlog.config import parse_age, parse_size
+from lokit.logsvc.defaults import ADDR_ENV, DEFAULT_CACHE_BYTES, DEFAULT_DATA, ENV_PREFIX
+
+# `LOKIT_LOG_<KEY>` variables that configure the client commands, not the server.
+CLIENT_ENV = frozenset({ADDR_ENV})
+LOG_FORMATS = ("logfmt", "json")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message is one sentence."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything `lokit serve log` needs; field names are the config keys."""
+
+    data: str = DEFAULT_DATA
+    grpc: tuple[str, ...] = ()
+    http: tuple[str, ...] = ()
+    debug: str | None = None
+    fsync: str = "always"
+    segment_max_bytes: int | None = None
+    max_record_bytes: int | None = None
+    retention_bytes: int | None = None
+    retention_age: float | None = None
+    read_cache_bytes: int = DEFAULT_CACHE_BYTES
+    log_format: str = "logfmt"
+    log_level: str = "info"
+    grace: float = 10.0
+
+    def log_config(self) -> LogConfig:
+        """The storage engine's configuration for every topic."""
+        kw: dict[str, Any] = {
+            "fsync": self.fsync,
+            "retention_bytes": self.retention_bytes,
+            "retention_age": self.retention_age,
+        }
+        if self.segment_max_bytes is not None:
+            kw["max_store_bytes"] = self.segment_max_bytes
+        if self.max_record_bytes is not None:
+            kw["max_record_bytes"] = self.max_record_bytes
+        try:
+            return LogConfig(**kw)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
+KEYS: tuple[str, ...] = tuple(f.name for f in fields(ServerConfig))
+
+
+def _key(raw: str) -> str:
+    return raw.strip().lower().replace("-", "_")
+
+
+def _addresses(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(a.strip() for a in value.split(",") if a.strip())
+    if isinstance(value, list | tuple) and all(isinstance(a, str) for a in value):
+        return tuple(value)
+    raise ConfigError(f"{key} must be an address or a list of addresses, not {value!r}")
+
+
+def _optional(value: Any) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, str) and value.strip().lower() in ("", "none", "off")
+
+
+def _convert(key: str, value: Any) -> Any:
+    """One setting converted to its type; ConfigError when it does not fit."""
+    try:
+        if key in ("grpc", "http"):
+            return _addresses(value, key)
+        if key in ("data", "debug"):
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{key} must be a non-empty string, not {value!r}")
+            return value.strip()
+        if key == "fsync":
+            return str(FsyncPolicy.parse(value))
+        if key in ("segment_max_bytes", "max_record_bytes", "read_cache_bytes"):
+            return parse_size(value, key.replace("_", "-"))
+        if key == "retention_bytes":
+            return None if _optional(value) else parse_size(value, "retention-bytes")
+        if key == "retention_age":
+            return None if _optional(value) else parse_age(value, "retention-age")
+        if key == "log_format":
+            if value not in LOG_FORMATS:
+                choices = ", ".join(LOG_FORMATS)
+                raise ConfigError(f"log-format must be one of {choices}, not {value!r}")
+            return value
+        if key == "log_level":
+            if value not in LOG_LEVELS:
+                choices = ", ".join(LOG_LEVELS)
+                raise ConfigError(f"log-level must be one of {choices}, not {value!r}")
+            return value
+        if key == "grace":
+            seconds = float(value)
+            if seconds < 0:
+                raise ConfigError("grace must be a number of seconds >= 0")
+            return seconds
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise ConfigError(str(e)) from None
+    raise ConfigError(f"unknown setting {key!r}; valid keys: {', '.join(KEYS)}")
+
+
+def _normalized(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw, value in values.items():
+        key = _key(str(raw))
+        if key not in KEYS:
+            valid = ", ".join(k.replace("_", "-") for k in KEYS)
+            raise ConfigError(f"{where}: unknown setting {raw!r}; valid keys: {valid}")
+        try:
+            out[key] = _convert(key, value)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return out
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """The settings in a TOML or YAML file (by extension; otherwise TOML, then YAML)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
+    suffix = p.suffix.lower()
+    data: Any
+    try:
+        if suffix == ".toml":
+            data = tomllib.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text)
+        else:
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError:
+                data = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"config file {p} is not valid TOML or YAML: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold key = value settings at its top level")
+    section = data.get("log")
+    if isinstance(section, dict):
+        data = section
+    return _normalized(data, f"config file {p}")
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings from `LOKIT_LOG_<KEY>` variables (e.g. LOKIT_LOG_FSYNC=interval:200).
+
+    The client commands' variables (`LOKIT_LOG_ADDR`) are not server settings: skipped.
+    """
+    env = os.environ if environ is None else environ
+    values = {
+        name[len(ENV_PREFIX) :].lower(): value
+        for name, value in env.items()
+        if name.startswith(ENV_PREFIX) and value != "" and name not in CLIENT_ENV
+    }
+    return _normalized(values, "environment")
+
+
+def merge(
+    flags: Mapping[str, Any],
+    config_file: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ServerConfig:
+    """Defaults < environment < config file < flags (only the flags given explicitly)."""
+    values: dict[str, Any] = {}
+    values.update(from_env(environ))
+    if config_file:
+        values.update(load_file(config_file))
+    values.update(_normalized(flags, "flag"))
+    config = ServerConfig(**values)
+    config.log_config()  # surface invalid storage settings now, in one sentence
+    return config

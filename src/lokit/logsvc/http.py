@@ -1,0 +1,304 @@
+"""The log service's HTTP JSON routes: proglog's chapter-1 API plus resource-style routes.
+
+Values travel as base64 strings, as Go's `[]byte` does in proglog's JSON.
+
+- `POST /` `{"record":{"value":B64}}` -> `{"offset":N}`; `GET /` `{"offset":N}` (a JSON
+  body on a GET, as proglog) -> `{"record":{"value":B64,"offset":N}}`, 404 past the end
+- `GET /topics`: topics and consumer positions
+- `POST /topics/{topic}/records` `{"values":[B64,...]}` (all or nothing)
+  -> `{"first_offset":N,"count":K}`
+- `GET /topics/{topic}/records?from=N&max_records=&max_bytes=&wait_ms=` -> a batch
+- `GET /topics/{topic}/records/{offset}` -> one record, 404 past the end
+- `GET /topics/{topic}/stream?from=N&follow=true` -> NDJSON `{"offset":N,"value":B64}` lines
+- `PUT` / `GET /consumers/{consumer}/positions/{topic}`: commit / fetch a position
+- `GET /servers`: proglog's GetServers
+
+Bad JSON, bad base64 or a bad query parameter is a 400 with one sentence. These
+routes are served only: no lokit client calls them (`LogClient` speaks gRPC), so
+their codecs have no client half.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
+
+import msgspec
+
+from lokit.codec import malformed
+from lokit.endpoint import Method
+from lokit.errors import Error, InvalidArgument
+from lokit.logsvc.messages import (
+    CommitPositionRequest,
+    ConsumeBatchRequest,
+    ConsumeRequest,
+    FetchPositionRequest,
+    GetServersRequest,
+    ListTopicsRequest,
+    ProduceBatchRequest,
+    ProduceRequest,
+    Record,
+    RecordBatch,
+    Server,
+)
+from lokit.routes import HttpInput, HttpRoute
+
+Offset = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+# --- JSON shapes ---------------------------------------------------------------------
+
+
+class _Value(msgspec.Struct):
+    value: bytes
+    offset: Offset = 0
+
+
+class _ProduceIn(msgspec.Struct):
+    record: _Value
+
+
+class _ConsumeIn(msgspec.Struct):
+    offset: Offset
+
+
+class _RecordOut(msgspec.Struct):
+    record: _Value
+
+
+class _BatchIn(msgspec.Struct):
+    values: list[bytes]
+
+
+class _CommitIn(msgspec.Struct):
+    offset: Offset
+
+
+class _Empty(msgspec.Struct):
+    pass
+
+
+class _Line(msgspec.Struct):
+    offset: int
+    value: bytes
+
+
+class _Servers(msgspec.Struct):
+    servers: list[Server]
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _decoder(tp: Any) -> Callable[[bytes], Any]:
+    decode = msgspec.json.Decoder(tp).decode
+
+    def run(data: bytes) -> Any:
+        if not data.strip():
+            raise InvalidArgument("the request body is empty; it must be a JSON object")
+        try:
+            return decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise malformed(e) from None
+
+    return run
+
+
+class RouteCodec:
+    """One route's server-side codec: the request body in, the answer out as JSON."""
+
+    __slots__ = ("decode_request", "encode_response")
+
+    def __init__(
+        self, decode_request: Callable[[bytes], Any], encode_response: Callable[[Any], bytes]
+    ) -> None:
+        self.decode_request = decode_request
+        self.encode_response = encode_response
+
+    def encode_request(self, request: Any) -> bytes:
+        raise NotImplementedError("the log's HTTP routes have no lokit client")
+
+    def decode_response(self, data: bytes) -> Any:
+        raise NotImplementedError("the log's HTTP routes have no lokit client")
+
+    def encode_error(self, error: Error) -> bytes | None:
+        return None
+
+
+def _no_body(data: bytes) -> Any:
+    return None
+
+
+# --- chapter 1: POST / and GET / ---------------------------------------------------
+
+
+_produce_in = _decoder(_ProduceIn)
+_consume_in = _decoder(_ConsumeIn)
+
+
+def _ch1_produce(data: bytes) -> ProduceRequest:
+    return ProduceRequest(_produce_in(data).record.value)
+
+
+def _ch1_produce_out(offset: int) -> bytes:
+    return b'{"offset":%d}\n' % offset
+
+
+def _ch1_consume(data: bytes) -> ConsumeRequest:
+    return ConsumeRequest(_consume_in(data).offset)
+
+
+def _record_json(r: Record) -> bytes:
+    return _encode(_RecordOut(_Value(r.value, r.offset))) + b"\n"
+
+
+CH1_PRODUCE = RouteCodec(_ch1_produce, _ch1_produce_out)
+CH1_CONSUME = RouteCodec(_ch1_consume, _record_json)
+
+
+# --- query and path parameters --------------------------------------------------------
+
+
+def _nonneg(text: str, what: str) -> int:
+    """`text` as an integer >= 0 (ASCII digits only: "²".isdigit() is True)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
+        raise InvalidArgument(f"{what} must be a non-negative integer, not {text!r}")
+    return int(text)
+
+
+def _int(query: Mapping[str, str], name: str, default: int = 0) -> int:
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    return _nonneg(text, f"query parameter {name}")
+
+
+def _bool(query: Mapping[str, str], name: str, default: bool) -> bool:
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    t = text.lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off"):
+        return False
+    raise InvalidArgument(f"query parameter {name} must be true or false, not {text!r}")
+
+
+_batch_in = _decoder(_BatchIn)
+_commit_in = _decoder(_CommitIn)
+
+
+def _produce_batch(inp: HttpInput) -> ProduceBatchRequest:
+    return ProduceBatchRequest(_batch_in(inp.body).values, inp.path_params["topic"])
+
+
+def _consume_one(inp: HttpInput) -> ConsumeRequest:
+    offset = _nonneg(inp.path_params["offset"], "the offset in the path")
+    return ConsumeRequest(offset, inp.path_params["topic"])
+
+
+def _batch_request(inp: HttpInput, *, stop_at_end: bool, max_wait_ms: int) -> ConsumeBatchRequest:
+    q = inp.query
+    return ConsumeBatchRequest(
+        offset=_int(q, "from"),
+        topic=inp.path_params["topic"],
+        max_records=_int(q, "max_records"),
+        max_bytes=_int(q, "max_bytes"),
+        stop_at_end=stop_at_end,
+        max_wait_ms=max_wait_ms,
+    )
+
+
+def _consume_batch(inp: HttpInput) -> ConsumeBatchRequest:
+    return _batch_request(inp, stop_at_end=False, max_wait_ms=_int(inp.query, "wait_ms"))
+
+
+def _stream(inp: HttpInput) -> ConsumeBatchRequest:
+    return _batch_request(inp, stop_at_end=not _bool(inp.query, "follow", True), max_wait_ms=0)
+
+
+def _stream_lines(b: RecordBatch) -> bytes:
+    """One NDJSON line per record (the app adds the last newline)."""
+    first = b.first_offset
+    return b"\n".join([_encode(_Line(first + i, v)) for i, v in enumerate(b.values)])
+
+
+def _commit(inp: HttpInput) -> CommitPositionRequest:
+    p = inp.path_params
+    return CommitPositionRequest(p["consumer"], _commit_in(inp.body).offset, p["topic"])
+
+
+def _fetch(inp: HttpInput) -> FetchPositionRequest:
+    p = inp.path_params
+    return FetchPositionRequest(p["consumer"], p["topic"])
+
+
+def _servers_out(servers: list[Server]) -> bytes:
+    return _encode(_Servers(servers))
+
+
+def _empty_out(_: object) -> bytes:
+    return b"{}"
+
+
+def _list_topics(inp: HttpInput) -> ListTopicsRequest:
+    return ListTopicsRequest()
+
+
+def _get_servers(inp: HttpInput) -> GetServersRequest:
+    return GetServersRequest()
+
+
+def log_http_routes(methods: Mapping[str, Method]) -> list[HttpRoute]:
+    """The HTTP routes over the service's endpoints (by RPC method name)."""
+    m = methods
+    return [
+        HttpRoute("POST", "/", m["Produce"], CH1_PRODUCE),
+        HttpRoute("GET", "/", m["Consume"], CH1_CONSUME),
+        HttpRoute("GET", "/topics", m["ListTopics"], RouteCodec(_no_body, _encode), _list_topics),
+        HttpRoute(
+            "POST",
+            "/topics/{topic}/records",
+            m["ProduceBatch"],
+            RouteCodec(_no_body, _encode),
+            _produce_batch,
+        ),
+        HttpRoute(
+            "GET",
+            "/topics/{topic}/records",
+            m["ConsumeBatch"],
+            RouteCodec(_no_body, _encode),
+            _consume_batch,
+        ),
+        HttpRoute(
+            "GET",
+            "/topics/{topic}/records/{offset}",
+            m["Consume"],
+            RouteCodec(_no_body, _record_json),
+            _consume_one,
+        ),
+        HttpRoute(
+            "GET",
+            "/topics/{topic}/stream",
+            m["ConsumeBatchStream"],
+            RouteCodec(_no_body, _stream_lines),
+            _stream,
+        ),
+        HttpRoute(
+            "PUT",
+            "/consumers/{consumer}/positions/{topic}",
+            m["CommitPosition"],
+            RouteCodec(_no_body, _empty_out),
+            _commit,
+        ),
+        HttpRoute(
+            "GET",
+            "/consumers/{consumer}/positions/{topic}",
+            m["FetchPosition"],
+            RouteCodec(_no_body, _encode),
+            _fetch,
+        ),
+        HttpRoute(
+            "GET", "/servers", m["GetServers"], RouteCodec(_no_body, _servers_out), _get_servers
+        ),
+    ]

@@ -1,0 +1,553 @@
+"""The commit log service's business logic over `lokit.commitlog.Topics`.
+
+proglog's log.v1 semantics (Produce, Consume, the two streams, GetServers) plus
+lokit's topics, all-or-nothing batches, batched streams and consumer positions.
+Nothing here knows about gRPC or HTTP; errors are `lokit.errors` classes, so
+every transport maps them by itself. Only writes create topics (and a tailing
+read of the default log, which always exists in proglog); tailing streams and long
+polls wait on the log's append notification (`AsyncLog.wait_for`), or on a missing
+topic for a produce to create it, never poll, and end cleanly when cancelled.
+
+Each public async method is an endpoint (`lokit.derive.describe`); helpers are private.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from typing import Any, Protocol, TypeVar
+
+from lokit.commitlog import (
+    DEFAULT_TOPIC,
+    AsyncLog,
+    CorruptRecord,
+    InvalidTopicName,
+    LogClosed,
+    LogError,
+    OffsetOutOfRange,
+    RecordTooLarge,
+    Topics,
+    validate_topic_name,
+)
+from lokit.errors import (
+    DataLoss,
+    Error,
+    FailedPrecondition,
+    Internal,
+    InvalidArgument,
+    Unavailable,
+)
+from lokit.logsvc.cache import TailCache
+from lokit.logsvc.defaults import DEFAULT_CACHE_BYTES
+from lokit.logsvc.errors import (
+    InvalidTopicError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    ServerStoppingError,
+)
+from lokit.logsvc.messages import (
+    Appended,
+    CommitPositionRequest,
+    ConsumeBatchRequest,
+    ConsumeRequest,
+    ConsumerPosition,
+    FetchPositionRequest,
+    GetServersRequest,
+    ListTopicsRequest,
+    LogInfo,
+    Position,
+    ProduceBatchRequest,
+    ProduceRequest,
+    Record,
+    RecordBatch,
+    Server,
+    TopicInfo,
+)
+from lokit.logsvc.positions import Positions
+
+T = TypeVar("T")
+DEFAULT_BATCH_RECORDS = 1_000
+DEFAULT_BATCH_BYTES = 1 << 20
+MAX_BATCH_RECORDS = 100_000
+MAX_BATCH_BYTES = 32 << 20
+MAX_WAIT_MS = 60_000
+MAX_CONSUMER_NAME = 255
+# ConsumeStream sends one record per message; it reads them from the log in chunks.
+STREAM_CHUNK_RECORDS = 1_000
+STREAM_CHUNK_BYTES = 1 << 20
+# ProduceStream appends at most this many already-arrived requests together.
+STREAM_GROUP = 256
+
+
+class LogObserver(Protocol):
+    """What the service reports to its metrics (see `metrics.LogMetrics`)."""
+
+    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None: ...
+    def stream_opened(self) -> None: ...
+    def stream_closed(self) -> None: ...
+
+
+class _NoObserver:
+    __slots__ = ()
+
+    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None:
+        return None
+
+    def stream_opened(self) -> None:
+        return None
+
+    def stream_closed(self) -> None:
+        return None
+
+
+class _Topic:
+    """An open topic: its name, its log and the cache of its newest records."""
+
+    __slots__ = ("cache", "log", "name")
+
+    def __init__(self, name: str, log: AsyncLog, cache_bytes: int) -> None:
+        self.name = name
+        self.log = log
+        self.cache = TailCache(cache_bytes)
+
+
+def mapped(exc: LogError) -> Error:
+    """The lokit error a client sees for a storage error."""
+    if isinstance(exc, OffsetOutOfRange):
+        return OffsetOutOfRangeError.at(exc.offset)
+    if isinstance(exc, RecordTooLarge):
+        return RecordTooLargeError(str(exc))
+    if isinstance(exc, InvalidTopicName):
+        return InvalidTopicError(str(exc))
+    if isinstance(exc, CorruptRecord):
+        return DataLoss(str(exc))
+    if isinstance(exc, LogClosed):
+        return Unavailable("the log is closed: the server is stopping")
+    return Internal(f"log storage error: {exc}")
+
+
+def _limit(value: int, default: int, cap: int) -> int:
+    return default if value <= 0 else min(value, cap)
+
+
+class _Failed:
+    """The request stream itself failed (e.g. a request that did not decode)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+async def _pump(requests: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
+    """Move a request stream into `queue`, then `_END` (or `_Failed`)."""
+    try:
+        async for request in requests:
+            await queue.put(request)
+    except Exception as e:
+        await queue.put(_Failed(e))
+        return
+    await queue.put(_END)
+
+
+class LogService:
+    """proglog's Log service over a set of topics, with batches and consumer positions.
+
+    `servers` is what GetServers answers (on a single node: this node, the leader).
+    `observer` receives appended-record counts and stream opens/closes.
+    `cache_bytes` is the memory per topic for its newest records (0: read the store).
+    """
+
+    def __init__(
+        self,
+        topics: Topics,
+        positions: Positions,
+        *,
+        servers: list[Server] | None = None,
+        default_topic: str = DEFAULT_TOPIC,
+        observer: LogObserver | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> None:
+        self._topics = topics
+        self._positions = positions
+        self._servers = list(servers or [])
+        self._default = default_topic
+        self._observer: LogObserver = observer or _NoObserver()
+        self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
+        self._cache_bytes = cache_bytes
+        self._always = topics.config.fsync_policy.mode == "always"
+        self._draining = False
+        self._waiters: set[asyncio.Future[Any]] = set()
+        self._opened = asyncio.Event()  # set (and replaced) whenever a topic opens
+
+    # --- helpers -------------------------------------------------------------
+
+    async def _create(self, topic: str) -> _Topic:
+        """Open (creating it if needed) the topic a request names ("" = the default)."""
+        name = topic or self._default
+        t = self._open.get(name)
+        if t is None:
+            try:
+                t = _Topic(name, await self._topics.get(name), self._cache_bytes)
+            except LogError as e:
+                raise mapped(e) from None
+            t = self._open.setdefault(name, t)
+            opened, self._opened = self._opened, asyncio.Event()
+            opened.set()  # wake the reads waiting for a topic to be created
+        self._open[topic] = t
+        return t
+
+    async def _existing(self, topic: str) -> _Topic | None:
+        """The topic when it exists; None (without creating it) when it does not.
+
+        The start hook opens every topic on disk (`_open_existing`), so a name
+        that is not open does not exist: no disk access here.
+        """
+        t = self._open.get(topic)
+        if t is not None:
+            return t
+        name = topic or self._default
+        try:
+            validate_topic_name(name)
+        except LogError as e:
+            raise mapped(e) from None
+        if not self._topics.is_open(name):
+            return None
+        return await self._create(topic)
+
+    async def _awaited(self, topic: str) -> _Topic:
+        """For a read that waits for records: the topic, once it exists.
+
+        The default topic is opened (created) at once, as proglog's one log always
+        exists; any other topic is waited for until a produce creates it, so reads
+        never create topics (a directory and an open log each) from arbitrary names.
+        """
+        if not topic or topic == self._default:
+            return self._open.get(topic) or await self._create(topic)
+        while (t := await self._existing(topic)) is None:
+            await self._until(self._opened.wait())
+        return t
+
+    async def _open_existing(self) -> list[tuple[str, AsyncLog]]:
+        """Open (and recover) every topic on disk at startup; (name, log) of each.
+
+        Private so it is no endpoint; `definition` calls it from the start hook.
+        """
+        return [(name, (await self._create(name)).log) for name in self._topics.names()]
+
+    def drain(self) -> None:
+        """End every tailing stream (with ServerStoppingError) and refuse new waits.
+
+        Called when the server starts shutting down, before the transports drain,
+        so idle followers do not hold the shutdown for the whole grace period.
+        Not an endpoint: `describe` takes async methods only.
+        """
+        self._draining = True
+        for waiter in list(self._waiters):
+            waiter.cancel()
+
+    async def _until(self, waiting: Coroutine[Any, Any, T]) -> T:
+        """Await `waiting`, or end with ServerStoppingError when the server drains.
+        Cancelling the caller cancels the wait."""
+        if self._draining:
+            waiting.close()
+            raise ServerStoppingError()
+        waiter = asyncio.ensure_future(waiting)
+        self._waiters.add(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._draining or (task is not None and task.cancelling()):
+                raise  # the caller itself was cancelled (the client went away)
+            raise ServerStoppingError() from None
+        finally:
+            self._waiters.discard(waiter)
+
+    async def _wait(self, log: AsyncLog, offset: int) -> None:
+        """Wait until `offset` exists; ServerStoppingError when the server drains or
+        the log closes."""
+        if not await self._until(log.wait_for(offset)):
+            raise ServerStoppingError()  # the log closed
+
+    async def _chunks(
+        self, topic: str, offset: int, max_records: int, max_bytes: int, follow: bool
+    ) -> AsyncGenerator[tuple[int, list[bytes], int], None]:
+        """(first offset, values, the log's next offset) from `offset` to the end of
+        the topic, then (with `follow`) new records as they arrive: the body of
+        every consuming stream, counted by the metrics while it is open."""
+        observer = self._observer
+        observer.stream_opened()
+        try:
+            t = await self._awaited(topic) if follow else await self._existing(topic)
+            if t is None:
+                return
+            log = t.log
+            read = self._read
+            while True:
+                offset, values = await read(t, offset, max_records, max_bytes)
+                if values:
+                    yield offset, values, log.next_offset
+                    offset += len(values)
+                elif follow:
+                    await self._wait(log, offset)
+                else:
+                    return
+        finally:
+            observer.stream_closed()
+
+    async def _read(
+        self, t: _Topic, offset: int, max_records: int, max_bytes: int
+    ) -> tuple[int, list[bytes]]:
+        """(offset of the first, values) from `offset`, moved up to the lowest retained
+        offset; no values at the end. From the tail cache when it holds `offset`."""
+        log = t.log
+        for _ in range(8):
+            low = log.lowest_offset
+            if low is not None and offset < low:
+                offset = low
+            if offset >= log.next_offset:
+                return offset, []
+            cached = t.cache.get(offset, max_records, max_bytes)
+            if cached is not None:
+                return offset, cached
+            try:
+                items = await log.read_range(offset, max_records, max_bytes)
+                return items[0][0], [v for _, v in items]
+            except OffsetOutOfRange:
+                continue  # retention removed the segment meanwhile: retry from the new lowest
+            except LogError as e:
+                raise mapped(e) from None
+        raise Internal(f"could not read from offset {offset}: the log kept moving")
+
+    # --- proglog's API -------------------------------------------------------
+
+    async def produce(self, request: ProduceRequest) -> int:
+        """Append one record; its offset."""
+        t = self._open.get(request.topic) or await self._create(request.topic)
+        value = request.value
+        try:
+            offset = await t.log.append(value)
+        except LogError as e:
+            raise mapped(e) from None
+        t.cache.add_one(offset, value)
+        self._observer.appended(t.name, 1, len(value), offset)
+        return offset
+
+    async def consume(self, request: ConsumeRequest) -> Record:
+        """The record at an offset; OUT_OF_RANGE (HTTP 404) when there is none."""
+        t = await self._existing(request.topic)
+        if t is None:
+            raise OffsetOutOfRangeError.at(request.offset)
+        try:
+            value = await t.log.read(request.offset)
+        except LogError as e:
+            raise mapped(e) from None
+        return Record(value, request.offset)
+
+    async def consume_stream(self, request: ConsumeRequest) -> AsyncIterator[Record]:
+        """Every record from the offset on, one per message, then new ones as they arrive."""
+        chunks = self._chunks(
+            request.topic, request.offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES, True
+        )
+        async with contextlib.aclosing(chunks):
+            async for offset, values, _ in chunks:
+                for value in values:
+                    yield Record(value, offset)
+                    offset += 1
+
+    async def produce_stream(self, requests: AsyncIterator[ProduceRequest]) -> AsyncIterator[int]:
+        """One offset per record, in order; ends with OK when the client half-closes.
+
+        Requests that have already arrived are appended together so they share one
+        fsync (with `--fsync always` a pipelining client would otherwise wait one
+        fsync per record); each still gets its own answer, in order, and the first
+        failure ends the call after the answers before it.
+        """
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_GROUP)
+        pump = asyncio.ensure_future(_pump(requests, queue))
+        try:
+            while True:
+                group = [await queue.get()]
+                while len(group) < STREAM_GROUP and not queue.empty():
+                    group.append(queue.get_nowait())
+                end = next(
+                    (i for i, r in enumerate(group) if not isinstance(r, ProduceRequest)), None
+                )
+                todo = group if end is None else group[:end]
+                offsets, error = await self._produce_all(todo) if todo else ([], None)
+                for offset in offsets:
+                    yield offset
+                if error is not None:
+                    raise error
+                if end is not None:
+                    last = group[end]
+                    if isinstance(last, _Failed):
+                        raise last.error
+                    return
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+    async def _produce_all(
+        self, requests: list[ProduceRequest]
+    ) -> tuple[list[int], BaseException | None]:
+        """Append `requests` in order: (offsets of those appended, the error that stopped it).
+
+        With fsync `always` the leading records bound for open topics and within the
+        size limit are appended together, so they share one fsync; the rest (from a
+        record that opens a topic or is refused) one at a time, so nothing after a
+        refused record gets appended. Under the other policies an append never
+        suspends, so one at a time costs nothing.
+        """
+        produce = self.produce
+        offsets: list[int] = []
+        if self._always and len(requests) > 1:
+            limit = self._topics.config.record_limit
+            open_ = self._open
+            n = 0
+            for r in requests:
+                if r.topic not in open_ or len(r.value) > limit:
+                    break
+                n += 1
+            if n > 1:
+                results = await asyncio.gather(*map(produce, requests[:n]), return_exceptions=True)
+                for result in results:
+                    if isinstance(result, BaseException):
+                        return offsets, result
+                    offsets.append(result)
+                requests = requests[n:]
+        for request in requests:
+            try:
+                offsets.append(await produce(request))
+            except Error as e:
+                return offsets, e
+        return offsets, None
+
+    async def get_servers(self, request: GetServersRequest) -> list[Server]:
+        """The cluster's servers: on a single node, this one, the leader."""
+        return self._servers
+
+    # --- batches -------------------------------------------------------------
+
+    async def produce_batch(self, request: ProduceBatchRequest) -> Appended:
+        """Append every value with consecutive offsets, or none (the error says why)."""
+        values = request.values
+        if not values:
+            raise InvalidArgument("a batch needs at least one record")
+        t = self._open.get(request.topic) or await self._create(request.topic)
+        try:
+            first = await t.log.append_batch(values)
+        except LogError as e:
+            raise mapped(e) from None
+        t.cache.add(first, values)
+        n = len(values)
+        self._observer.appended(t.name, n, sum(map(len, values)), first + n - 1)
+        return Appended(first, n)
+
+    async def produce_batch_stream(
+        self, requests: AsyncIterator[ProduceBatchRequest]
+    ) -> AsyncIterator[Appended]:
+        """ProduceBatch for each request of the stream, answered in order."""
+        produce_batch = self.produce_batch
+        async for request in requests:
+            yield await produce_batch(request)
+
+    async def consume_batch(self, request: ConsumeBatchRequest) -> RecordBatch:
+        """Up to max_records / max_bytes records from an offset (empty at the end).
+
+        At the end of the log it waits up to max_wait_ms for a record (a long
+        poll); an offset beyond the end is OUT_OF_RANGE.
+        """
+        max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
+        max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
+        offset = request.offset
+        t = await self._existing(request.topic)
+        if request.max_wait_ms > 0 and offset == (0 if t is None else t.log.next_offset):
+            # A missing topic is an empty one that a produce may create meanwhile.
+            with contextlib.suppress(TimeoutError, ServerStoppingError):
+                async with asyncio.timeout(min(request.max_wait_ms, MAX_WAIT_MS) / 1000):
+                    t = await self._awaited(request.topic)
+                    await self._wait(t.log, offset)
+        if t is None:
+            if offset > 0:
+                raise OffsetOutOfRangeError.at(offset)
+            return RecordBatch(0, [], 0)
+        log = t.log
+        if offset > log.next_offset:
+            raise OffsetOutOfRangeError.at(offset)
+        offset, values = await self._read(t, offset, max_records, max_bytes)
+        return RecordBatch(offset, values, log.next_offset)
+
+    async def consume_batch_stream(
+        self, request: ConsumeBatchRequest
+    ) -> AsyncIterator[RecordBatch]:
+        """Many records per message from the offset on, then new ones as they arrive.
+
+        With stop_at_end the stream ends once it has caught up with the log (at
+        once on a missing topic); otherwise it waits for a missing topic to be created.
+        """
+        max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
+        max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
+        chunks = self._chunks(
+            request.topic, request.offset, max_records, max_bytes, not request.stop_at_end
+        )
+        async with contextlib.aclosing(chunks):
+            async for first, values, end in chunks:
+                yield RecordBatch(first, values, end)
+
+    # --- consumer positions --------------------------------------------------
+
+    def _consumer(self, name: str) -> str:
+        if not name:
+            raise InvalidArgument("a consumer name is required")
+        if len(name) > MAX_CONSUMER_NAME:
+            raise InvalidArgument(f"consumer name is longer than {MAX_CONSUMER_NAME} characters")
+        if not name.isprintable():
+            raise InvalidArgument(f"consumer name {name!r} has non-printable characters")
+        return name
+
+    async def commit_position(self, request: CommitPositionRequest) -> None:
+        """Store a consumer's next offset for a topic (at most the topic's next offset)."""
+        consumer = self._consumer(request.consumer)
+        offset = request.offset
+        if offset < 0:
+            raise InvalidArgument("a position cannot be negative")
+        t = await self._existing(request.topic)
+        name = t.name if t is not None else (request.topic or self._default)
+        end = t.log.next_offset if t is not None else 0
+        if offset > end:
+            raise FailedPrecondition(
+                f"cannot commit offset {offset} for topic {name!r}: "
+                f"it is past the end of the topic (next offset {end})"
+            )
+        await self._positions.commit(consumer, name, offset)
+
+    async def fetch_position(self, request: FetchPositionRequest) -> Position:
+        """A consumer's committed next offset for a topic (found=False when none)."""
+        consumer = self._consumer(request.consumer)
+        name = request.topic or self._default
+        offset = self._positions.get(consumer, name)
+        if offset is None:
+            try:
+                validate_topic_name(name)
+            except LogError as e:
+                raise mapped(e) from None
+            return Position(0, False)
+        return Position(offset, True)
+
+    async def list_topics(self, request: ListTopicsRequest) -> LogInfo:
+        """Every topic's offset range and size, and every committed consumer position."""
+        topics = []
+        for name in sorted(self._topics.names()):
+            log = (self._open.get(name) or await self._create(name)).log
+            end = log.next_offset
+            low = log.lowest_offset
+            topics.append(TopicInfo(name, end if low is None else low, end, log.size_bytes))
+        positions = [ConsumerPosition(c, t, o) for c, t, o in self._positions.all()]
+        return LogInfo(topics, positions)
