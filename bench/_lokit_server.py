@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 def main() -> None:
+    from lokit.examples.addsvc.definition import addsvc_client_definition
     from lokit.observability.logs import configure_logging
     from lokit.runtime import Listeners, run, serve
-    from lokit.services.addsvc.definition import addsvc_client_definition
 
     kind, addr, debug = sys.argv[1], sys.argv[2], sys.argv[3]
     configure_logging()

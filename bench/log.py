@@ -161,8 +161,8 @@ async def start_lokit(scratch: Path, sock: Path, *extra: str) -> Server:
 
 
 async def bench_lokit(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
-    from lokit.services.log.client import LogClient
-    from lokit.services.log.messages import ProduceBatchRequest, ProduceRequest
+    from lokit.logsvc.client import LogClient
+    from lokit.logsvc.messages import ProduceBatchRequest, ProduceRequest
 
     sock = scratch / "log.grpc.sock"
     server = await start_lokit(scratch, sock)
