@@ -14,13 +14,13 @@ from structlog.testing import capture_logs
 from lokit.commitlog import (
     DEFAULT_TOPIC,
     AsyncLog,
-    InvalidTopicName,
+    InvalidTopicNameError,
     Log,
-    LogClosed,
+    LogClosedError,
     LogConfig,
-    LogFailed,
-    OffsetOutOfRange,
-    RecordTooLarge,
+    LogFailedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
     Topics,
     asynclog,
     validate_topic_name,
@@ -40,12 +40,12 @@ async def test_append_read_and_offsets(tmp_path: Path) -> None:
     assert await alog.read_range(0) == [(0, b"one"), (1, b"two"), (2, b"three")]
     assert (alog.lowest_offset, alog.highest_offset, alog.next_offset) == (0, 2, 3)
     assert alog.size_bytes > 0
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         await alog.read(3)
     await alog.truncate_suffix(0)
     assert alog.next_offset == 1
     await alog.close()
-    with pytest.raises(LogClosed):
+    with pytest.raises(LogClosedError):
         await alog.append(b"x")
 
 
@@ -66,7 +66,7 @@ async def test_group_commit_shares_fsyncs_off_the_loop(tmp_path: Path) -> None:
     assert loop_thread not in rounds and loop_thread not in writers  # no disk I/O on the loop
     firsts = await asyncio.gather(alog.append_batch([b"a", b"b"]), alog.append(b"c"))
     assert list(firsts) == [64, 66]
-    with pytest.raises(RecordTooLarge):
+    with pytest.raises(RecordTooLargeError):
         await alog.append_batch([b"ok", b"x" * (2 << 20)])
     with pytest.raises(TypeError, match="record 1 of the batch must be bytes"):
         await alog.append_batch([b"ok", "text"])  # type: ignore[list-item]
@@ -148,10 +148,10 @@ async def test_fsync_failure_fails_appenders_and_poisons_the_log(
 
     monkeypatch.setattr(os, "fdatasync", broken)
     results = await asyncio.gather(*(alog.append(b"x") for _ in range(3)), return_exceptions=True)
-    assert all(isinstance(r, LogFailed) for r in results)
+    assert all(isinstance(r, LogFailedError) for r in results)
     assert "Input/output error" in str(results[0])
     monkeypatch.undo()
-    with pytest.raises(LogFailed, match="reopen"):
+    with pytest.raises(LogFailedError, match="reopen"):
         await alog.append(b"after")
     await alog.close()
     log = Log.open(tmp_path / "a", NEVER)
@@ -204,7 +204,7 @@ async def test_topics_created_on_first_use_and_shared(tmp_path: Path) -> None:
     assert sorted(set(seen)) == ["default", "orders"]
     assert (tmp_path / "data" / "orders").is_dir()
     await topics.close()
-    with pytest.raises(LogClosed):
+    with pytest.raises(LogClosedError):
         await topics.get("orders")
     assert a1.closed
 
@@ -229,7 +229,7 @@ async def test_topics_created_on_first_use_and_shared(tmp_path: Path) -> None:
 )
 async def test_invalid_topic_names(tmp_path: Path, name: str, reason: str) -> None:
     topics = Topics(tmp_path, NEVER)
-    with pytest.raises(InvalidTopicName, match=reason) as e:
+    with pytest.raises(InvalidTopicNameError, match=reason) as e:
         await topics.get(name)
     assert str(e.value).startswith("invalid topic name")
     assert list(tmp_path.iterdir()) == []
@@ -239,5 +239,5 @@ async def test_invalid_topic_names(tmp_path: Path, name: str, reason: str) -> No
 def test_valid_topic_names() -> None:
     for name in ["default", "orders.v1", "a-b_c", "x" * 200, "événements", "a..b"]:
         assert validate_topic_name(name) == name
-    with pytest.raises(InvalidTopicName, match="must be a string"):
+    with pytest.raises(InvalidTopicNameError, match="must be a string"):
         validate_topic_name(3)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lokit.commitlog import Log, LogConfig, OffsetOutOfRange
+from lokit.commitlog import Log, LogConfig, OffsetOutOfRangeError
 
 from .conftest import Fsyncs, value_for
 
@@ -52,7 +52,7 @@ def test_readers_never_see_partial_records(tmp_path: Path) -> None:
                     for o, v in log.read_range(off, 50, 4000):
                         if v != value_for(o):
                             errors.append(f"read_range gave a wrong record at {o}")
-            except OffsetOutOfRange as e:
+            except OffsetOutOfRangeError as e:
                 now_low = log.lowest_offset
                 if now_low is None or e.offset >= now_low:  # not deleted meanwhile: a bug
                     errors.append(f"offset {e.offset} in [{low}, {nxt}) was out of range")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from lokit.commitlog import CorruptRecord, Log, LogConfig
+from lokit.commitlog import CorruptRecordError, Log, LogConfig
 from lokit.commitlog.record import HEADER_SIZE
 
 from .crash_child import CONFIG_KW, value_for
@@ -128,7 +128,7 @@ def test_truncated_tail_and_flipped_byte_after_a_crash(tmp_path: Path) -> None:
     try:
         (ev,) = [e for e in logs if e["event"] == "commitlog.torn_tail_dropped"]
         assert 0 < ev["dropped_bytes"] <= size
-        with pytest.raises(CorruptRecord) as e:
+        with pytest.raises(CorruptRecordError) as e:
             log.read(damaged)
         assert e.value.path == str(sealed) and e.value.offset == damaged
         nxt = log.next_offset

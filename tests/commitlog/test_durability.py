@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lokit.commitlog import AsyncLog, Log, LogConfig, LogError, OffsetOutOfRange
+from lokit.commitlog import AsyncLog, Log, LogConfig, LogError, OffsetOutOfRangeError
 from lokit.commitlog.record import HEADER_SIZE
 from lokit.commitlog.snapshot import SNAPSHOT_HEADER
 
@@ -149,7 +149,7 @@ def test_a_record_is_readable_only_once_its_sync_round_succeeded(
     assert fsyncs.entered.wait(30)
     # written to the page cache, its fsync not yet done: no reader can see it
     assert (log.next_offset, log.highest_offset) == (1, 0)
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         log.read(1)
     assert log.read_range(0) == [(0, b"durable")]
     assert len(log.reader().read()) == SNAPSHOT_HEADER.size + HEADER_SIZE + len(b"durable")
@@ -177,7 +177,7 @@ async def test_wait_for_wakes_only_once_the_record_is_durable(
     await asyncio.sleep(0)
     assert not waiter.done()
     assert alog.next_offset == 0 and alog.highest_offset is None
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         await alog.read(0)
     fsyncs.release.set()
     assert await append == 0

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from lokit.commitlog.errors import IndexEOF
+from lokit.commitlog.errors import IndexEOFError
 from lokit.commitlog.index import ENTRY_SIZE, Index
 
 
 def test_index(tmp_path: Path) -> None:
     path = tmp_path / "index_test"
     idx = Index(path)
-    with pytest.raises(IndexEOF):
+    with pytest.raises(IndexEOFError):
         idx.read(-1)
     assert idx.name == str(path)
 
@@ -23,7 +23,7 @@ def test_index(tmp_path: Path) -> None:
         idx.write(off, pos)
         assert idx.read(off) == (off, pos)
 
-    with pytest.raises(IndexEOF):
+    with pytest.raises(IndexEOFError):
         idx.read(2)
 
     idx.close()

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 
 from lokit.commitlog import (
-    CorruptRecord,
+    CorruptRecordError,
     FsyncPolicy,
     Log,
-    LogClosed,
+    LogClosedError,
     LogConfig,
     LogError,
-    LogFailed,
-    OffsetOutOfRange,
-    RecordTooLarge,
+    LogFailedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
 )
 from lokit.commitlog.index import _FLUSH_ENTRIES, ENTRY_SIZE
 from lokit.commitlog.record import HEADER, HEADER_SIZE
@@ -44,7 +44,7 @@ def test_append_read(open_log: OpenLog) -> None:
 
 def test_offset_out_of_range(open_log: OpenLog) -> None:
     log = open_log(max_store_bytes=32)
-    with pytest.raises(OffsetOutOfRange) as e:
+    with pytest.raises(OffsetOutOfRangeError) as e:
         log.read(1)
     assert e.value.offset == 1
     assert str(e.value) == "offset out of range: 1"
@@ -85,7 +85,7 @@ def test_truncate(open_log: OpenLog) -> None:
     log.truncate_prefix(1)
     assert log.read(0) == b"12345678"  # offset 1 is still in segment 0, so it stays
     log.truncate_prefix(2)
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         log.read(0)
     assert log.lowest_offset == 2
     assert log.read(2) == b"12345678"
@@ -105,9 +105,9 @@ def test_initial_offset(open_log: OpenLog) -> None:
     log = open_log(initial_offset=1000)
     assert log.next_offset == 1000 and log.lowest_offset is None
     assert log.append(b"x") == 1000
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         log.read(999)
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         log.read(-1)
 
 
@@ -153,17 +153,17 @@ def test_record_too_large_writes_nothing(open_log: OpenLog, log_dir: Path) -> No
     log = open_log(max_record_bytes=10)
     log.append(b"ok")
     before = log.size_bytes
-    with pytest.raises(RecordTooLarge, match="11 bytes, over the limit of 10") as e:
+    with pytest.raises(RecordTooLargeError, match="11 bytes, over the limit of 10") as e:
         log.append(b"x" * 11)
     assert (e.value.size, e.value.limit) == (11, 10)
-    with pytest.raises(RecordTooLarge, match="record 2 of the batch"):
+    with pytest.raises(RecordTooLargeError, match="record 2 of the batch"):
         log.append_batch([b"a", b"b", b"x" * 11])
     assert log.size_bytes == before and log.next_offset == 1
 
 
 def test_record_limit_is_capped_by_store_size(open_log: OpenLog) -> None:
     log = open_log(max_store_bytes=64)  # default max_record_bytes is 1 MiB
-    with pytest.raises(RecordTooLarge, match="over the limit of 56"):
+    with pytest.raises(RecordTooLargeError, match="over the limit of 56"):
         log.append(b"x" * 57)
     assert log.append(b"x" * 56) == 0
 
@@ -207,7 +207,7 @@ def test_read_range_limits(open_log: OpenLog) -> None:
     assert got == [(3, values[3])]
     got = log.read_range(15)  # to the end, across segments
     assert [o for o, _ in got] == list(range(15, 20))
-    with pytest.raises(OffsetOutOfRange) as e:
+    with pytest.raises(OffsetOutOfRangeError) as e:
         log.read_range(20)
     assert e.value.offset == 20
     with pytest.raises(ValueError, match="max_records"):
@@ -232,7 +232,7 @@ def test_truncate_suffix(open_log: OpenLog) -> None:
     log.append_batch([value_for(i)[:10] for i in range(10)])
     log.truncate_suffix(4)
     assert log.highest_offset == 4 and log.next_offset == 5
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         log.read(5)
     assert log.read(4) == value_for(4)[:10]
     assert log.append(b"new") == 5
@@ -250,7 +250,7 @@ def test_truncate_suffix_can_empty_but_keeps_active_segment(open_log: OpenLog) -
     assert (log.lowest_offset, log.highest_offset, log.next_offset) == (None, None, 10)
     assert log.segment_count == 1
     assert log.append(b"again") == 10
-    with pytest.raises(OffsetOutOfRange):
+    with pytest.raises(OffsetOutOfRangeError):
         log.truncate_suffix(8)
 
 
@@ -283,10 +283,10 @@ def test_restore_rejects_bad_streams(tmp_path: Path, open_log: OpenLog) -> None:
     log.append_batch([b"one", b"two"])
     snap = bytearray(log.reader().read())
     snap[-1] ^= 0xFF
-    with pytest.raises(CorruptRecord, match="offset 1 in <snapshot stream>"):
+    with pytest.raises(CorruptRecordError, match="offset 1 in <snapshot stream>"):
         Log.restore(tmp_path / "b", io.BytesIO(bytes(snap)))
     assert not (tmp_path / "b").exists()
-    with pytest.raises(CorruptRecord, match="ends inside a record"):
+    with pytest.raises(CorruptRecordError, match="ends inside a record"):
         Log.restore(tmp_path / "c", io.BytesIO(bytes(snap[:-2])))
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x").write_text("x")
@@ -335,7 +335,7 @@ def test_restore_refuses_a_length_field_over_the_record_limit(tmp_path: Path) ->
             return len(chunk)
 
     stream = Endless()
-    with pytest.raises(CorruptRecord, match="over the record limit of 1048576"):
+    with pytest.raises(CorruptRecordError, match="over the record limit of 1048576"):
         Log.restore(tmp_path / "a", io.BufferedReader(stream), LogConfig(max_record_bytes=1 << 20))
     assert stream.served < 4 << 20  # gave up within a few chunks, not after 4 GiB
     assert not (tmp_path / "a").exists()
@@ -410,9 +410,9 @@ def test_closed_log_refuses_work(open_log: OpenLog) -> None:
     log.append(b"x")
     log.close()
     log.close()  # idempotent
-    with pytest.raises(LogClosed):
+    with pytest.raises(LogClosedError):
         log.append(b"y")
-    with pytest.raises(LogClosed):
+    with pytest.raises(LogClosedError):
         log.read(0)
     assert log.next_offset == 1
 
@@ -519,7 +519,7 @@ def test_unrepairable_index_write_fails_the_log(
     with pytest.raises(LogError, match="No space left on device"):
         log.append(b"lost")
     monkeypatch.undo()
-    with pytest.raises(LogFailed, match="reopen"):  # the index holds a partial entry
+    with pytest.raises(LogFailedError, match="reopen"):  # the index holds a partial entry
         log.append(b"after")
     log.close()
     log = open_log()  # recovery rebuilds the index from the store

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from lokit.commitlog import Log, LogConfig, OffsetOutOfRange, RecordTooLarge
+from lokit.commitlog import Log, LogConfig, OffsetOutOfRangeError, RecordTooLargeError
 from lokit.commitlog.index import ENTRY_SIZE
 
 MAX_STORE = 120
@@ -50,7 +50,7 @@ class LogMachine(RuleBasedStateMachine):
             before = self.log.size_bytes
             try:
                 self.log.append(value)
-            except RecordTooLarge:
+            except RecordTooLargeError:
                 assert self.log.size_bytes == before
                 return
             raise AssertionError("an oversized record was accepted")
@@ -63,7 +63,7 @@ class LogMachine(RuleBasedStateMachine):
         if any(len(v) > MAX_RECORD for v in batch):
             try:
                 self.log.append_batch(batch)
-            except RecordTooLarge:
+            except RecordTooLargeError:
                 assert self.log.next_offset == self.next
                 return
             raise AssertionError("a batch with an oversized record was accepted")
@@ -81,7 +81,7 @@ class LogMachine(RuleBasedStateMachine):
         else:
             try:
                 self.log.read(off)
-            except OffsetOutOfRange as e:
+            except OffsetOutOfRangeError as e:
                 assert e.offset == off
             else:
                 raise AssertionError(f"read({off}) returned a record the model lacks")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from lokit.commitlog import CorruptRecord, Log
+from lokit.commitlog import CorruptRecordError, Log
 from lokit.commitlog.index import ENTRY_SIZE
 from lokit.commitlog.record import HEADER_SIZE
 
@@ -98,12 +98,12 @@ def test_flipped_byte_mid_newest_segment_is_reported_not_returned(
     assert not _events(logs, "commitlog.torn_tail_dropped")  # later records are good: kept
     assert _events(logs, "commitlog.corrupt_records_kept")
     assert log.next_offset == 12
-    with pytest.raises(CorruptRecord) as e:
+    with pytest.raises(CorruptRecordError) as e:
         log.read(5)
     assert e.value.offset == 5 and e.value.path == str(store)
     assert str(store) in str(e.value) and "offset 5" in str(e.value)
     assert [o for o, _ in log.read_range(2)] == [2, 3, 4]  # stops before the bad record
-    with pytest.raises(CorruptRecord):
+    with pytest.raises(CorruptRecordError):
         log.read_range(5)
     assert log.read_range(6) == [(i, VALUES[i]) for i in range(6, 12)]
 
@@ -127,7 +127,7 @@ def test_corruption_in_sealed_segment_names_file_and_offset(
     _flip(sealed, 48 + HEADER_SIZE + 1)  # offset 5
     log = open_log(max_store_bytes=200)
     assert log.next_offset == 12
-    with pytest.raises(CorruptRecord, match=rf"offset 5 in {sealed}: checksum mismatch"):
+    with pytest.raises(CorruptRecordError, match=rf"offset 5 in {sealed}: checksum mismatch"):
         log.read(5)
     assert log.read(4) == VALUES[4] and log.read(6) == VALUES[6]
     assert [o for o, _ in log.read_range(0)] == [0, 1, 2, 3, 4]
@@ -138,7 +138,7 @@ def test_damaged_length_in_sealed_segment(open_log: OpenLog, log_dir: Path) -> N
     sealed = _files(log_dir, "store")[1]
     _flip(sealed, 48 + 2)  # length field of offset 5
     log = open_log(max_store_bytes=200)
-    with pytest.raises(CorruptRecord, match="offset 5"):
+    with pytest.raises(CorruptRecordError, match="offset 5"):
         log.read(5)
     assert log.read(6) == VALUES[6]
 
@@ -153,7 +153,7 @@ def test_truncated_sealed_store_reports_missing_offsets(open_log: OpenLog, log_d
     assert _events(logs, "commitlog.segment_damaged")[0]["unreadable_offsets"] == "6..7"
     assert log.read(5) == VALUES[5]
     for off in (6, 7):
-        with pytest.raises(CorruptRecord, match=f"offset {off}.*missing"):
+        with pytest.raises(CorruptRecordError, match=f"offset {off}.*missing"):
             log.read(off)
     assert log.read(8) == VALUES[8]
     assert log.next_offset == 12 and log.append(b"x") == 12

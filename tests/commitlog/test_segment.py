@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lokit.commitlog import LogConfig
-from lokit.commitlog.errors import SegmentFull
+from lokit.commitlog.errors import SegmentFullError
 from lokit.commitlog.index import ENTRY_SIZE
 from lokit.commitlog.record import HEADER_SIZE
 from lokit.commitlog.segment import Segment
@@ -29,7 +29,7 @@ def test_segment(tmp_path: Path) -> None:
     # the index is full: proglog returned io.EOF here (after writing the store bytes);
     # lokit refuses before writing anything
     size_before = s.store.size
-    with pytest.raises(SegmentFull):
+    with pytest.raises(SegmentFullError):
         s.append(WANT)
     assert s.store.size == size_before
     assert s.is_full

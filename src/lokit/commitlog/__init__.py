@@ -9,13 +9,13 @@ retention, snapshots, an asyncio facade and many named logs (topics) per directo
 from .asynclog import AsyncLog
 from .config import FsyncPolicy, LogConfig
 from .errors import (
-    CorruptRecord,
-    InvalidTopicName,
-    LogClosed,
+    CorruptRecordError,
+    InvalidTopicNameError,
+    LogClosedError,
     LogError,
-    LogFailed,
-    OffsetOutOfRange,
-    RecordTooLarge,
+    LogFailedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
 )
 from .log import Log
 from .topics import DEFAULT_TOPIC, Topics, validate_topic_name
@@ -23,16 +23,16 @@ from .topics import DEFAULT_TOPIC, Topics, validate_topic_name
 __all__ = [
     "DEFAULT_TOPIC",
     "AsyncLog",
-    "CorruptRecord",
+    "CorruptRecordError",
     "FsyncPolicy",
-    "InvalidTopicName",
+    "InvalidTopicNameError",
     "Log",
-    "LogClosed",
+    "LogClosedError",
     "LogConfig",
     "LogError",
-    "LogFailed",
-    "OffsetOutOfRange",
-    "RecordTooLarge",
+    "LogFailedError",
+    "OffsetOutOfRangeError",
+    "RecordTooLargeError",
     "Topics",
     "validate_topic_name",
 ]

@@ -26,7 +26,7 @@ from typing import BinaryIO
 import structlog
 
 from .config import LogConfig
-from .errors import LogClosed, LogError, LogFailed
+from .errors import LogClosedError, LogError, LogFailedError
 from .log import Log
 
 _log = structlog.get_logger("lokit.commitlog")
@@ -91,7 +91,7 @@ class AsyncLog:
     def _check_open(self) -> asyncio.AbstractEventLoop:
         loop = self._bind()
         if self._closed:
-            raise LogClosed(self._log.directory)
+            raise LogClosedError(self._log.directory)
         return loop
 
     def _on_write(self, next_offset: int) -> None:
@@ -150,7 +150,7 @@ class AsyncLog:
     ) -> None:
         self._round = None
         exc: BaseException | None
-        exc = LogClosed(self._log.directory) if rnd.cancelled() else rnd.exception()
+        exc = LogClosedError(self._log.directory) if rnd.cancelled() else rnd.exception()
         if exc is None:
             offset = rnd.result()
             for _, n, fut in items:
@@ -161,7 +161,9 @@ class AsyncLog:
             for _, _, fut in items:
                 if not fut.done():
                     fut.set_exception(
-                        exc if isinstance(exc, LogError) else LogFailed(f"append failed: {exc}")
+                        exc
+                        if isinstance(exc, LogError)
+                        else LogFailedError(f"append failed: {exc}")
                     )
         # Start the next round only after the appenders just released have run: they
         # usually append again at once, and then join the next round together instead
@@ -230,7 +232,7 @@ class AsyncLog:
         return await self._enqueue(loop, batch, len(batch))
 
     async def read(self, offset: int) -> bytes:
-        """The record at `offset` (OffsetOutOfRange / CorruptRecord as `Log.read`)."""
+        """The record at `offset` (OffsetOutOfRangeError / CorruptRecordError as `Log.read`)."""
         self._check_open()
         return self._log.read(offset)
 

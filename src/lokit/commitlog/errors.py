@@ -13,7 +13,7 @@ class LogError(Exception):
     """Base class of every commit-log error."""
 
 
-class OffsetOutOfRange(LogError):
+class OffsetOutOfRangeError(LogError):
     """The offset is not in the log (below the lowest or at/after the next offset).
 
     `str(e)` is exactly ``offset out of range: <offset>``, the message proglog's
@@ -25,7 +25,7 @@ class OffsetOutOfRange(LogError):
         self.offset = offset
 
 
-class RecordTooLarge(LogError, ValueError):
+class RecordTooLargeError(LogError, ValueError):
     """A record is bigger than the configured limit; nothing was written."""
 
     def __init__(self, size: int, limit: int, index: int | None = None) -> None:
@@ -39,7 +39,7 @@ class RecordTooLarge(LogError, ValueError):
         self.index = index
 
 
-class CorruptRecord(LogError):
+class CorruptRecordError(LogError):
     """A stored record failed its checksum or framing check; it is never returned."""
 
     def __init__(self, path: Path | str, offset: int, reason: str) -> None:
@@ -49,7 +49,7 @@ class CorruptRecord(LogError):
         self.reason = reason
 
 
-class InvalidTopicName(LogError, ValueError):
+class InvalidTopicNameError(LogError, ValueError):
     """A topic name that cannot safely name a directory."""
 
     def __init__(self, name: str, reason: str) -> None:
@@ -58,7 +58,7 @@ class InvalidTopicName(LogError, ValueError):
         self.reason = reason
 
 
-class LogClosed(LogError):
+class LogClosedError(LogError):
     """An operation on a log (or topic set) that has been closed."""
 
     def __init__(self, path: Path | str) -> None:
@@ -66,11 +66,11 @@ class LogClosed(LogError):
         self.path = str(path)
 
 
-class LogFailed(LogError):
+class LogFailedError(LogError):
     """An earlier write or fsync failed, so durability is unknown; reopen the log."""
 
 
-class IndexEOF(LogError):
+class IndexEOFError(LogError):
     """An index lookup past the last entry, or a write into a full index (internal)."""
 
     def __init__(self, path: Path | str, entry: int) -> None:
@@ -79,5 +79,5 @@ class IndexEOF(LogError):
         self.entry = entry
 
 
-class SegmentFull(LogError):
+class SegmentFullError(LogError):
     """A segment cannot take the record without exceeding a limit (internal)."""

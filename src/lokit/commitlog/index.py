@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from .errors import IndexEOF
+from .errors import IndexEOFError
 
 ENTRY: Final = struct.Struct(">IQ")
 ENTRY_SIZE: Final = ENTRY.size  # 12
@@ -107,7 +107,7 @@ class Index:
         if k == -1:
             k = self.count - 1
         if not 0 <= k < self.count:
-            raise IndexEOF(self.path, k)
+            raise IndexEOFError(self.path, k)
         if k < self._mm_n:
             assert self._mm is not None
             rel, pos = ENTRY.unpack_from(self._mm, k * ENTRY_SIZE)

@@ -50,7 +50,14 @@ from typing import BinaryIO
 import structlog
 
 from .config import FsyncPolicy, LogConfig
-from .errors import CorruptRecord, LogClosed, LogError, LogFailed, OffsetOutOfRange, RecordTooLarge
+from .errors import (
+    CorruptRecordError,
+    LogClosedError,
+    LogError,
+    LogFailedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
 from .record import frame, frame_batch
 from .segment import SEGMENT_FILE, Segment, segment_paths
 from .snapshot import SnapshotReader, open_reader, restore_into
@@ -241,17 +248,17 @@ class Log:
 
     def _check_writable(self) -> None:
         if self._closed:
-            raise LogClosed(self.directory)
+            raise LogClosedError(self.directory)
         if self._failed is not None:
-            raise LogFailed(
+            raise LogFailedError(
                 f"the log at {self.directory} failed earlier ({self._failed}); reopen it to recover"
             )
 
     def _check_value(self, value: object) -> bytes:
-        """A record as bytes, or the TypeError / RecordTooLarge its append would raise."""
+        """A record as bytes, or the TypeError / RecordTooLargeError its append would raise."""
         v = value if type(value) is bytes else _as_bytes(value, "a record value")
         if len(v) > self._record_limit:
-            raise RecordTooLarge(len(v), self._record_limit)
+            raise RecordTooLargeError(len(v), self._record_limit)
         return v
 
     def _check_batch(self, values: object) -> tuple[list[bytes], list[int]]:
@@ -272,7 +279,7 @@ class Log:
         lengths = list(map(len, vals))
         if max(lengths) > self._record_limit:
             i = next(i for i, n in enumerate(lengths) if n > self._record_limit)
-            raise RecordTooLarge(lengths[i], self._record_limit, index=i)
+            raise RecordTooLargeError(lengths[i], self._record_limit, index=i)
         return vals, lengths
 
     def _write_one(self, value: bytes) -> tuple[int, int]:
@@ -387,7 +394,7 @@ class Log:
         """Make everything appended so far durable (whatever the fsync policy)."""
         with self._lock:
             if self._closed:
-                raise LogClosed(self.directory)
+                raise LogClosedError(self.directory)
             self._dir_dirty = True
         self._sync_round()
 
@@ -401,7 +408,7 @@ class Log:
                     if self._rounds_done > ticket:
                         return
                     if self._failed is not None:
-                        raise LogFailed(
+                        raise LogFailedError(
                             f"fsync of {self.directory} failed ({self._failed}); "
                             "the record may not be durable; reopen the log"
                         )
@@ -428,7 +435,7 @@ class Log:
         dir_fd = -1
         with self._lock:
             if self._failed is not None:
-                raise LogFailed(f"the log at {self.directory} failed earlier: {self._failed}")
+                raise LogFailedError(f"the log at {self.directory} failed earlier: {self._failed}")
             number = self._round_seq
             self._round_seq = number + 1
             target = self._segments[-1].next_offset
@@ -446,7 +453,7 @@ class Log:
                 self._failed = e
                 with self._gc:
                     self._gc.notify_all()
-                raise LogFailed(f"cannot prepare fsync of {self.directory}: {e}") from e
+                raise LogFailedError(f"cannot prepare fsync of {self.directory}: {e}") from e
             self._dirty.clear()
             self._dir_dirty = False
         took: float | None = None
@@ -461,7 +468,7 @@ class Log:
                 self._failed = e
                 with self._gc:
                     self._gc.notify_all()
-                raise LogFailed(f"fsync of {self.directory} failed: {e.strerror or e}") from e
+                raise LogFailedError(f"fsync of {self.directory} failed: {e.strerror or e}") from e
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -514,26 +521,26 @@ class Log:
     def _find(self, offset: int) -> tuple[int, Segment]:
         """The segment holding readable `offset` and its position in the segment list."""
         if offset >= self._end:
-            raise OffsetOutOfRange(offset)
+            raise OffsetOutOfRangeError(offset)
         i = bisect_right(self._bases, offset) - 1
         if i < 0:
-            raise OffsetOutOfRange(offset)
+            raise OffsetOutOfRangeError(offset)
         seg = self._segments[i]
         if offset < seg.next_offset:
             return i, seg
         if i + 1 < len(self._segments):
-            raise CorruptRecord(
+            raise CorruptRecordError(
                 seg.store.path, offset, "the record is missing (the segment's store is damaged)"
             )
-        raise OffsetOutOfRange(offset)
+        raise OffsetOutOfRangeError(offset)
 
     def read(self, offset: int) -> bytes:
-        """The record at `offset`; OffsetOutOfRange if there is none, CorruptRecord if
+        """The record at `offset`; OffsetOutOfRangeError if there is none, CorruptRecordError if
         it fails its checksum."""
         offset = operator.index(offset)
         with self._lock:
             if self._closed:
-                raise LogClosed(self.directory)
+                raise LogClosedError(self.directory)
             return self._find(offset)[1].read(offset)
 
     def read_range(
@@ -541,7 +548,7 @@ class Log:
     ) -> list[tuple[int, bytes]]:
         """Records from `offset` on, as (offset, value): at most `max_records`, and no
         more than `max_bytes` of values, except that the first record is always
-        returned even if it alone is bigger. OffsetOutOfRange if `offset` is not in the
+        returned even if it alone is bigger. OffsetOutOfRangeError if `offset` is not in the
         log. Stops early before a damaged record (reading it alone raises)."""
         offset = operator.index(offset)
         if max_records < 1:
@@ -551,7 +558,7 @@ class Log:
         out: list[tuple[int, bytes]] = []
         with self._lock:
             if self._closed:
-                raise LogClosed(self.directory)
+                raise LogClosedError(self.directory)
             i, seg = self._find(offset)
             max_records = min(max_records, self._end - offset)
             while True:
@@ -587,7 +594,7 @@ class Log:
     def truncate_suffix(self, offset: int) -> None:
         """Delete every record after `offset` (so `offset` becomes the highest), for
         replication conflicts. `offset` may be lowest-1 to empty the log; below that is
-        OffsetOutOfRange. The next append gets offset+1."""
+        OffsetOutOfRangeError. The next append gets offset+1."""
         offset = operator.index(offset)
         with self._sync_lock:
             with self._lock:
@@ -595,7 +602,7 @@ class Log:
                 if offset >= self._segments[-1].next_offset - 1:
                     return
                 if offset < self._segments[0].base - 1:
-                    raise OffsetOutOfRange(offset)
+                    raise OffsetOutOfRangeError(offset)
                 self._truncate_suffix_locked(offset)
             if self._syncs:
                 self._sync_round_locked()
@@ -662,11 +669,11 @@ class Log:
         """
         with self._lock:
             if self._closed:
-                raise LogClosed(self.directory)
+                raise LogClosedError(self.directory)
             segs = self._segments
             for a, b in itertools.pairwise(segs):
                 if a.next_offset != b.base:
-                    raise CorruptRecord(
+                    raise CorruptRecordError(
                         a.store.path, a.next_offset, "the record is missing; cannot snapshot"
                     )
             end = self._end

@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from .config import LogConfig
-from .errors import CorruptRecord, OffsetOutOfRange, SegmentFull
+from .errors import CorruptRecordError, OffsetOutOfRangeError, SegmentFullError
 from .index import ENTRY_SIZE, Index, pack_entries
 from .record import HEADER, HEADER_SIZE, decode, decode_frames, frame, positions_after, scan
 from .store import Store
@@ -122,10 +122,10 @@ class Segment:
         return self.base + count
 
     def append(self, value: bytes) -> int:
-        """Append one record; SegmentFull if it does not fit (proglog's Segment.Append)."""
+        """Append one record; SegmentFullError if it does not fit (proglog's Segment.Append)."""
         data = frame(value)
         if self.room((len(data),), 0, len(data)) == 0:
-            raise SegmentFull(f"segment {self.base} is full")
+            raise SegmentFullError(f"segment {self.base} is full")
         return self.append_frames(data, (len(data),))
 
     def truncate(self, count: int, store_size: int | None = None) -> None:
@@ -145,13 +145,13 @@ class Segment:
         """The record at `offset`, checksum verified."""
         k = offset - self.base
         if not 0 <= k < self.index.count:
-            raise OffsetOutOfRange(offset)
+            raise OffsetOutOfRangeError(offset)
         pos = self.index.position(k)
         end = self._end_of(k)
         data = os.pread(self.store.fd, end - pos, pos)
         got = decode(data, 0, len(data))
         if isinstance(got, str):
-            raise CorruptRecord(self.store.path, offset, got)
+            raise CorruptRecordError(self.store.path, offset, got)
         return got
 
     def read_range(
@@ -162,7 +162,7 @@ class Segment:
 
         The index says where each record ends, so the count that fits the byte budget
         is found first (binary search) and then read with one pread. Stops before a
-        damaged record; raises CorruptRecord only if that is the first one wanted.
+        damaged record; raises CorruptRecordError only if that is the first one wanted.
         """
         k = offset - self.base
         take = min(max_records, self.index.count - k)
@@ -189,7 +189,7 @@ class Segment:
         reason = decode_frames(buf, offset, end, out)
         got = len(out) - before
         if reason is not None and got == 0 and before == 0:
-            raise CorruptRecord(self.store.path, offset, reason)
+            raise CorruptRecordError(self.store.path, offset, reason)
         return got, end - HEADER_SIZE * got if reason is None else sum(
             len(v) for _, v in out[before:]
         )
@@ -278,7 +278,7 @@ class Segment:
                 "commitlog.corrupt_records_kept",
                 path=str(self.store.path),
                 count=bad_kept,
-                note="reading them raises CorruptRecord",
+                note="reading them raises CorruptRecordError",
             )
 
     def _index_confirms(self, positions: list[int]) -> bool:

@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO, Final
 
-from .errors import CorruptRecord, LogError
+from .errors import CorruptRecordError, LogError
 from .record import split_frames
 
 if TYPE_CHECKING:
@@ -126,10 +126,10 @@ def restore_into(open_log: Callable[[int], Log], stream: BinaryIO) -> None:
                 log.append_batch(values)
                 offset += len(values)
             if reason is not None:
-                raise CorruptRecord(STREAM_NAME, offset, reason)
+                raise CorruptRecordError(STREAM_NAME, offset, reason)
             del buf[:used]
         if buf:
-            raise CorruptRecord(STREAM_NAME, offset, "the stream ends inside a record")
+            raise CorruptRecordError(STREAM_NAME, offset, "the stream ends inside a record")
         log.sync()
     finally:
         log.close()

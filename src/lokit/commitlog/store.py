@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import CorruptRecord
+from .errors import CorruptRecordError
 from .record import HEADER, HEADER_SIZE, decode, frame
 
 
@@ -48,15 +48,15 @@ class Store:
 
     def read(self, pos: int) -> bytes:
         """The payload of the frame starting at byte `pos`, checksum verified (a
-        CorruptRecord raised here carries the byte position as its offset)."""
+        CorruptRecordError raised here carries the byte position as its offset)."""
         head = os.pread(self.fd, HEADER_SIZE, pos)
         if len(head) < HEADER_SIZE:
-            raise CorruptRecord(self.path, pos, "frame header cut off by the end of the file")
+            raise CorruptRecordError(self.path, pos, "frame header cut off by the end of the file")
         n, _ = HEADER.unpack(head)
         data = os.pread(self.fd, HEADER_SIZE + n, pos)
         got = decode(data, 0, len(data))
         if isinstance(got, str):
-            raise CorruptRecord(self.path, pos, got)
+            raise CorruptRecordError(self.path, pos, got)
         return got
 
     def truncate(self, size: int) -> None:

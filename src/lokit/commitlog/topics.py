@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .asynclog import AsyncLog
 from .config import LogConfig
-from .errors import InvalidTopicName, LogClosed
+from .errors import InvalidTopicNameError, LogClosedError
 
 DEFAULT_TOPIC = "default"
 """The topic the network service uses when a request names none."""
@@ -25,27 +25,29 @@ MAX_TOPIC_NAME = 200
 
 
 def validate_topic_name(name: object) -> str:
-    """Return `name` if it can name a topic directory; InvalidTopicName otherwise."""
+    """Return `name` if it can name a topic directory; InvalidTopicNameError otherwise."""
     if not isinstance(name, str):
-        raise InvalidTopicName(
+        raise InvalidTopicNameError(
             repr(name), f"a topic name must be a string, not {type(name).__name__}"
         )
     if not name:
-        raise InvalidTopicName(name, "the name is empty")
+        raise InvalidTopicNameError(name, "the name is empty")
     if len(name) > MAX_TOPIC_NAME:
-        raise InvalidTopicName(
+        raise InvalidTopicNameError(
             name[:40] + "...", f"the name is {len(name)} characters long; at most {MAX_TOPIC_NAME}"
         )
     if "\0" in name:
-        raise InvalidTopicName(name, "the name contains a NUL character")
+        raise InvalidTopicNameError(name, "the name contains a NUL character")
     if "/" in name or "\\" in name:
-        raise InvalidTopicName(name, "the name contains a path separator ('/' or '\\')")
+        raise InvalidTopicNameError(name, "the name contains a path separator ('/' or '\\')")
     if name.startswith("."):
-        raise InvalidTopicName(name, "the name starts with '.' (this also rules out '.' and '..')")
+        raise InvalidTopicNameError(
+            name, "the name starts with '.' (this also rules out '.' and '..')"
+        )
     if any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
-        raise InvalidTopicName(name, "the name contains a control character")
+        raise InvalidTopicNameError(name, "the name contains a control character")
     if len(name.encode("utf-8")) > 255:
-        raise InvalidTopicName(name, "the name is longer than 255 bytes in UTF-8")
+        raise InvalidTopicNameError(name, "the name is longer than 255 bytes in UTF-8")
     return name
 
 
@@ -73,7 +75,7 @@ class Topics:
         """The topic's log, created (or opened and recovered) on first use."""
         validate_topic_name(name)
         if self._closed:
-            raise LogClosed(self.data_dir)
+            raise LogClosedError(self.data_dir)
         alog = self._logs.get(name)
         if alog is not None:
             return alog
@@ -86,7 +88,7 @@ class Topics:
             alog = await AsyncLog.open(self.data_dir / name, self.config, on_fsync=hook)
             if self._closed:
                 await alog.close()
-                raise LogClosed(self.data_dir)
+                raise LogClosedError(self.data_dir)
             self._logs[name] = alog
         return alog
 
@@ -99,7 +101,7 @@ class Topics:
                     if e.is_dir(follow_symlinks=False):
                         try:
                             found.add(validate_topic_name(e.name))
-                        except InvalidTopicName:
+                        except InvalidTopicNameError:
                             pass
         except FileNotFoundError:
             pass

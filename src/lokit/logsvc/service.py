@@ -18,18 +18,8 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from lokit.commitlog import (
-    DEFAULT_TOPIC,
-    AsyncLog,
-    CorruptRecord,
-    InvalidTopicName,
-    LogClosed,
-    LogError,
-    OffsetOutOfRange,
-    RecordTooLarge,
-    Topics,
-    validate_topic_name,
-)
+from lokit import commitlog
+from lokit.commitlog import DEFAULT_TOPIC, AsyncLog, LogError, Topics, validate_topic_name
 from lokit.errors import (
     DataLoss,
     Error,
@@ -114,15 +104,15 @@ class _Topic:
 
 def mapped(exc: LogError) -> Error:
     """The lokit error a client sees for a storage error."""
-    if isinstance(exc, OffsetOutOfRange):
+    if isinstance(exc, commitlog.OffsetOutOfRangeError):
         return OffsetOutOfRangeError.at(exc.offset)
-    if isinstance(exc, RecordTooLarge):
+    if isinstance(exc, commitlog.RecordTooLargeError):
         return RecordTooLargeError(str(exc))
-    if isinstance(exc, InvalidTopicName):
+    if isinstance(exc, commitlog.InvalidTopicNameError):
         return InvalidTopicError(str(exc))
-    if isinstance(exc, CorruptRecord):
+    if isinstance(exc, commitlog.CorruptRecordError):
         return DataLoss(str(exc))
-    if isinstance(exc, LogClosed):
+    if isinstance(exc, commitlog.LogClosedError):
         return Unavailable("the log is closed: the server is stopping")
     return Internal(f"log storage error: {exc}")
 
@@ -318,7 +308,7 @@ class LogService:
             try:
                 items = await log.read_range(offset, max_records, max_bytes)
                 return items[0][0], [v for _, v in items]
-            except OffsetOutOfRange:
+            except commitlog.OffsetOutOfRangeError:
                 continue  # retention removed the segment meanwhile: retry from the new lowest
             except LogError as e:
                 raise mapped(e) from None
