@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:  # types only: observability does not load the HTTP transport
-    from lokit.transport.http.asgi import ASGIApp, Receive, Scope, Send
+from lokit.types import ASGIApp, Receive, Scope, Send
 
 _HEALTHY = b'{"status":"ok"}'
 _JSON = b"application/json"

@@ -30,7 +30,7 @@ from lokit.codec import JsonCodec, malformed
 from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import HttpInput, HttpRoute, ServiceDef
-from lokit.transport.http.asgi import ASGIApp, Receive, Scope, Send
+from lokit.types import ASGIApp, Receive, Scope, Send
 
 JSON_TYPE = "application/json"
 NDJSON_TYPE = "application/x-ndjson"

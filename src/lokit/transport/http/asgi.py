@@ -1,12 +1,9 @@
-"""ASGI 3 type aliases, shared by lokit's ASGI apps (a service's HTTP side, the debug app)."""
+"""The ASGI aliases under their old name; they live in `lokit.types`.
 
-from __future__ import annotations
+Only `lokit.transport.http`'s own `__init__` still imports them from here. Once it
+imports `lokit.types`, this module can go.
+"""
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from lokit.types import ASGIApp, Message, Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = ["ASGIApp", "Message", "Receive", "Scope", "Send"]

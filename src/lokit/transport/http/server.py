@@ -18,7 +18,7 @@ import uvicorn
 
 from lokit.transport import address
 from lokit.transport.address import Address
-from lokit.transport.http.asgi import ASGIApp
+from lokit.types import ASGIApp
 
 # uvicorn closes idle keep-alive connections after this many seconds; lokit's
 # client gives up idle connections sooner, so it never reuses one being closed.
