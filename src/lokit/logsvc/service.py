@@ -8,7 +8,10 @@ read of the default log, which always exists in proglog); tailing streams and lo
 polls wait on the log's append notification (`AsyncLog.wait_for`), or on a missing
 topic for a produce to create it, never poll, and end cleanly when cancelled.
 
-Each public async method is an endpoint (`lokit.derive.describe`); helpers are private.
+`LogService` holds the endpoints and the read loop they share; the open topics
+(which reads may create, which they wait for) are `topics.OpenTopics`, the waits a
+drain ends are `waiting.Waits`. Each public async method is an endpoint
+(`lokit.derive.describe`); `open_existing` and `drain` are for the wiring.
 """
 
 from __future__ import annotations
@@ -16,26 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from lokit import commitlog
 from lokit.commitlog import DEFAULT_TOPIC, AsyncLog, LogError, Topics, validate_topic_name
-from lokit.errors import (
-    DataLoss,
-    Error,
-    FailedPrecondition,
-    Internal,
-    InvalidArgument,
-    Unavailable,
-)
-from lokit.logsvc.cache import TailCache
+from lokit.errors import Error, FailedPrecondition, InvalidArgument
 from lokit.logsvc.defaults import DEFAULT_CACHE_BYTES
-from lokit.logsvc.errors import (
-    InvalidTopicError,
-    OffsetOutOfRangeError,
-    RecordTooLargeError,
-    ServerStoppingError,
-)
+from lokit.logsvc.errors import OffsetOutOfRangeError, ServerStoppingError
 from lokit.logsvc.messages import (
     Appended,
     CommitPositionRequest,
@@ -55,8 +44,9 @@ from lokit.logsvc.messages import (
     TopicInfo,
 )
 from lokit.logsvc.positions import Positions
+from lokit.logsvc.topics import OpenTopics, mapped
+from lokit.logsvc.waiting import Waits
 
-T = TypeVar("T")
 DEFAULT_BATCH_RECORDS = 1_000
 DEFAULT_BATCH_BYTES = 1 << 20
 MAX_BATCH_RECORDS = 100_000
@@ -89,32 +79,6 @@ class _NoObserver:
 
     def stream_closed(self) -> None:
         return None
-
-
-class _Topic:
-    """An open topic: its name, its log and the cache of its newest records."""
-
-    __slots__ = ("cache", "log", "name")
-
-    def __init__(self, name: str, log: AsyncLog, cache_bytes: int) -> None:
-        self.name = name
-        self.log = log
-        self.cache = TailCache(cache_bytes)
-
-
-def mapped(exc: LogError) -> Error:
-    """The lokit error a client sees for a storage error."""
-    if isinstance(exc, commitlog.OffsetOutOfRangeError):
-        return OffsetOutOfRangeError.at(exc.offset)
-    if isinstance(exc, commitlog.RecordTooLargeError):
-        return RecordTooLargeError(str(exc))
-    if isinstance(exc, commitlog.InvalidTopicNameError):
-        return InvalidTopicError(str(exc))
-    if isinstance(exc, commitlog.CorruptRecordError):
-        return DataLoss(str(exc))
-    if isinstance(exc, commitlog.LogClosedError):
-        return Unavailable("the log is closed: the server is stopping")
-    return Internal(f"log storage error: {exc}")
 
 
 def _limit(value: int, default: int, cap: int) -> int:
@@ -167,67 +131,25 @@ class LogService:
         self._servers = list(servers or [])
         self._default = default_topic
         self._observer: LogObserver = observer or _NoObserver()
-        self._open: dict[str, _Topic] = {}  # by the name requested ("" too)
-        self._cache_bytes = cache_bytes
         self._always = topics.config.fsync_policy.mode == "always"
-        self._draining = False
-        self._waiters: set[asyncio.Future[Any]] = set()
-        self._opened = asyncio.Event()  # set (and replaced) whenever a topic opens
+        self._waits = Waits()
+        self._open = OpenTopics(topics, self._waits, default=default_topic, cache_bytes=cache_bytes)
 
-    # --- helpers -------------------------------------------------------------
+    # --- wiring (not endpoints) ----------------------------------------------
 
-    async def _create(self, topic: str) -> _Topic:
-        """Open (creating it if needed) the topic a request names ("" = the default)."""
-        name = topic or self._default
-        t = self._open.get(name)
-        if t is None:
-            try:
-                t = _Topic(name, await self._topics.get(name), self._cache_bytes)
-            except LogError as e:
-                raise mapped(e) from None
-            t = self._open.setdefault(name, t)
-            opened, self._opened = self._opened, asyncio.Event()
-            opened.set()  # wake the reads waiting for a topic to be created
-        self._open[topic] = t
-        return t
-
-    async def _existing(self, topic: str) -> _Topic | None:
-        """The topic when it exists; None (without creating it) when it does not.
-
-        The start hook opens every topic on disk (`_open_existing`), so a name
-        that is not open does not exist: no disk access here.
-        """
-        t = self._open.get(topic)
-        if t is not None:
-            return t
-        name = topic or self._default
-        try:
-            validate_topic_name(name)
-        except LogError as e:
-            raise mapped(e) from None
-        if not self._topics.is_open(name):
-            return None
-        return await self._create(topic)
-
-    async def _awaited(self, topic: str) -> _Topic:
-        """For a read that waits for records: the topic, once it exists.
-
-        The default topic is opened (created) at once, as proglog's one log always
-        exists; any other topic is waited for until a produce creates it, so reads
-        never create topics (a directory and an open log each) from arbitrary names.
-        """
-        if not topic or topic == self._default:
-            return self._open.get(topic) or await self._create(topic)
-        while (t := await self._existing(topic)) is None:
-            await self._until(self._opened.wait())
-        return t
-
-    async def _open_existing(self) -> list[tuple[str, AsyncLog]]:
+    def open_existing(self) -> Coroutine[Any, Any, list[tuple[str, AsyncLog]]]:
         """Open (and recover) every topic on disk at startup; (name, log) of each.
 
-        Private so it is no endpoint; `definition` calls it from the start hook.
+        The wiring's start hook calls it. A plain method that returns the coroutine,
+        so that `describe`, which takes every public async method, takes no endpoint
+        from it.
+        TODO(restructure): `async def` once the endpoints come from an interface.
         """
-        return [(name, (await self._create(name)).log) for name in self._topics.names()]
+        return self._open.open_existing()
+
+    # TODO(restructure): drop once definition.py uses open_existing
+    def _open_existing(self) -> Coroutine[Any, Any, list[tuple[str, AsyncLog]]]:
+        return self.open_existing()
 
     def drain(self) -> None:
         """End every tailing stream (with ServerStoppingError) and refuse new waits.
@@ -236,33 +158,9 @@ class LogService:
         so idle followers do not hold the shutdown for the whole grace period.
         Not an endpoint: `describe` takes async methods only.
         """
-        self._draining = True
-        for waiter in list(self._waiters):
-            waiter.cancel()
+        self._waits.drain()
 
-    async def _until(self, waiting: Coroutine[Any, Any, T]) -> T:
-        """Await `waiting`, or end with ServerStoppingError when the server drains.
-        Cancelling the caller cancels the wait."""
-        if self._draining:
-            waiting.close()
-            raise ServerStoppingError()
-        waiter = asyncio.ensure_future(waiting)
-        self._waiters.add(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not self._draining or (task is not None and task.cancelling()):
-                raise  # the caller itself was cancelled (the client went away)
-            raise ServerStoppingError() from None
-        finally:
-            self._waiters.discard(waiter)
-
-    async def _wait(self, log: AsyncLog, offset: int) -> None:
-        """Wait until `offset` exists; ServerStoppingError when the server drains or
-        the log closes."""
-        if not await self._until(log.wait_for(offset)):
-            raise ServerStoppingError()  # the log closed
+    # --- the read loop -------------------------------------------------------
 
     async def _chunks(
         self, topic: str, offset: int, max_records: int, max_bytes: int, follow: bool
@@ -273,52 +171,28 @@ class LogService:
         observer = self._observer
         observer.stream_opened()
         try:
-            t = await self._awaited(topic) if follow else await self._existing(topic)
+            t = await self._open.awaited(topic) if follow else await self._open.existing(topic)
             if t is None:
                 return
             log = t.log
-            read = self._read
+            read = t.read
             while True:
-                offset, values = await read(t, offset, max_records, max_bytes)
+                offset, values = await read(offset, max_records, max_bytes)
                 if values:
                     yield offset, values, log.next_offset
                     offset += len(values)
                 elif follow:
-                    await self._wait(log, offset)
+                    await self._waits.for_offset(log, offset)
                 else:
                     return
         finally:
             observer.stream_closed()
 
-    async def _read(
-        self, t: _Topic, offset: int, max_records: int, max_bytes: int
-    ) -> tuple[int, list[bytes]]:
-        """(offset of the first, values) from `offset`, moved up to the lowest retained
-        offset; no values at the end. From the tail cache when it holds `offset`."""
-        log = t.log
-        for _ in range(8):
-            low = log.lowest_offset
-            if low is not None and offset < low:
-                offset = low
-            if offset >= log.next_offset:
-                return offset, []
-            cached = t.cache.get(offset, max_records, max_bytes)
-            if cached is not None:
-                return offset, cached
-            try:
-                items = await log.read_range(offset, max_records, max_bytes)
-                return items[0][0], [v for _, v in items]
-            except commitlog.OffsetOutOfRangeError:
-                continue  # retention removed the segment meanwhile: retry from the new lowest
-            except LogError as e:
-                raise mapped(e) from None
-        raise Internal(f"could not read from offset {offset}: the log kept moving")
-
     # --- proglog's API -------------------------------------------------------
 
     async def produce(self, request: ProduceRequest) -> int:
         """Append one record; its offset."""
-        t = self._open.get(request.topic) or await self._create(request.topic)
+        t = self._open.get(request.topic) or await self._open.create(request.topic)
         value = request.value
         try:
             offset = await t.log.append(value)
@@ -330,7 +204,7 @@ class LogService:
 
     async def consume(self, request: ConsumeRequest) -> Record:
         """The record at an offset; OUT_OF_RANGE (HTTP 404) when there is none."""
-        t = await self._existing(request.topic)
+        t = await self._open.existing(request.topic)
         if t is None:
             raise OffsetOutOfRangeError.at(request.offset)
         try:
@@ -399,10 +273,10 @@ class LogService:
         offsets: list[int] = []
         if self._always and len(requests) > 1:
             limit = self._topics.config.record_limit
-            open_ = self._open
+            opened = self._open.get
             n = 0
             for r in requests:
-                if r.topic not in open_ or len(r.value) > limit:
+                if opened(r.topic) is None or len(r.value) > limit:
                     break
                 n += 1
             if n > 1:
@@ -430,7 +304,7 @@ class LogService:
         values = request.values
         if not values:
             raise InvalidArgument("a batch needs at least one record")
-        t = self._open.get(request.topic) or await self._create(request.topic)
+        t = self._open.get(request.topic) or await self._open.create(request.topic)
         try:
             first = await t.log.append_batch(values)
         except LogError as e:
@@ -457,13 +331,13 @@ class LogService:
         max_records = _limit(request.max_records, DEFAULT_BATCH_RECORDS, MAX_BATCH_RECORDS)
         max_bytes = _limit(request.max_bytes, DEFAULT_BATCH_BYTES, MAX_BATCH_BYTES)
         offset = request.offset
-        t = await self._existing(request.topic)
+        t = await self._open.existing(request.topic)
         if request.max_wait_ms > 0 and offset == (0 if t is None else t.log.next_offset):
             # A missing topic is an empty one that a produce may create meanwhile.
             with contextlib.suppress(TimeoutError, ServerStoppingError):
                 async with asyncio.timeout(min(request.max_wait_ms, MAX_WAIT_MS) / 1000):
-                    t = await self._awaited(request.topic)
-                    await self._wait(t.log, offset)
+                    t = await self._open.awaited(request.topic)
+                    await self._waits.for_offset(t.log, offset)
         if t is None:
             if offset > 0:
                 raise OffsetOutOfRangeError.at(offset)
@@ -471,7 +345,7 @@ class LogService:
         log = t.log
         if offset > log.next_offset:
             raise OffsetOutOfRangeError.at(offset)
-        offset, values = await self._read(t, offset, max_records, max_bytes)
+        offset, values = await t.read(offset, max_records, max_bytes)
         return RecordBatch(offset, values, log.next_offset)
 
     async def consume_batch_stream(
@@ -508,7 +382,7 @@ class LogService:
         offset = request.offset
         if offset < 0:
             raise InvalidArgument("a position cannot be negative")
-        t = await self._existing(request.topic)
+        t = await self._open.existing(request.topic)
         name = t.name if t is not None else (request.topic or self._default)
         end = t.log.next_offset if t is not None else 0
         if offset > end:
@@ -535,7 +409,7 @@ class LogService:
         """Every topic's offset range and size, and every committed consumer position."""
         topics = []
         for name in sorted(self._topics.names()):
-            log = (self._open.get(name) or await self._create(name)).log
+            log = (self._open.get(name) or await self._open.create(name)).log
             end = log.next_offset
             low = log.lowest_offset
             topics.append(TopicInfo(name, end if low is None else low, end, log.size_bytes))
