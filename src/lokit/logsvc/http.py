@@ -28,19 +28,7 @@ import msgspec
 from lokit.codec import malformed
 from lokit.endpoint import Method
 from lokit.errors import Error, InvalidArgument
-from lokit.logsvc.messages import (
-    CommitPositionRequest,
-    ConsumeBatchRequest,
-    ConsumeRequest,
-    FetchPositionRequest,
-    GetServersRequest,
-    ListTopicsRequest,
-    ProduceBatchRequest,
-    ProduceRequest,
-    Record,
-    RecordBatch,
-    Server,
-)
+from lokit.logsvc import messages
 from lokit.routes import HttpInput, HttpRoute
 
 Offset = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -83,7 +71,7 @@ class _Line(msgspec.Struct):
 
 
 class _Servers(msgspec.Struct):
-    servers: list[Server]
+    servers: list[messages.Server]
 
 
 _encode = msgspec.json.Encoder().encode
@@ -135,19 +123,19 @@ _produce_in = _decoder(_ProduceIn)
 _consume_in = _decoder(_ConsumeIn)
 
 
-def _ch1_produce(data: bytes) -> ProduceRequest:
-    return ProduceRequest(_produce_in(data).record.value)
+def _ch1_produce(data: bytes) -> messages.ProduceRequest:
+    return messages.ProduceRequest(_produce_in(data).record.value)
 
 
 def _ch1_produce_out(offset: int) -> bytes:
     return b'{"offset":%d}\n' % offset
 
 
-def _ch1_consume(data: bytes) -> ConsumeRequest:
-    return ConsumeRequest(_consume_in(data).offset)
+def _ch1_consume(data: bytes) -> messages.ConsumeRequest:
+    return messages.ConsumeRequest(_consume_in(data).offset)
 
 
-def _record_json(r: Record) -> bytes:
+def _record_json(r: messages.Record) -> bytes:
     return _encode(_RecordOut(_Value(r.value, r.offset))) + b"\n"
 
 
@@ -188,18 +176,20 @@ _batch_in = _decoder(_BatchIn)
 _commit_in = _decoder(_CommitIn)
 
 
-def _produce_batch(inp: HttpInput) -> ProduceBatchRequest:
-    return ProduceBatchRequest(_batch_in(inp.body).values, inp.path_params["topic"])
+def _produce_batch(inp: HttpInput) -> messages.ProduceBatchRequest:
+    return messages.ProduceBatchRequest(_batch_in(inp.body).values, inp.path_params["topic"])
 
 
-def _consume_one(inp: HttpInput) -> ConsumeRequest:
+def _consume_one(inp: HttpInput) -> messages.ConsumeRequest:
     offset = _nonneg(inp.path_params["offset"], "the offset in the path")
-    return ConsumeRequest(offset, inp.path_params["topic"])
+    return messages.ConsumeRequest(offset, inp.path_params["topic"])
 
 
-def _batch_request(inp: HttpInput, *, stop_at_end: bool, max_wait_ms: int) -> ConsumeBatchRequest:
+def _batch_request(
+    inp: HttpInput, *, stop_at_end: bool, max_wait_ms: int
+) -> messages.ConsumeBatchRequest:
     q = inp.query
-    return ConsumeBatchRequest(
+    return messages.ConsumeBatchRequest(
         offset=_int(q, "from"),
         topic=inp.path_params["topic"],
         max_records=_int(q, "max_records"),
@@ -209,31 +199,31 @@ def _batch_request(inp: HttpInput, *, stop_at_end: bool, max_wait_ms: int) -> Co
     )
 
 
-def _consume_batch(inp: HttpInput) -> ConsumeBatchRequest:
+def _consume_batch(inp: HttpInput) -> messages.ConsumeBatchRequest:
     return _batch_request(inp, stop_at_end=False, max_wait_ms=_int(inp.query, "wait_ms"))
 
 
-def _stream(inp: HttpInput) -> ConsumeBatchRequest:
+def _stream(inp: HttpInput) -> messages.ConsumeBatchRequest:
     return _batch_request(inp, stop_at_end=not _bool(inp.query, "follow", True), max_wait_ms=0)
 
 
-def _stream_lines(b: RecordBatch) -> bytes:
+def _stream_lines(b: messages.RecordBatch) -> bytes:
     """One NDJSON line per record (the app adds the last newline)."""
     first = b.first_offset
     return b"\n".join([_encode(_Line(first + i, v)) for i, v in enumerate(b.values)])
 
 
-def _commit(inp: HttpInput) -> CommitPositionRequest:
+def _commit(inp: HttpInput) -> messages.CommitPositionRequest:
     p = inp.path_params
-    return CommitPositionRequest(p["consumer"], _commit_in(inp.body).offset, p["topic"])
+    return messages.CommitPositionRequest(p["consumer"], _commit_in(inp.body).offset, p["topic"])
 
 
-def _fetch(inp: HttpInput) -> FetchPositionRequest:
+def _fetch(inp: HttpInput) -> messages.FetchPositionRequest:
     p = inp.path_params
-    return FetchPositionRequest(p["consumer"], p["topic"])
+    return messages.FetchPositionRequest(p["consumer"], p["topic"])
 
 
-def _servers_out(servers: list[Server]) -> bytes:
+def _servers_out(servers: list[messages.Server]) -> bytes:
     return _encode(_Servers(servers))
 
 
@@ -241,12 +231,12 @@ def _empty_out(_: object) -> bytes:
     return b"{}"
 
 
-def _list_topics(inp: HttpInput) -> ListTopicsRequest:
-    return ListTopicsRequest()
+def _list_topics(inp: HttpInput) -> messages.ListTopicsRequest:
+    return messages.ListTopicsRequest()
 
 
-def _get_servers(inp: HttpInput) -> GetServersRequest:
-    return GetServersRequest()
+def _get_servers(inp: HttpInput) -> messages.GetServersRequest:
+    return messages.GetServersRequest()
 
 
 def log_http_routes(methods: Mapping[str, Method]) -> list[HttpRoute]:

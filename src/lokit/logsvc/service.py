@@ -23,26 +23,9 @@ from typing import Any, Protocol
 
 from lokit.commitlog import DEFAULT_TOPIC, AsyncLog, LogError, Topics, validate_topic_name
 from lokit.errors import Error, FailedPrecondition, InvalidArgument
+from lokit.logsvc import messages as m
 from lokit.logsvc.defaults import DEFAULT_CACHE_BYTES
 from lokit.logsvc.errors import OffsetOutOfRangeError, ServerStoppingError
-from lokit.logsvc.messages import (
-    Appended,
-    CommitPositionRequest,
-    ConsumeBatchRequest,
-    ConsumeRequest,
-    ConsumerPosition,
-    FetchPositionRequest,
-    GetServersRequest,
-    ListTopicsRequest,
-    LogInfo,
-    Position,
-    ProduceBatchRequest,
-    ProduceRequest,
-    Record,
-    RecordBatch,
-    Server,
-    TopicInfo,
-)
 from lokit.logsvc.positions import Positions
 from lokit.logsvc.topics import OpenTopics, mapped
 from lokit.logsvc.waiting import Waits
@@ -121,7 +104,7 @@ class LogService:
         topics: Topics,
         positions: Positions,
         *,
-        servers: list[Server] | None = None,
+        servers: list[m.Server] | None = None,
         default_topic: str = DEFAULT_TOPIC,
         observer: LogObserver | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
@@ -190,7 +173,7 @@ class LogService:
 
     # --- proglog's API -------------------------------------------------------
 
-    async def produce(self, request: ProduceRequest) -> int:
+    async def produce(self, request: m.ProduceRequest) -> int:
         """Append one record; its offset."""
         t = self._open.get(request.topic) or await self._open.create(request.topic)
         value = request.value
@@ -202,7 +185,7 @@ class LogService:
         self._observer.appended(t.name, 1, len(value), offset)
         return offset
 
-    async def consume(self, request: ConsumeRequest) -> Record:
+    async def consume(self, request: m.ConsumeRequest) -> m.Record:
         """The record at an offset; OUT_OF_RANGE (HTTP 404) when there is none."""
         t = await self._open.existing(request.topic)
         if t is None:
@@ -211,9 +194,9 @@ class LogService:
             value = await t.log.read(request.offset)
         except LogError as e:
             raise mapped(e) from None
-        return Record(value, request.offset)
+        return m.Record(value, request.offset)
 
-    async def consume_stream(self, request: ConsumeRequest) -> AsyncIterator[Record]:
+    async def consume_stream(self, request: m.ConsumeRequest) -> AsyncIterator[m.Record]:
         """Every record from the offset on, one per message, then new ones as they arrive."""
         chunks = self._chunks(
             request.topic, request.offset, STREAM_CHUNK_RECORDS, STREAM_CHUNK_BYTES, True
@@ -221,10 +204,10 @@ class LogService:
         async with contextlib.aclosing(chunks):
             async for offset, values, _ in chunks:
                 for value in values:
-                    yield Record(value, offset)
+                    yield m.Record(value, offset)
                     offset += 1
 
-    async def produce_stream(self, requests: AsyncIterator[ProduceRequest]) -> AsyncIterator[int]:
+    async def produce_stream(self, requests: AsyncIterator[m.ProduceRequest]) -> AsyncIterator[int]:
         """One offset per record, in order; ends with OK when the client half-closes.
 
         Requests that have already arrived are appended together so they share one
@@ -240,7 +223,7 @@ class LogService:
                 while len(group) < STREAM_GROUP and not queue.empty():
                     group.append(queue.get_nowait())
                 end = next(
-                    (i for i, r in enumerate(group) if not isinstance(r, ProduceRequest)), None
+                    (i for i, r in enumerate(group) if not isinstance(r, m.ProduceRequest)), None
                 )
                 todo = group if end is None else group[:end]
                 offsets, error = await self._produce_all(todo) if todo else ([], None)
@@ -259,7 +242,7 @@ class LogService:
                 await pump
 
     async def _produce_all(
-        self, requests: list[ProduceRequest]
+        self, requests: list[m.ProduceRequest]
     ) -> tuple[list[int], BaseException | None]:
         """Append `requests` in order: (offsets of those appended, the error that stopped it).
 
@@ -293,13 +276,13 @@ class LogService:
                 return offsets, e
         return offsets, None
 
-    async def get_servers(self, request: GetServersRequest) -> list[Server]:
+    async def get_servers(self, request: m.GetServersRequest) -> list[m.Server]:
         """The cluster's servers: on a single node, this one, the leader."""
         return self._servers
 
     # --- batches -------------------------------------------------------------
 
-    async def produce_batch(self, request: ProduceBatchRequest) -> Appended:
+    async def produce_batch(self, request: m.ProduceBatchRequest) -> m.Appended:
         """Append every value with consecutive offsets, or none (the error says why)."""
         values = request.values
         if not values:
@@ -312,17 +295,17 @@ class LogService:
         t.cache.add(first, values)
         n = len(values)
         self._observer.appended(t.name, n, sum(map(len, values)), first + n - 1)
-        return Appended(first, n)
+        return m.Appended(first, n)
 
     async def produce_batch_stream(
-        self, requests: AsyncIterator[ProduceBatchRequest]
-    ) -> AsyncIterator[Appended]:
+        self, requests: AsyncIterator[m.ProduceBatchRequest]
+    ) -> AsyncIterator[m.Appended]:
         """ProduceBatch for each request of the stream, answered in order."""
         produce_batch = self.produce_batch
         async for request in requests:
             yield await produce_batch(request)
 
-    async def consume_batch(self, request: ConsumeBatchRequest) -> RecordBatch:
+    async def consume_batch(self, request: m.ConsumeBatchRequest) -> m.RecordBatch:
         """Up to max_records / max_bytes records from an offset (empty at the end).
 
         At the end of the log it waits up to max_wait_ms for a record (a long
@@ -341,16 +324,16 @@ class LogService:
         if t is None:
             if offset > 0:
                 raise OffsetOutOfRangeError.at(offset)
-            return RecordBatch(0, [], 0)
+            return m.RecordBatch(0, [], 0)
         log = t.log
         if offset > log.next_offset:
             raise OffsetOutOfRangeError.at(offset)
         offset, values = await t.read(offset, max_records, max_bytes)
-        return RecordBatch(offset, values, log.next_offset)
+        return m.RecordBatch(offset, values, log.next_offset)
 
     async def consume_batch_stream(
-        self, request: ConsumeBatchRequest
-    ) -> AsyncIterator[RecordBatch]:
+        self, request: m.ConsumeBatchRequest
+    ) -> AsyncIterator[m.RecordBatch]:
         """Many records per message from the offset on, then new ones as they arrive.
 
         With stop_at_end the stream ends once it has caught up with the log (at
@@ -363,7 +346,7 @@ class LogService:
         )
         async with contextlib.aclosing(chunks):
             async for first, values, end in chunks:
-                yield RecordBatch(first, values, end)
+                yield m.RecordBatch(first, values, end)
 
     # --- consumer positions --------------------------------------------------
 
@@ -376,7 +359,7 @@ class LogService:
             raise InvalidArgument(f"consumer name {name!r} has non-printable characters")
         return name
 
-    async def commit_position(self, request: CommitPositionRequest) -> None:
+    async def commit_position(self, request: m.CommitPositionRequest) -> None:
         """Store a consumer's next offset for a topic (at most the topic's next offset)."""
         consumer = self._consumer(request.consumer)
         offset = request.offset
@@ -392,7 +375,7 @@ class LogService:
             )
         await self._positions.commit(consumer, name, offset)
 
-    async def fetch_position(self, request: FetchPositionRequest) -> Position:
+    async def fetch_position(self, request: m.FetchPositionRequest) -> m.Position:
         """A consumer's committed next offset for a topic (found=False when none)."""
         consumer = self._consumer(request.consumer)
         name = request.topic or self._default
@@ -402,16 +385,16 @@ class LogService:
                 validate_topic_name(name)
             except LogError as e:
                 raise mapped(e) from None
-            return Position(0, False)
-        return Position(offset, True)
+            return m.Position(0, False)
+        return m.Position(offset, True)
 
-    async def list_topics(self, request: ListTopicsRequest) -> LogInfo:
+    async def list_topics(self, request: m.ListTopicsRequest) -> m.LogInfo:
         """Every topic's offset range and size, and every committed consumer position."""
         topics = []
         for name in sorted(self._topics.names()):
             log = (self._open.get(name) or await self._open.create(name)).log
             end = log.next_offset
             low = log.lowest_offset
-            topics.append(TopicInfo(name, end if low is None else low, end, log.size_bytes))
-        positions = [ConsumerPosition(c, t, o) for c, t, o in self._positions.all()]
-        return LogInfo(topics, positions)
+            topics.append(m.TopicInfo(name, end if low is None else low, end, log.size_bytes))
+        positions = [m.ConsumerPosition(c, t, o) for c, t, o in self._positions.all()]
+        return m.LogInfo(topics, positions)
