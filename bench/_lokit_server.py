@@ -17,9 +17,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 def main() -> None:
-    from lokit.examples.addsvc.definition import addsvc_client_definition
+    from lokit.examples.addsvc.definition import addsvc_contract
+    from lokit.examples.addsvc.service import AddService
     from lokit.observability.logs import configure_logging
     from lokit.runtime import Listeners, run, serve
+    from lokit.service import define
 
     kind, addr, debug = sys.argv[1], sys.argv[2], sys.argv[3]
     configure_logging()
@@ -31,7 +33,7 @@ def main() -> None:
         print(f"addsvc: {kind} listening on {addr}", flush=True)
 
     async def go() -> int:
-        return await serve(addsvc_client_definition(), listeners, ready)
+        return await serve(define(addsvc_contract(), AddService()), listeners, ready)
 
     sys.exit(run(go))
 

@@ -1,14 +1,29 @@
-"""lokit: a Go-kit-style toolkit and runtime for local-first Python microservices."""
+"""lokit: a Go-kit-style toolkit and runtime for local-first Python microservices.
 
-from lokit.app import connect, define, main
+The public surface: `contract` (a service's wire contract, from its interface),
+`define` (serve an implementation), `connect` (call a remote one), endpoints
+and middlewares (`Endpoint`, `Middleware`, `chain`), and errors (`Error`,
+`Code`). `main`, the command line for a service's own script, lives with the
+CLI and is loaded only when used, so importing lokit never loads the CLI.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from lokit.client import Connection, connect
+from lokit.contract import Contract, contract
 from lokit.endpoint import Endpoint, Kind, Method, Middleware, chain
 from lokit.errors import Code, Error
-from lokit.routes import ServiceDef
+from lokit.service import ServiceDef, define
+
+if TYPE_CHECKING:
+    from lokit.cli.script import main
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Code",
+    "Connection",
+    "Contract",
     "Endpoint",
     "Error",
     "Kind",
@@ -17,6 +32,15 @@ __all__ = [
     "ServiceDef",
     "chain",
     "connect",
+    "contract",
     "define",
     "main",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from lokit.cli.script import main
+
+        return main
+    raise AttributeError(f"module 'lokit' has no attribute {name!r}")

@@ -1,12 +1,15 @@
-"""Endpoints derived from a service class's typed async methods.
+"""Methods derived from a service interface's type hints, and endpoints bound to an implementation.
 
-A service is a plain class. Each public `async def` becomes a unary endpoint,
-each public async generator a server-streaming one; a single parameter typed
-`AsyncIterator[T]` makes it client-streaming (or bidi when it also yields).
-Parameters become the fields of a request struct (`{"a": 1, "b": 2}`); a single
-parameter that is itself a struct is the request. A plain return value travels
-as `{"v": value}`, a struct or dataclass as itself. Names: `get_servers` is the
-RPC method `GetServers` and the HTTP path `/get-servers`.
+The interface is a class or a `typing.Protocol`; its public `async def`s are
+the methods (an explicit interface lets the implementation keep public helper
+and lifecycle methods that are no endpoints). An `async def` returning
+`AsyncIterator[T]` (or an async generator) is server-streaming; a single
+parameter typed `AsyncIterator[T]` makes it client-streaming (or bidi when it
+also streams out). Parameters become the fields of a request struct
+(`{"a": 1, "b": 2}`); a single parameter that is itself a struct is the
+request. A plain return value travels as `{"v": value}`, a struct or dataclass
+as itself. Names: `get_servers` is the RPC method `GetServers` and the HTTP
+path `/get-servers`.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import collections.abc
 import dataclasses
 import inspect
 import typing
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import msgspec
 
 from lokit.endpoint import Endpoint, Kind, Method, Middleware, chain
+
+__all__ = ["bind", "describe", "describe_method", "http_path", "methods_of", "rpc_name"]
 
 _STREAM_ORIGINS = {
     collections.abc.AsyncIterator,
@@ -59,24 +64,45 @@ def _stream_item(tp: Any) -> Any | None:
     return None
 
 
-def describe(service: object, *, middlewares: tuple[Middleware, ...] = ()) -> list[Method]:
-    """The endpoints of a service instance, each wrapped in `middlewares`."""
-    cls = type(service)
+def methods_of(interface: type) -> list[Method]:
+    """The methods (without endpoints) of a class or Protocol, in name order."""
     methods: list[Method] = []
-    wrap = chain(*middlewares)
-    for py_name, fn in inspect.getmembers(cls, inspect.isfunction):
+    for py_name, fn in inspect.getmembers(interface, inspect.isfunction):
         if py_name.startswith("_"):
             continue
-        if not (inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn)):
-            continue
-        method = describe_method(getattr(service, py_name), py_name)
-        methods.append(method.with_endpoint(wrap(method.endpoint)))
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            methods.append(describe_method(fn, py_name))
     return methods
 
 
-def describe_method(bound: Any, py_name: str) -> Method:
-    """One bound async method as a `Method` with its derived request/response types."""
-    fn = bound.__func__ if hasattr(bound, "__func__") else bound
+def describe(
+    service: object, *, interface: type | None = None, middlewares: tuple[Middleware, ...] = ()
+) -> list[Method]:
+    """The methods of `interface` (default: the service's class) bound to `service`."""
+    methods = methods_of(interface or type(service))
+    endpoints = bind(methods, service, middlewares)
+    return [m.with_endpoint(endpoints[m.name]) for m in methods]
+
+
+def bind(
+    methods: Iterable[Method], service: object, middlewares: tuple[Middleware, ...] = ()
+) -> dict[str, Endpoint]:
+    """One endpoint per method calling `service`'s method of that name, wrapped in `middlewares`."""
+    wrap = chain(*middlewares)
+    endpoints: dict[str, Endpoint] = {}
+    for m in methods:
+        impl = getattr(service, m.py_name, None)
+        if impl is None or not callable(impl):
+            raise TypeError(
+                f"{type(service).__name__} has no method {m.py_name!r} for endpoint {m.name}"
+            )
+        endpoints[m.name] = wrap(_endpoint(impl, m))
+    return endpoints
+
+
+def describe_method(fn: Any, py_name: str) -> Method:
+    """One async function (or bound method) as a `Method` with derived request/response types."""
+    fn = getattr(fn, "__func__", fn)
     hints = typing.get_type_hints(fn)
     params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
     for p in params:
@@ -97,13 +123,11 @@ def describe_method(bound: Any, py_name: str) -> Method:
         (True, True): Kind.BIDI,
     }[(in_item is not None, streams_out)]
 
-    endpoint: Endpoint
+    spread = False
     if in_item is not None:
         request_type = in_item
-        endpoint = _pass_through(bound, streams_out)
     elif len(params) == 1 and is_record_type(hints[params[0].name]):
         request_type = hints[params[0].name]
-        endpoint = _pass_through(bound, streams_out)
     else:
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for p in params:
@@ -112,44 +136,48 @@ def describe_method(bound: Any, py_name: str) -> Method:
             else:
                 fields.append((p.name, hints[p.name], p.default))
         request_type = msgspec.defstruct(rpc_name(py_name) + "Request", fields)
-        endpoint = _spread(bound, streams_out)
+        spread = True
 
     return Method(
         name=rpc_name(py_name),
-        endpoint=endpoint,
         kind=kind,
         request_type=request_type,
         response_type=response_type,
         wrap_response=not is_record_type(response_type),
         doc=inspect.getdoc(fn) or "",
-        options={"py_name": py_name, "http_path": http_path(py_name)},
+        py_name=py_name,
+        spread=spread,
+        action=py_name,
     )
 
 
-def _pass_through(bound: Any, streams_out: bool) -> Endpoint:
-    if streams_out:
+def _endpoint(impl: Any, method: Method) -> Endpoint:
+    """The endpoint calling `impl` (a bound method) the way `method` describes.
 
-        async def stream_endpoint(request: Any) -> AsyncIterator[Any]:
-            return typing.cast(AsyncIterator[Any], bound(request))
-
-        return stream_endpoint
-
-    async def endpoint(request: Any) -> Any:
-        return await bound(request)
-
-    return endpoint
-
-
-def _spread(bound: Any, streams_out: bool) -> Endpoint:
+    A streaming implementation may be an async generator or an `async def`
+    that returns an async iterator; both give the transport an iterator.
+    """
     astuple = msgspec.structs.astuple
-    if streams_out:
+    spread = method.spread
+    if method.kind.streams_responses:
+        returns_iterator = not inspect.iscoroutinefunction(impl)
 
         async def stream_endpoint(request: Any) -> AsyncIterator[Any]:
-            return typing.cast(AsyncIterator[Any], bound(*astuple(request)))
+            out = impl(*astuple(request)) if spread else impl(request)
+            if returns_iterator:
+                return typing.cast(AsyncIterator[Any], out)
+            return typing.cast(AsyncIterator[Any], await out)
 
         return stream_endpoint
 
+    if spread:
+
+        async def spread_endpoint(request: Any) -> Any:
+            return await impl(*astuple(request))
+
+        return spread_endpoint
+
     async def endpoint(request: Any) -> Any:
-        return await bound(*astuple(request))
+        return await impl(request)
 
     return endpoint

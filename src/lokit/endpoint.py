@@ -8,10 +8,13 @@ takes an endpoint and returns an endpoint, and `chain(a, b, c)(e) == a(b(c(e)))`
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from lokit.errors import Unimplemented
 
 Endpoint = Callable[[Any], Awaitable[Any]]
 Middleware = Callable[[Endpoint], Endpoint]
@@ -34,34 +37,38 @@ class Kind(enum.Enum):
         return self in (Kind.SERVER_STREAM, Kind.BIDI)
 
 
+async def unbound(request: Any) -> Any:
+    """The endpoint of a method described but not served here (a contract's, a client's)."""
+    raise Unimplemented("this method is described here but has no implementation")
+
+
 @dataclass
 class Method:
-    """One endpoint with the facts transports need about it.
+    """One method of a service, with the facts transports, clients and middlewares need.
 
-    `name` is the RPC-style name (`Sum`); `request_type` and `response_type` are
-    the per-message types (the item type for streams).
+    `name` is the RPC-style name (`Sum`) and `py_name` the Python one (`sum`);
+    `request_type` and `response_type` are the per-message types (the item type
+    for streams). `spread` says the request is a struct built from the Python
+    method's parameters (else the single parameter is the request itself).
+    `action` is what an ACL checks (the Python name unless declared) and
+    `idempotent` whether a retry may run it twice. A method in a contract has no
+    endpoint (`unbound`); `with_endpoint` gives the served or client-side one.
     """
 
     name: str
-    endpoint: Endpoint
+    endpoint: Endpoint = unbound
     kind: Kind = Kind.UNARY
     request_type: Any = Any
     response_type: Any = Any
     wrap_response: bool = False  # derived JSON wraps a plain value as {"v": value}
     doc: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
+    py_name: str = ""
+    spread: bool = False
+    action: str = ""
+    idempotent: bool = False
 
     def with_endpoint(self, endpoint: Endpoint) -> Method:
-        return Method(
-            self.name,
-            endpoint,
-            self.kind,
-            self.request_type,
-            self.response_type,
-            self.wrap_response,
-            self.doc,
-            self.options,
-        )
+        return dataclasses.replace(self, endpoint=endpoint)
 
 
 def chain(*middlewares: Middleware) -> Middleware:

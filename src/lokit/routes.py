@@ -1,20 +1,41 @@
-"""How a service's endpoints are exposed: gRPC method paths and HTTP routes.
+"""Where a service's methods live on each transport: gRPC method paths and HTTP routes.
 
 `grpc_routes` and `http_routes` derive the usual exposure from `Method`s
 (`/<package.Service>/<Method>` and `POST /<method-name>` with JSON); a service
-that must match someone else's wire (a `.proto`, a REST layout) lists routes
-with explicit codecs and decoders instead. A `ServiceDef` bundles them for the
-runtime.
+that must match someone else's wire (a `.proto`, a REST layout) gives explicit
+codecs and lists its HTTP routes with decoders instead. A `Contract` holds a
+service's routes; the same route objects serve (with the method's endpoint)
+and call (a client reads its path and codec). A `ServiceDef` bundles bound
+routes with the service's lifespan for the runtime (built by `lokit.define`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lokit.codec import Codec, JsonCodec
-from lokit.endpoint import Method
+from lokit.derive import http_path
+from lokit.endpoint import Endpoint, Method
+
+if TYPE_CHECKING:
+    from lokit.contract import Contract
+
+__all__ = [
+    "Codecs",
+    "GrpcRoute",
+    "HttpInput",
+    "HttpRoute",
+    "Lifespan",
+    "ServiceDef",
+    "bound_routes",
+    "codec_for",
+    "grpc_routes",
+    "http_routes",
+]
 
 
 @dataclass(frozen=True)
@@ -53,6 +74,9 @@ class HttpRoute:
     status: int = 200
 
 
+Lifespan = Callable[[], AbstractAsyncContextManager[Any]]
+
+
 @dataclass
 class ServiceDef:
     """Everything the runtime needs to serve one service."""
@@ -61,35 +85,46 @@ class ServiceDef:
     grpc: list[GrpcRoute] = field(default_factory=list)
     http: list[HttpRoute] = field(default_factory=list)
     grpc_services: list[str] = field(default_factory=list)  # names for the health service
-    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # Called when shutdown begins, before the transports drain: end work that would
-    # otherwise hold the grace period (e.g. idle tailing streams).
-    on_drain: list[Callable[[], None]] = field(default_factory=list)
+    lifespan: Lifespan | None = None
+    drain: Callable[[], None] | None = None
+    contract: Contract[Any] | None = None  # what it serves (None: routes listed by hand)
+
+
+Codecs = Mapping[str, Codec] | Callable[[Method], Codec]
+"""Codecs by RPC method name (JSON for the others), or a factory taking each `Method`."""
+
+
+def codec_for(method: Method, codecs: Codecs | None) -> Codec:
+    """The codec `codecs` gives `method`, else derived JSON."""
+    if codecs is None:
+        return JsonCodec(method)
+    if callable(codecs):
+        return codecs(method)
+    return codecs.get(method.name) or JsonCodec(method)
 
 
 def grpc_routes(
-    service_name: str, methods: list[Method], codecs: Mapping[str, Codec] | None = None
+    service_name: str, methods: list[Method], codecs: Codecs | None = None
 ) -> list[GrpcRoute]:
     """Routes at `/<service_name>/<Method>`, JSON unless `codecs` names one."""
-    codecs = codecs or {}
-    return [
-        GrpcRoute(f"/{service_name}/{m.name}", m, codecs.get(m.name) or JsonCodec(m))
-        for m in methods
-    ]
+    return [GrpcRoute(f"/{service_name}/{m.name}", m, codec_for(m, codecs)) for m in methods]
 
 
 def http_routes(
-    methods: list[Method], codecs: Mapping[str, Codec] | None = None, verb: str = "POST"
+    methods: list[Method], codecs: Codecs | None = None, verb: str = "POST"
 ) -> list[HttpRoute]:
-    """Routes at `POST /<method-name>` with JSON bodies."""
-    codecs = codecs or {}
+    """Routes at `POST /<method-name>` (`get_servers` -> `/get-servers`) with JSON bodies."""
     return [
-        HttpRoute(
-            verb,
-            m.options.get("http_path", "/" + m.name.lower()),
-            m,
-            codecs.get(m.name) or JsonCodec(m),
-        )
-        for m in methods
+        HttpRoute(verb, http_path(m.py_name or m.name), m, codec_for(m, codecs)) for m in methods
+    ]
+
+
+R = TypeVar("R", GrpcRoute, HttpRoute)
+
+
+def bound_routes(routes: Iterable[R], endpoints: Mapping[str, Endpoint]) -> list[R]:
+    """Copies of `routes` whose methods call `endpoints` (by RPC method name)."""
+    return [
+        dataclasses.replace(r, method=r.method.with_endpoint(endpoints[r.method.name]))
+        for r in routes
     ]

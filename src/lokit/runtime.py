@@ -3,7 +3,7 @@
 `serve` starts every listener (refusing a live socket or a busy port with one
 sentence), reports each as ready, waits for SIGTERM or SIGINT, then shuts down
 gracefully: stop accepting, let in-flight calls finish within the grace period,
-run the service's stop hooks, remove socket files, and return 0.
+leave the service's lifespan, remove socket files, and return 0.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from lokit.observability.debug import debug_app
 from lokit.observability.logs import get_logger
 from lokit.observability.request import RequestObserver
 from lokit.observability.tracing import configure_tracing
-from lokit.routes import ServiceDef
+from lokit.service import ServiceDef
 from lokit.transport.address import Address, AddressError, parse
 from lokit.transport.grpc.server import GrpcServer
 from lokit.transport.http.app import asgi_app
@@ -51,19 +51,18 @@ class Runtime:
         self._grpc: GrpcServer | None = None
         self._http: HttpServer | None = None
         self._debug: HttpServer | None = None
-        self._started_hooks = False
+        self._lifespan = contextlib.AsyncExitStack()
 
     async def start(self, ready: Ready | None = None) -> None:
-        """Start every listener; on failure stop what started and re-raise."""
+        """Enter the service's lifespan, start every listener; on failure undo both and re-raise."""
         grpc_addrs = [parse(a) for a in self.listeners.grpc]
         http_addrs = [parse(a) for a in self.listeners.http]
         debug_addr = parse(self.listeners.debug) if self.listeners.debug else None
         configure_tracing(self.service.name)
         observer = RequestObserver(self.service.name)
         try:
-            for hook in self.service.on_start:
-                await hook()
-            self._started_hooks = True
+            if self.service.lifespan is not None:
+                await self._lifespan.enter_async_context(self.service.lifespan())
             if grpc_addrs:
                 self._grpc = GrpcServer(self.service, observer)
                 for a in await self._grpc.start(grpc_addrs):
@@ -90,7 +89,7 @@ class Runtime:
             ready(kind, addr)
 
     async def stop(self) -> None:
-        """Graceful shutdown of everything that started, in reverse order."""
+        """Graceful shutdown of everything that started, in reverse order (the lifespan last)."""
         if self._grpc is not None or self._http is not None:
             stops = []
             if self._grpc is not None:
@@ -102,10 +101,7 @@ class Runtime:
         if self._debug is not None:
             await self._debug.stop()
             self._debug = None
-        if self._started_hooks:
-            self._started_hooks = False
-            for hook in self.service.on_stop:
-                await hook()
+        await self._lifespan.aclose()
 
 
 async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None = None) -> int:
@@ -128,8 +124,8 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
             return 1
         await stop.wait()
         log.info("shutting down", service=service.name, grace=listeners.grace)
-        for drain in service.on_drain:
-            drain()
+        if service.drain is not None:
+            service.drain()
     finally:
         await runtime.stop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -12,6 +12,7 @@ from lokit.codec import JsonCodec
 from lokit.derive import describe, http_path, rpc_name
 from lokit.endpoint import Kind
 from lokit.errors import InvalidArgument
+from lokit.routes import http_routes
 
 
 class Point(msgspec.Struct):
@@ -64,7 +65,10 @@ def test_names_and_kinds() -> None:
     assert ms["CountUp"].kind is Kind.SERVER_STREAM
     assert ms["Total"].kind is Kind.CLIENT_STREAM
     assert ms["Echo"].kind is Kind.BIDI
-    assert ms["CountUp"].options["http_path"] == "/count-up"
+    assert ms["CountUp"].py_name == "count_up" and ms["CountUp"].action == "count_up"
+    assert [r.path for r in http_routes(list(ms.values())) if r.method.name == "CountUp"] == [
+        "/count-up"
+    ]
     assert (rpc_name("get_servers"), http_path("get_servers")) == ("GetServers", "/get-servers")
 
 

@@ -16,7 +16,7 @@ import grpc
 import pytest
 
 from lokit.errors import Error, Unavailable
-from lokit.examples.addsvc.definition import addsvc_client_definition, addsvc_definition
+from lokit.examples.addsvc.definition import addsvc_contract, addsvc_definition
 from lokit.examples.addsvc.service import TeapotError, TwoZeroesError
 from lokit.proto import addsvc_pb2, addsvc_pb2_grpc
 from lokit.routes import GrpcRoute
@@ -77,7 +77,7 @@ async def test_go_kit_client(target: str) -> None:
 
 
 async def test_lokit_client_half(target: str) -> None:
-    routes = {r.method.name: r for r in addsvc_client_definition().grpc}
+    routes = {r.method.name: r for r in addsvc_contract().grpc}
 
     async def call(name: str, **kw: Any) -> Any:
         route = routes[name]

@@ -10,7 +10,7 @@ from structlog.testing import capture_logs
 
 from lokit.endpoint import Endpoint, Middleware
 from lokit.errors import Unavailable
-from lokit.examples.addsvc.definition import addsvc_client_definition, addsvc_definition
+from lokit.examples.addsvc.definition import addsvc_contract, addsvc_definition
 from lokit.examples.addsvc.middleware import (
     ConcatTransform,
     InstrumentingMiddleware,
@@ -94,7 +94,7 @@ async def test_definition_routes() -> None:
         ("POST", "/mult"),
         ("POST", "/sum"),
     ]
-    c = addsvc_client_definition()
+    c = addsvc_contract()
     assert [r.path for r in c.grpc] == [r.path for r in d.grpc]
     assert all(isinstance(r.codec, PbCodec) for r in c.grpc)
     addsvc_definition()  # building twice in one process is fine (metrics created once)

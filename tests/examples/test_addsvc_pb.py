@@ -7,7 +7,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from lokit.derive import describe
 from lokit.errors import DeadlineExceeded, Internal, InvalidArgument, Unavailable, Unknown
-from lokit.examples.addsvc.pb import PbCodec, pb_codecs
+from lokit.examples.addsvc.pb import PbCodec
 from lokit.examples.addsvc.service import (
     AddService,
     IntOverflowError,
@@ -19,7 +19,7 @@ from lokit.examples.addsvc.service import (
 from lokit.proto import addsvc_pb2
 
 METHODS = {m.name: m for m in describe(AddService())}
-CODECS = pb_codecs(list(METHODS.values()))
+CODECS = {name: PbCodec(m) for name, m in METHODS.items()}
 
 
 def test_one_codec_per_method() -> None:

@@ -163,13 +163,13 @@ async def test_drain_ends_a_stream_waiting_for_a_topic(tmp_path: Path) -> None:
     srv = await start_in_process(tmp_path)
     c = LogClient(srv.grpc)
     try:
-        assert srv.runtime.service.on_drain
+        drain = srv.runtime.service.drain
+        assert drain is not None
         before = open_streams()
         stream = c.consume_batches(0, topic="never")
         first: asyncio.Task[Any] = asyncio.create_task(anext(stream))  # type: ignore[arg-type]
         await until(lambda: open_streams() == before + 1, "the stream to open")
-        for drain in srv.runtime.service.on_drain:
-            drain()
+        drain()
         with pytest.raises(ServerStoppingError, match="shutting down"):
             await asyncio.wait_for(first, HANG)
     finally:

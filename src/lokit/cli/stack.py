@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
+from lokit.transport.address import default_address
+
 
 @dataclass
 class Child:
@@ -29,55 +31,30 @@ class Child:
     listening: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _serve(name: str, debug_port: int, *extra: str) -> list[str]:
+    """`lokit serve NAME` on its default sockets, with its debug server on loopback."""
+    return [
+        "serve",
+        name,
+        "--grpc",
+        default_address(name, "grpc"),
+        "--http",
+        default_address(name, "http"),
+        "--debug",
+        f"127.0.0.1:{debug_port}",
+        *extra,
+    ]
+
+
 def stack_children(log_format: str) -> list[Child]:
     """The stack, dependencies first."""
-    common = ["--log-format", log_format]
+    common = ("--log-format", log_format)
     return [
-        Child(
-            "log",
-            [
-                "serve",
-                "log",
-                "--data",
-                "data/log",
-                "--grpc",
-                "unix:run/log.grpc.sock",
-                "--http",
-                "unix:run/log.http.sock",
-                "--debug",
-                "127.0.0.1:9103",
-                *common,
-            ],
-        ),
-        Child(
-            "stringsvc",
-            [
-                "serve",
-                "stringsvc",
-                "--grpc",
-                "unix:run/stringsvc.grpc.sock",
-                "--http",
-                "unix:run/stringsvc.http.sock",
-                "--debug",
-                "127.0.0.1:9102",
-                *common,
-            ],
-        ),
+        Child("log", _serve("log", 9103, "--data", "data/log", *common)),
+        Child("stringsvc", _serve("stringsvc", 9102, *common)),
         Child(
             "addsvc",
-            [
-                "serve",
-                "addsvc",
-                "--grpc",
-                "unix:run/addsvc.grpc.sock",
-                "--http",
-                "unix:run/addsvc.http.sock",
-                "--debug",
-                "127.0.0.1:9101",
-                "--stringsvc",
-                "unix:run/stringsvc.grpc.sock",
-                *common,
-            ],
+            _serve("addsvc", 9101, "--stringsvc", default_address("stringsvc", "grpc"), *common),
         ),
     ]
 
@@ -134,7 +111,8 @@ async def run_stack(log_format: str = "logfmt") -> int:
                 table.add_row(child.name, kind, addr)
         console.print(table)
         console.print(
-            "try: .venv/bin/lokit call addsvc concat ab cd --grpc unix:run/addsvc.grpc.sock"
+            "try: .venv/bin/lokit call addsvc concat ab cd --grpc "
+            + default_address("addsvc", "grpc")
         )
         console.print("     .venv/bin/lokit log produce hello world; .venv/bin/lokit log consume")
         waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc is not None]

@@ -1,4 +1,4 @@
-"""`lokit serve log` and the `lokit log produce | consume | info` client commands."""
+"""The log's plugin: `lokit serve log` and the `lokit log produce | consume | info` commands."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import click
 from click.core import ParameterSource
 
 from lokit.cli.errors import fail, friendly
+from lokit.cli.options import common_serve_options, serve_service
+from lokit.cli.plugins import ServicePlugin
 from lokit.logsvc.defaults import ADDR_ENV, DEFAULT_DATA, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR
 
 PRODUCE_BATCH_RECORDS = 1_000
@@ -34,17 +36,6 @@ _FLAG_KEYS = {
     "retention_age": "retention_age",
     "read_cache_bytes": "read_cache_bytes",
 }
-
-
-def register(cli: click.Group, serve: click.Group) -> None:
-    """Add `lokit serve log` and the `lokit log` group to the CLI."""
-    from lokit.cli.main import common_serve_options
-
-    command = click.command(name="log")(
-        common_serve_options(_serve_log_options(friendly(_serve_log)))
-    )
-    serve.add_command(command)
-    cli.add_command(log_group)
 
 
 def _serve_log_options(fn: Callable[..., None]) -> Callable[..., None]:
@@ -111,7 +102,6 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
         config = merge(flags, config_file)
     except ConfigError as e:
         fail(str(e))
-        return
     grpc, http = config.grpc, config.http
     if not grpc and not http:
         grpc, http = (DEFAULT_GRPC_ADDR,), (DEFAULT_HTTP_ADDR,)
@@ -120,7 +110,6 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
 
 def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
     """Serve the log through the shared runtime; tailing streams end as shutdown begins."""
-    from lokit.cli.main import serve_service
     from lokit.logsvc.definition import log_definition
 
     serve_service(
@@ -179,10 +168,8 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
             return await body(client)
         except ServerStoppingError:
             fail(f"the log server at {addr} is shutting down")
-            return 1
         except Unavailable:
             fail(f"cannot reach the log server at {addr}; is `lokit serve log` running there?")
-            return 1
         finally:
             await client.close()
 
@@ -399,3 +386,17 @@ def info(addr: str) -> None:
         return 0
 
     _run(addr, body)
+
+
+def _contract() -> Any:
+    from lokit.logsvc.contract import log_contract
+
+    return log_contract()
+
+
+plugin = ServicePlugin(
+    "log",
+    click.command(name="log")(common_serve_options(_serve_log_options(friendly(_serve_log)))),
+    _contract,
+    commands=(log_group,),
+)

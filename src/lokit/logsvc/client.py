@@ -12,6 +12,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
 from lokit.logsvc import errors  # noqa: F401 -- registers the server's error classes
+from lokit.logsvc.contract import log_contract
 from lokit.logsvc.defaults import DEFAULT_GRPC_ADDR
 from lokit.logsvc.messages import (
     Appended,
@@ -29,7 +30,7 @@ from lokit.logsvc.messages import (
     RecordBatch,
     Server,
 )
-from lokit.logsvc.pb import GRPC_SERVICE, PbCodec, codec
+from lokit.routes import GrpcRoute
 from lokit.transport.grpc.client import GrpcClient
 
 
@@ -39,18 +40,17 @@ class LogClient:
     def __init__(self, addr: str = DEFAULT_GRPC_ADDR, *, timeout: float | None = 10.0) -> None:
         self.addr = addr
         self.timeout = timeout
-        self.grpc = GrpcClient(addr, name="log")
-        self._codecs: dict[str, tuple[str, PbCodec]] = {}
+        spec = log_contract()
+        self.grpc = GrpcClient(addr, name=spec.name)
+        self._routes: dict[str, GrpcRoute] = {r.method.name: r for r in spec.grpc}
 
-    def _route(self, name: str) -> tuple[str, PbCodec]:
-        route = self._codecs.get(name)
-        if route is None:
-            route = self._codecs[name] = (f"/{GRPC_SERVICE}/{name}", codec(name))
-        return route
+    def _route(self, name: str) -> tuple[str, Any]:
+        route = self._routes[name]
+        return route.path, route.codec
 
     async def _unary(self, name: str, request: Any) -> Any:
-        path, c = self._route(name)
-        return await self.grpc.unary(path, request, c, timeout=self.timeout)
+        route = self._routes[name]
+        return await self.grpc.unary(route.path, request, route.codec, timeout=self.timeout)
 
     async def produce(self, value: bytes, topic: str = "") -> int:
         """Append one record; its offset."""

@@ -1,12 +1,15 @@
 """Defaults shared by the log server, its client and the CLI.
 
-Plain constants with no imports, so `lokit`'s command line can use them without
-loading the server (the config module pulls in the storage engine and YAML).
+Plain constants (the addresses from the one socket-path convention), so `lokit`'s
+command line can use them without loading the server (the config module pulls
+in the storage engine and YAML).
 """
 
-DEFAULT_GRPC_ADDR = "unix:run/log.grpc.sock"
+from lokit.transport.address import default_address
+
+DEFAULT_GRPC_ADDR = default_address("log", "grpc")
 """Where `lokit serve log` listens for gRPC, and where clients call, by default."""
-DEFAULT_HTTP_ADDR = "unix:run/log.http.sock"
+DEFAULT_HTTP_ADDR = default_address("log", "http")
 DEFAULT_DATA = "data/log"
 DEFAULT_CACHE_BYTES = 64 << 20
 """Memory per topic for its newest records (`--read-cache-bytes`)."""

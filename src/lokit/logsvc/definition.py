@@ -1,28 +1,28 @@
-"""The log service's wiring: topics + positions -> LogService -> gRPC and HTTP routes.
+"""The log service's wiring: its contract, and topics + positions -> LogService -> ServiceDef.
 
-`log_definition` opens nothing itself: the start hook takes the data directory's
-lock, opens (and recovers) every existing topic and the consumer positions, the
-stop hook closes them after the transports have drained.
+`log_definition` opens nothing itself: its lifespan takes the data directory's
+lock, opens (and recovers) every existing topic and the consumer positions, and
+closes them after the transports have drained.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from lokit.commitlog import Topics
-from lokit.derive import describe
 from lokit.errors import FailedPrecondition
 from lokit.logsvc.config import ServerConfig
-from lokit.logsvc.http import log_http_routes
+from lokit.logsvc.contract import log_contract
 from lokit.logsvc.messages import Server
 from lokit.logsvc.metrics import LogMetrics
-from lokit.logsvc.pb import GRPC_SERVICE, pb_codecs
 from lokit.logsvc.positions import Positions
 from lokit.logsvc.service import LogService
-from lokit.routes import GrpcRoute, ServiceDef
+from lokit.service import ServiceDef, define
 
 LOCK_FILE = ".lokit-log.lock"
 POSITIONS_FILE = ".positions.sqlite"
@@ -63,8 +63,11 @@ def log_definition(
 ) -> ServiceDef:
     """The log service ready to serve; `rpc_addr` is what GetServers advertises.
 
-    Its drain hook ends tailing streams as shutdown begins, so idle followers do
-    not hold the grace period.
+    Its lifespan takes the data directory's lock, opens the consumer positions
+    and every existing topic (recovering them), and closes all of it after the
+    transports have drained — also when a step of the start fails. Its drain
+    ends tailing streams as shutdown begins, so idle followers do not hold the
+    grace period.
     """
     config = config or ServerConfig()
     data = Path(config.data)
@@ -81,38 +84,20 @@ def log_definition(
         observer=metrics,
         cache_bytes=config.read_cache_bytes,
     )
-    lock = DataDirLock(data)
 
-    async def start() -> None:
-        lock.acquire()
-        try:
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            lock = DataDirLock(data)
+            lock.acquire()
+            stack.callback(lock.release)
+            stack.push_async_callback(positions.close)
+            stack.push_async_callback(topics.close)
             await positions.open()
-            for name, log in await service._open_existing():
+            for name, log in await service.open_existing():
                 highest = log.highest_offset
                 if highest is not None:
                     metrics.highest_offset(name, highest)
-        except BaseException:
-            await topics.close()
-            await positions.close()
-            lock.release()
-            raise
+            yield
 
-    async def stop() -> None:
-        try:
-            await topics.close()
-            await positions.close()
-        finally:
-            lock.release()
-
-    methods = {m.name: m for m in describe(service)}
-    codecs = pb_codecs()
-    grpc = [GrpcRoute(f"/{GRPC_SERVICE}/{name}", m, codecs[name]) for name, m in methods.items()]
-    return ServiceDef(
-        name="log",
-        grpc=grpc,
-        http=log_http_routes(methods),
-        grpc_services=[GRPC_SERVICE],
-        on_start=[start],
-        on_stop=[stop],
-        on_drain=[service.drain],
-    )
+    return define(log_contract(), service, lifespan=lifespan, drain=service.drain)

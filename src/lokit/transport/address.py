@@ -19,6 +19,19 @@ from dataclasses import dataclass
 _WILDCARDS: dict[str | None, str] = {None: "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
+RUN_DIR = "run"
+"""Where services put their sockets by default (relative to the working directory)."""
+
+
+def default_address(service: str, kind: str) -> str:
+    """Where `service` listens for `kind` (grpc, http) by default: `unix:run/<service>.<kind>.sock`.
+
+    The one place this convention is written: servers, clients, the CLI and the
+    local stack all ask here.
+    """
+    return f"unix:{RUN_DIR}/{service}.{kind}.sock"
+
+
 class AddressError(Exception):
     """An address that cannot be parsed or bound; the message is one plain sentence."""
 

@@ -1,26 +1,41 @@
-"""addsvc's wiring: service + service middlewares -> endpoints -> gRPC and HTTP routes."""
+"""addsvc's wiring: its contract (go-kit's `pb.Add` on gRPC, JSON on HTTP) and its ServiceDef.
+
+The contract is what servers and clients share; `addsvc_definition` binds the
+service, wrapped in its service middlewares, to it. `addsvc_with_stringsvc`
+adds the workshop's dependency: Concat's result uppercased by a remote stringsvc.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from lokit.derive import describe
+from lokit.contract import Contract, contract
 from lokit.endpoint import Middleware
 from lokit.examples.addsvc.middleware import (
     ConcatTransform,
     InstrumentingMiddleware,
     LoggingMiddleware,
 )
-from lokit.examples.addsvc.pb import pb_codecs
-from lokit.examples.addsvc.service import AddService
-from lokit.routes import ServiceDef, grpc_routes, http_routes
+from lokit.examples.addsvc.pb import PbCodec
+from lokit.examples.addsvc.service import AddService, Service
+from lokit.service import ServiceDef, define
 
 GRPC_SERVICE = "pb.Add"
+
+
+def addsvc_contract() -> Contract[Service]:
+    """`pb.Add` with go-kit's protobuf codecs over gRPC, derived JSON over HTTP; all idempotent."""
+    return contract(
+        "addsvc", Service, grpc_service=GRPC_SERVICE, grpc_codecs=PbCodec, idempotent=True
+    )
 
 
 def addsvc_definition(
     uppercase: Callable[[str], Awaitable[str]] | None = None,
     endpoint_middlewares: tuple[Middleware, ...] = (),
+    lifespan: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
 ) -> ServiceDef:
     """addsvc ready to serve: `pb.Add` over gRPC (protobuf) and `POST /sum` etc. (JSON).
 
@@ -28,24 +43,21 @@ def addsvc_definition(
     remote stringsvc dependency); without it Concat is plain.
     """
     service = InstrumentingMiddleware(LoggingMiddleware(ConcatTransform(AddService(), uppercase)))
-    return _definition(service, endpoint_middlewares)
+    return define(addsvc_contract(), service, middlewares=endpoint_middlewares, lifespan=lifespan)
 
 
-def addsvc_client_definition() -> ServiceDef:
-    """addsvc's routes for clients (`lokit call`): the same paths and codecs, no middlewares.
+def addsvc_with_stringsvc(stringsvc: str) -> ServiceDef:
+    """addsvc whose Concat goes through stringsvc at `stringsvc` (gRPC); closed at shutdown."""
+    from lokit.client import connect
+    from lokit.examples.stringsvc.definition import stringsvc_contract
 
-    A client uses a route's path and codec (encode_request / decode_response);
-    the local endpoints behind these routes are the bare service and go unused.
-    """
-    return _definition(AddService())
+    remote = connect(stringsvc_contract(), grpc=stringsvc, timeout=2.0)
 
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await remote.close()
 
-def _definition(service: object, middlewares: tuple[Middleware, ...] = ()) -> ServiceDef:
-    """`pb.Add` with go-kit's protobuf codecs over gRPC, derived JSON over HTTP."""
-    methods = describe(service, middlewares=middlewares)
-    return ServiceDef(
-        name="addsvc",
-        grpc=grpc_routes(GRPC_SERVICE, methods, codecs=pb_codecs(methods)),
-        http=http_routes(methods),
-        grpc_services=[GRPC_SERVICE],
-    )
+    return addsvc_definition(uppercase=remote.service.uppercase, lifespan=lifespan)

@@ -10,12 +10,10 @@ exception, matched by message (Go kit's str2err).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from lokit.codec import Codec
 from lokit.endpoint import Method
 from lokit.errors import Error, InvalidArgument, Unknown
 from lokit.examples.addsvc.service import AddServiceError, error_from_message
@@ -74,8 +72,3 @@ class PbCodec:
             data: bytes = self._reply(err=error.message).SerializeToString()
             return data
         return None
-
-
-def pb_codecs(methods: list[Method]) -> Mapping[str, Codec]:
-    """The protobuf codec of each `pb.Add` method, by RPC method name."""
-    return {m.name: PbCodec(m) for m in methods if m.name in MESSAGES}

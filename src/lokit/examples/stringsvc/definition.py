@@ -1,22 +1,22 @@
-"""stringsvc's wiring: service + service middlewares -> endpoints -> gRPC and HTTP routes."""
+"""stringsvc's wiring: its contract (derived JSON on both transports) and its ServiceDef."""
 
 from __future__ import annotations
 
-from lokit.app import define
+from lokit.contract import Contract, contract
 from lokit.endpoint import Middleware
 from lokit.examples.stringsvc.middleware import InstrumentingMiddleware, LoggingMiddleware
-from lokit.examples.stringsvc.service import StringService
-from lokit.routes import ServiceDef
+from lokit.examples.stringsvc.service import Service, StringService
+from lokit.service import ServiceDef, define
 
 GRPC_SERVICE = "stringsvc.v1.StringService"
 
 
+def stringsvc_contract() -> Contract[Service]:
+    """gRPC `stringsvc.v1.StringService`, HTTP `POST /uppercase`, `POST /count`; idempotent."""
+    return contract("stringsvc", Service, grpc_service=GRPC_SERVICE, idempotent=True)
+
+
 def stringsvc_definition(endpoint_middlewares: tuple[Middleware, ...] = ()) -> ServiceDef:
-    """stringsvc ready to serve: derived JSON over gRPC and `POST /uppercase`, `POST /count`."""
+    """stringsvc ready to serve, with its logging and instrumenting service middlewares."""
     service = InstrumentingMiddleware(LoggingMiddleware(StringService()))
-    return define("stringsvc", service, grpc_name=GRPC_SERVICE, middlewares=endpoint_middlewares)
-
-
-def stringsvc_client_definition() -> ServiceDef:
-    """stringsvc's routes for clients: the same paths and codecs over the bare service."""
-    return define("stringsvc", StringService(), grpc_name=GRPC_SERVICE)
+    return define(stringsvc_contract(), service, middlewares=endpoint_middlewares)

@@ -1,4 +1,4 @@
-"""Addresses and safe binding; typed requests from CLI words; client proxies."""
+"""Addresses and safe binding."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lokit.derive import describe
-from lokit.errors import InvalidArgument
-from lokit.proxy import proxy, request_from_args
-from lokit.transport.address import AddressError, bind, parse, remove_socket_file
+from lokit.transport.address import AddressError, bind, default_address, parse, remove_socket_file
 
 
 def test_parse() -> None:
@@ -54,28 +51,6 @@ def test_bind_tcp_refuses_a_busy_port() -> None:
         first.close()
 
 
-class Calc:
-    async def add(self, a: int, b: int = 1) -> int:
-        return a + b
-
-    async def name(self, s: str, loud: bool = False) -> str:
-        return s.upper() if loud else s
-
-
-def test_request_from_args() -> None:
-    ms = {m.name: m for m in describe(Calc())}
-    assert request_from_args(ms["Add"], ["1", "2"]) == ms["Add"].request_type(1, 2)
-    assert request_from_args(ms["Add"], ["b=5", "1"]) == ms["Add"].request_type(1, 5)
-    assert request_from_args(ms["Name"], ["x", "loud=true"]) == ms["Name"].request_type("x", True)
-    with pytest.raises(InvalidArgument, match="invalid arguments for Add"):
-        request_from_args(ms["Add"], ["one"])
-    with pytest.raises(InvalidArgument, match="takes 2 argument"):
-        request_from_args(ms["Add"], ["1", "2", "3"])
-
-
-async def test_proxy_calls_endpoints_by_method_name() -> None:
-    local = {m.name: m.endpoint for m in describe(Calc())}
-    client = proxy(Calc, local)
-    assert await client.add(2, 3) == 5
-    assert await client.add(a=2) == 3
-    assert await client.name("x", loud=True) == "X"
+def test_default_address() -> None:
+    assert default_address("log", "grpc") == "unix:run/log.grpc.sock"
+    assert parse(default_address("addsvc", "http")).path == "run/addsvc.http.sock"

@@ -1,0 +1,174 @@
+"""Call a service: `connect` turns a contract and an address into the service's own methods.
+
+    async with lokit.connect(Greeter, grpc="unix:run/greeter.grpc.sock", name="greeter") as g:
+        await g.greet("ada")                    # unary
+        async for n in g.countdown(3): ...      # streams too
+
+Go kit's endpoint `Set` implements the service interface so callers use a
+remote service like a local one; a `Connection` does the same from the
+contract: every method (unary and streaming) calls the remote endpoint, wrapped
+in the client-side `middlewares`. With a class or `Protocol` as the target,
+`async with` yields an object type checkers see as that interface. Request id,
+deadline and trace context of the request being served travel along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
+
+from lokit.contract import Contract, Interface, as_contract
+from lokit.endpoint import Endpoint, Method, Middleware, chain
+
+__all__ = ["Connection", "connect", "proxy"]
+
+T = TypeVar("T")
+
+
+class _Transport(Protocol):
+    async def close(self) -> None: ...
+
+
+class Connection(Generic[T]):
+    """A remote service: its methods as attributes (or on `.service`); close it when done."""
+
+    def __init__(self, transport: _Transport, service: T, endpoints: dict[str, Endpoint]) -> None:
+        self._transport = transport
+        self.service = service
+        self.endpoints = endpoints  # by RPC method name, middlewares applied
+
+    def __getattr__(self, item: str) -> Any:
+        return getattr(self.service, item)
+
+    async def close(self) -> None:
+        await self._transport.close()
+
+    async def __aenter__(self) -> T:
+        return self.service
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+@overload
+def connect(
+    target: Contract[T],
+    *,
+    grpc: str | None = ...,
+    http: str | None = ...,
+    timeout: float | None = ...,
+    middlewares: tuple[Middleware, ...] = ...,
+) -> Connection[T]: ...
+
+
+@overload
+def connect(
+    target: Interface[T],
+    *,
+    grpc: str | None = ...,
+    http: str | None = ...,
+    name: str | None = ...,
+    timeout: float | None = ...,
+    middlewares: tuple[Middleware, ...] = ...,
+) -> Connection[T]: ...
+
+
+def connect(
+    target: Contract[T] | Interface[T],
+    *,
+    grpc: str | None = None,
+    http: str | None = None,
+    name: str | None = None,
+    timeout: float | None = None,
+    middlewares: tuple[Middleware, ...] = (),
+) -> Connection[T]:
+    """A client for the service `target` describes: a contract, or an interface.
+
+    An interface gets its default contract (`name` defaults to its lowercased
+    class name, as `define(name, ...)` derives it). Give exactly one of `grpc`
+    or `http` (an address); `timeout` is the default per-call timeout in seconds.
+    """
+    if (grpc is None) == (http is None):
+        raise ValueError("connect needs exactly one of grpc= or http=")
+    spec = as_contract(target, name)
+    transport: Any
+    if grpc is not None:
+        from lokit.transport.grpc.client import GrpcClient
+
+        transport = GrpcClient(grpc, timeout=timeout, name=spec.name)
+        raw = transport.endpoints(list(spec.grpc))
+    else:
+        from lokit.transport.http.client import HttpClient
+
+        assert http is not None
+        transport = HttpClient(http, timeout=timeout)
+        raw = transport.endpoints(list(spec.http))
+    wrap = chain(*middlewares)
+    endpoints = {name: wrap(e) for name, e in raw.items()}
+    return Connection(transport, proxy(spec, endpoints), endpoints)
+
+
+class _Proxy:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return f"<lokit client for {self._name}>"
+
+
+def proxy(spec: Contract[T], endpoints: dict[str, Endpoint]) -> T:
+    """An object with the contract's methods (by Python name) that call `endpoints`."""
+    client = _Proxy(spec.name)
+    for method in spec.methods.values():
+        endpoint = endpoints.get(method.name)
+        if endpoint is not None:
+            setattr(client, method.py_name or method.name, _bind(method, endpoint))
+    return cast(T, client)
+
+
+def _bind(method: Method, endpoint: Endpoint) -> Any:
+    """The Python method for one remote endpoint: builds the request from the call's arguments."""
+    make = method.request_type if method.spread else None
+
+    def request(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if make is not None:
+            return make(*args, **kwargs)
+        if len(args) + len(kwargs) != 1:
+            raise TypeError(f"{method.py_name}() takes exactly one argument")
+        return args[0] if args else next(iter(kwargs.values()))
+
+    call: Any
+    if method.kind.streams_responses:
+
+        async def streaming(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            stream = await endpoint(request(args, kwargs))
+            try:
+                async for item in stream:
+                    yield item
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+        call = streaming
+    elif make is not None:
+
+        async def spread(*args: Any, **kwargs: Any) -> Any:
+            return await endpoint(make(*args, **kwargs))
+
+        call = spread
+    else:
+
+        async def single(*args: Any, **kwargs: Any) -> Any:
+            return await endpoint(request(args, kwargs))
+
+        call = single
+    call.__name__ = method.py_name or method.name
+    call.__doc__ = method.doc or None
+    return call

@@ -1,0 +1,128 @@
+"""A service's wire contract: what it looks like to a client, derived once from its interface.
+
+A `Contract` holds the service name, the gRPC service name, every method (its
+kind, request and response types, declared ACL action and idempotency) and
+the gRPC and HTTP routes with their codecs. Servers (`lokit.define`), clients
+(`lokit.connect`, typed service clients), `lokit call` and the benchmarks all
+read the same object, so paths, codecs and names are written in one place.
+
+    greeter = lokit.contract("greeter", Greeter)        # gRPC /greeter.v1.Greeter/Greet
+    lokit.define(greeter, Greeter())                     # serve it
+    lokit.connect(greeter, grpc="unix:run/greeter.grpc.sock")   # call it
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from lokit.derive import methods_of
+from lokit.endpoint import Method
+from lokit.routes import Codecs, GrpcRoute, HttpRoute, grpc_routes, http_routes
+
+__all__ = ["Contract", "Interface", "as_contract", "contract", "grpc_service_name"]
+
+T = TypeVar("T")
+
+HttpRoutes = Callable[[Mapping[str, Method]], list[HttpRoute]]
+"""Builds a service's own HTTP routes from its methods (by RPC name)."""
+
+
+Interface = Callable[..., T]
+"""A class or `Protocol` (typed so that a Protocol class is accepted where its type is bound)."""
+
+
+def grpc_service_name(name: str, interface: Any) -> str:
+    """The default gRPC service name: `<name>.v1.<Interface>`."""
+    return f"{name}.v1.{interface.__name__}"
+
+
+@dataclass(frozen=True)
+class Contract(Generic[T]):
+    """What a service looks like on the wire; `T` is its interface."""
+
+    name: str
+    grpc_service: str
+    methods: Mapping[str, Method]  # by RPC name; without endpoints
+    grpc: tuple[GrpcRoute, ...]
+    http: tuple[HttpRoute, ...]
+    interface: Any = None  # the class or Protocol it was derived from
+
+    def method(self, name: str) -> Method | None:
+        """The method called `name` in any spelling: `get_servers`, `get-servers`, `GetServers`."""
+        key = name.replace("-", "").replace("_", "").lower()
+        for m in self.methods.values():
+            if m.name.lower() == key:
+                return m
+        return None
+
+    def grpc_route(self, name: str) -> GrpcRoute:
+        """The gRPC route of the method with RPC name `name`."""
+        for route in self.grpc:
+            if route.method.name == name:
+                return route
+        raise KeyError(f"{self.name} has no gRPC method {name!r}")
+
+    def http_route(self, name: str) -> HttpRoute | None:
+        """The first HTTP route of the method with RPC name `name`, if it has one."""
+        return next((r for r in self.http if r.method.name == name), None)
+
+
+def contract(
+    name: str,
+    interface: Interface[T],
+    *,
+    grpc_service: str | None = None,
+    grpc_codecs: Codecs | None = None,
+    http_codecs: Codecs | None = None,
+    http: HttpRoutes | None = None,
+    actions: Mapping[str, str] | None = None,
+    idempotent: Iterable[str] | bool = (),
+) -> Contract[T]:
+    """The contract of `interface` (a class or Protocol: its public async methods).
+
+    - `grpc_service`: default `<name>.v1.<Interface>`;
+    - `grpc_codecs` / `http_codecs`: per transport, by RPC method name or a
+      factory taking each `Method` (default derived JSON on both);
+    - `http`: the service's own HTTP routes instead of `POST /<method-name>`;
+    - `actions`: RPC name -> the action an ACL checks (default the Python name);
+    - `idempotent`: RPC names a retry may run twice (True: every method).
+
+    A name in `actions` or `idempotent` that is no method is refused at once.
+    """
+    if not isinstance(interface, type):
+        raise TypeError(f"a contract is derived from a class or Protocol, not {interface!r}")
+    methods = methods_of(interface)
+    known = {m.name for m in methods}
+    actions = dict(actions or {})
+    again = known if idempotent is True else set(idempotent or ())
+    for what, names in (("actions", actions), ("idempotent", again)):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(
+                f"{what} names {', '.join(unknown)}, which {interface.__name__} does not have "
+                f"(its methods: {', '.join(sorted(known))})"
+            )
+    methods = [
+        dataclasses.replace(m, action=actions.get(m.name, m.action), idempotent=m.name in again)
+        for m in methods
+    ]
+    by_name = {m.name: m for m in methods}
+    service = grpc_service or grpc_service_name(name, interface)
+    return Contract(
+        name=name,
+        grpc_service=service,
+        methods=by_name,
+        grpc=tuple(grpc_routes(service, methods, grpc_codecs)),
+        http=tuple(http(by_name) if http is not None else http_routes(methods, http_codecs)),
+        interface=interface,
+    )
+
+
+def as_contract(target: Contract[T] | Interface[T], name: str | None = None) -> Contract[T]:
+    """`target` itself, or the default contract of an interface (`name`: its lowercased name)."""
+    if isinstance(target, Contract):
+        return target
+    return contract(name or getattr(target, "__name__", "service").lower(), target)

@@ -1,0 +1,43 @@
+"""The log service's wire contract, read by its server, `LogClient`, `lokit call`, the benchmarks.
+
+Kept apart from the wiring (`definition`) so a client loads the codecs and
+nothing of the storage engine.
+"""
+
+from __future__ import annotations
+
+from lokit.contract import Contract, contract
+from lokit.logsvc.api import LogAPI
+from lokit.logsvc.http import log_http_routes
+from lokit.logsvc.pb import GRPC_SERVICE, codec
+
+__all__ = ["log_contract"]
+
+
+def log_contract() -> Contract[LogAPI]:
+    """proglog's `log.v1.Log` over gRPC (protobuf), the log's own HTTP JSON routes.
+
+    Actions for an ACL: `produce` for every write (and CommitPosition),
+    `consume` for every read; reads and CommitPosition are idempotent.
+    """
+    return contract(
+        "log",
+        LogAPI,
+        grpc_service=GRPC_SERVICE,
+        grpc_codecs=lambda method: codec(method.name),
+        http=log_http_routes,
+        actions={name: "produce" for name in _WRITES} | {name: "consume" for name in _READS},
+        idempotent=(*_READS, "CommitPosition"),
+    )
+
+
+_WRITES = ("Produce", "ProduceStream", "ProduceBatch", "ProduceBatchStream", "CommitPosition")
+_READS = (
+    "Consume",
+    "ConsumeStream",
+    "ConsumeBatch",
+    "ConsumeBatchStream",
+    "FetchPosition",
+    "ListTopics",
+    "GetServers",
+)
