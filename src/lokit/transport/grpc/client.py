@@ -13,7 +13,7 @@ Go-kit endpoints so the same middlewares wrap both sides.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine
 from typing import Any
 
 import grpc
@@ -65,6 +65,12 @@ class _Requests:
         except Exception as e:
             self.error = e
             raise
+
+
+async def _in_span(path: str, call: Coroutine[Any, Any, Any]) -> Any:
+    """Await a single-reply call inside its CLIENT span (tracing on)."""
+    with client_span(path):
+        return await call
 
 
 class GrpcClient:
@@ -142,10 +148,8 @@ class GrpcClient:
         timeout: float | None = None,  # noqa: ASYNC109 -- sent to the server as the gRPC deadline
     ) -> Any:
         """One request, one response."""
-        if _trace.tracer is not None:
-            with client_span(path):
-                return await self._unary(path, request, codec, timeout)
-        return await self._unary(path, request, codec, timeout)
+        call = self._unary(path, request, codec, timeout)
+        return await (call if _trace.tracer is None else _in_span(path, call))
 
     async def _unary(self, path: str, request: Any, codec: Codec, per_call: float | None) -> Any:
         metadata, seconds, _ = self._outgoing(per_call, path)
@@ -173,10 +177,8 @@ class GrpcClient:
         timeout: float | None = None,  # noqa: ASYNC109 -- sent to the server as the gRPC deadline
     ) -> Any:
         """A stream of requests, one response."""
-        if _trace.tracer is not None:
-            with client_span(path):
-                return await self._client_stream(path, requests, codec, timeout)
-        return await self._client_stream(path, requests, codec, timeout)
+        call = self._client_stream(path, requests, codec, timeout)
+        return await (call if _trace.tracer is None else _in_span(path, call))
 
     async def _client_stream(
         self, path: str, requests: AsyncIterable[Any], codec: Codec, per_call: float | None
