@@ -1,10 +1,9 @@
 """`make run`: the local stack as child processes wired on Unix sockets under ./run/.
 
-The commit log (data under ./data/log), stringsvc, and addsvc using stringsvc.
-
-Each service runs in its own process (as it would under systemd), its debug
-server on loopback TCP. The stack prints what runs where, then waits for Ctrl-C
-or SIGTERM and stops the children gracefully, dependencies last.
+Which services run, with which flags, is `lokit.examples.stack` (the CLI names
+none). Each service runs in its own process (as it would under systemd), its
+debug server on loopback TCP. The stack prints what runs where, then waits for
+Ctrl-C or SIGTERM and stops the children gracefully, dependencies last.
 """
 
 from __future__ import annotations
@@ -18,12 +17,12 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from lokit.transport.address import default_address
+from lokit.examples.stack import HINTS, stack
 
 
 @dataclass
 class Child:
-    """One service process of the stack."""
+    """One service process of the stack: `lokit ARGS...`."""
 
     name: str
     args: list[str]
@@ -31,32 +30,9 @@ class Child:
     listening: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _serve(name: str, debug_port: int, *extra: str) -> list[str]:
-    """`lokit serve NAME` on its default sockets, with its debug server on loopback."""
-    return [
-        "serve",
-        name,
-        "--grpc",
-        default_address(name, "grpc"),
-        "--http",
-        default_address(name, "http"),
-        "--debug",
-        f"127.0.0.1:{debug_port}",
-        *extra,
-    ]
-
-
 def stack_children(log_format: str) -> list[Child]:
-    """The stack, dependencies first."""
-    common = ("--log-format", log_format)
-    return [
-        Child("log", _serve("log", 9103, "--data", "data/log", *common)),
-        Child("stringsvc", _serve("stringsvc", 9102, *common)),
-        Child(
-            "addsvc",
-            _serve("addsvc", 9101, "--stringsvc", default_address("stringsvc", "grpc"), *common),
-        ),
-    ]
+    """The stack's processes, dependencies first."""
+    return [Child(name, args) for name, args in stack(log_format)]
 
 
 async def _start(child: Child) -> bool:
@@ -110,11 +86,8 @@ async def run_stack(log_format: str = "logfmt") -> int:
             for kind, addr in child.listening:
                 table.add_row(child.name, kind, addr)
         console.print(table)
-        console.print(
-            "try: .venv/bin/lokit call addsvc concat ab cd --grpc "
-            + default_address("addsvc", "grpc")
-        )
-        console.print("     .venv/bin/lokit log produce hello world; .venv/bin/lokit log consume")
+        for i, hint in enumerate(HINTS):
+            console.print(("try: " if i == 0 else "     ") + hint)
         waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc is not None]
         stopper = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
