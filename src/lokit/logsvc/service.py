@@ -8,17 +8,17 @@ read of the default log, which always exists in proglog); tailing streams and lo
 polls wait on the log's append notification (`AsyncLog.wait_for`), or on a missing
 topic for a produce to create it, never poll, and end cleanly when cancelled.
 
-`LogService` holds the endpoints and the read loop they share; the open topics
-(which reads may create, which they wait for) are `topics.OpenTopics`, the waits a
-drain ends are `waiting.Waits`. Each public async method is an endpoint
-(`lokit.derive.describe`); `open_existing` and `drain` are for the wiring.
+`LogService` implements the endpoints (`api.LogAPI`, from which the contract is
+derived) and the read loop they share; the registry of open topics is
+`topics.OpenTopics`, the waits a drain ends are `waiting.Waits`. Its other public
+methods, `open_existing` and `drain`, are for the wiring, not endpoints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, Protocol
 
 from lokit.commitlog import DEFAULT_TOPIC, AsyncLog, LogError, Topics, validate_topic_name
@@ -120,26 +120,22 @@ class LogService:
 
     # --- wiring (not endpoints) ----------------------------------------------
 
-    def open_existing(self) -> Coroutine[Any, Any, list[tuple[str, AsyncLog]]]:
+    async def open_existing(self) -> list[tuple[str, AsyncLog]]:
         """Open (and recover) every topic on disk at startup; (name, log) of each.
 
-        The wiring's start hook calls it. A plain method that returns the coroutine,
-        so that `describe`, which takes every public async method, takes no endpoint
-        from it.
-        TODO(restructure): `async def` once the endpoints come from an interface.
+        The wiring's lifespan calls it; it is no endpoint, as `LogAPI` lacks it.
         """
-        return self._open.open_existing()
+        return await self._open.open_existing()
 
     # TODO(restructure): drop once definition.py uses open_existing
-    def _open_existing(self) -> Coroutine[Any, Any, list[tuple[str, AsyncLog]]]:
-        return self.open_existing()
+    async def _open_existing(self) -> list[tuple[str, AsyncLog]]:
+        return await self.open_existing()
 
     def drain(self) -> None:
         """End every tailing stream (with ServerStoppingError) and refuse new waits.
 
         Called when the server starts shutting down, before the transports drain,
         so idle followers do not hold the shutdown for the whole grace period.
-        Not an endpoint: `describe` takes async methods only.
         """
         self._waits.drain()
 
