@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.logsvc.conftest import run_cli
@@ -128,3 +129,18 @@ def test_chapter1_curl_commands_verbatim(tmp_path: Path, spawn: Any) -> None:
     )
     status = curl("-o", "/dev/null", "-w", "%{http_code}", "-X", "GET", host, "-d", '{"offset":1}')
     assert status == "404"
+
+
+def test_lokit_call_reaches_the_log_by_its_contract(served: Path) -> None:
+    """`lokit call` knows the log through its plugin's contract: any method, over gRPC."""
+    ok(served, "log", "produce", *ADDR, "-t", "t", "a", "b")
+    assert orjson.loads(
+        ok(served, "call", "log", "fetch-position", "c", "t", "--grpc", ADDR[1])
+    ) == {
+        "offset": 0,
+        "found": False,
+    }
+    info = orjson.loads(ok(served, "call", "log", "list_topics", "--grpc", ADDR[1]))
+    assert [t["name"] for t in info["topics"]] == ["t"]
+    err = one_sentence_error(run_cli(served, "call", "log", "ListTopics", "--http", "unix:h.sock"))
+    assert "lokit clients call the log over gRPC" in err

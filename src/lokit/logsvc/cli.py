@@ -20,22 +20,8 @@ from lokit.logsvc.defaults import ADDR_ENV, DEFAULT_DATA, DEFAULT_GRPC_ADDR, DEF
 PRODUCE_BATCH_RECORDS = 1_000
 PRODUCE_BATCH_BYTES = 1 << 20
 
-# click parameter name -> config key
-_FLAG_KEYS = {
-    "grpc_addrs": "grpc",
-    "http_addrs": "http",
-    "debug_addr": "debug",
-    "log_format": "log_format",
-    "log_level": "log_level",
-    "grace": "grace",
-    "data": "data",
-    "fsync": "fsync",
-    "segment_max_bytes": "segment_max_bytes",
-    "max_record_bytes": "max_record_bytes",
-    "retention_bytes": "retention_bytes",
-    "retention_age": "retention_age",
-    "read_cache_bytes": "read_cache_bytes",
-}
+# The common serve options whose click names differ from their config keys.
+_RENAMED = {"grpc_addrs": "grpc", "http_addrs": "http", "debug_addr": "debug"}
 
 
 def _serve_log_options(fn: Callable[..., None]) -> Callable[..., None]:
@@ -90,14 +76,15 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
 
     Without --grpc/--http it listens on unix:run/log.grpc.sock and unix:run/log.http.sock.
     """
-    from lokit.logsvc.config import ConfigError, merge
+    from lokit.logsvc.config import KEYS, ConfigError, merge
 
     ctx = click.get_current_context()
-    flags = {
-        _FLAG_KEYS[name]: value
+    given = {
+        _RENAMED.get(name, name): value
         for name, value in opts.items()
-        if name in _FLAG_KEYS and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
     }
+    flags = {key: value for key, value in given.items() if key in KEYS}
     try:
         config = merge(flags, config_file)
     except ConfigError as e:

@@ -27,7 +27,7 @@ import msgspec
 
 from lokit.codec import malformed
 from lokit.endpoint import Method
-from lokit.errors import Error, InvalidArgument
+from lokit.errors import Error, InvalidArgument, Unimplemented
 from lokit.logsvc import messages
 from lokit.routes import HttpInput, HttpRoute
 
@@ -91,6 +91,9 @@ def _decoder(tp: Any) -> Callable[[bytes], Any]:
     return run
 
 
+_NO_CLIENT = "the log's HTTP routes are for curl and browsers; lokit clients call the log over gRPC"
+
+
 class RouteCodec:
     """One route's server-side codec: the request body in, the answer out as JSON."""
 
@@ -103,10 +106,10 @@ class RouteCodec:
         self.encode_response = encode_response
 
     def encode_request(self, request: Any) -> bytes:
-        raise NotImplementedError("the log's HTTP routes have no lokit client")
+        raise Unimplemented(_NO_CLIENT)
 
     def decode_response(self, data: bytes) -> Any:
-        raise NotImplementedError("the log's HTTP routes have no lokit client")
+        raise Unimplemented(_NO_CLIENT)
 
     def encode_error(self, error: Error) -> bytes | None:
         return None

@@ -127,10 +127,6 @@ class LogService:
         """
         return await self._open.open_existing()
 
-    # TODO(restructure): drop once definition.py uses open_existing
-    async def _open_existing(self) -> list[tuple[str, AsyncLog]]:
-        return await self.open_existing()
-
     def drain(self) -> None:
         """End every tailing stream (with ServerStoppingError) and refuse new waits.
 
