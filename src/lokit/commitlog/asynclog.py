@@ -28,6 +28,7 @@ import structlog
 from .config import LogConfig
 from .errors import LogClosedError, LogError, LogFailedError
 from .log import Log
+from .record import check_batch, check_value
 
 _log = structlog.get_logger("lokit.commitlog")
 
@@ -49,6 +50,7 @@ class AsyncLog:
         if on_fsync is not None:
             log.on_fsync = on_fsync
         self._always = log.config.fsync_policy.mode == "always"
+        self._limit = log.config.record_limit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._executor = ThreadPoolExecutor(
@@ -138,8 +140,8 @@ class AsyncLog:
     def _commit(self, values: list[bytes]) -> int:
         """Worker thread: write a round's records (validated on the loop) with one write,
         then fsync them; the sync round makes them readable."""
-        first = self._log._write_records(values)[0]
-        self._log._sync_round()
+        first = self._log.write_records(values)[0]
+        self._log.sync_round()
         return first
 
     def _round_done(
@@ -219,16 +221,16 @@ class AsyncLog:
         """
         loop = self._check_open()
         if not self._always:
-            return self._log._write_one(value)[0]
-        return await self._enqueue(loop, self._log._check_value(value), 1)
+            return self._log.write_one(value)[0]
+        return await self._enqueue(loop, check_value(value, self._limit), 1)
 
     async def append_batch(self, values: Sequence[bytes]) -> int:
         """Append records at consecutive offsets (one write, all or nothing); returns
         the first offset once durable per the fsync policy."""
         loop = self._check_open()
-        batch, lengths = self._log._check_batch(values)
+        batch, lengths = check_batch(values, self._limit)
         if not self._always:
-            return self._log._write_records(batch, lengths)[0]
+            return self._log.write_records(batch, lengths)[0]
         return await self._enqueue(loop, batch, len(batch))
 
     async def read(self, offset: int) -> bytes:

@@ -1,34 +1,19 @@
-"""The synchronous commit log: segments, rolling, recovery, truncation, retention, fsync.
+"""The synchronous commit log: segments, rolling, recovery, truncation, retention.
 
 Threading model: one writer at a time, any number of readers, all serialised by one
 lock that is held only for in-memory work and page-cache I/O. fsync never runs under
-that lock: a sync round snapshots which segments are dirty (on duplicated file
-descriptors, so a concurrent truncation cannot pull a descriptor out from under it)
-and syncs them while appends carry on. Readers look records up through the index
-entries and store size the writer publishes after its write, so a reader never sees
-a partly written record.
-
-Group commit (fsync ``always``): an appender waits until a sync round that started
-after its write has finished. Rounds are numbered; a write takes the number of the next
-round to start as its ticket, and is released once that round (or a later one) has
-succeeded. Whoever finds no round running runs one; everyone who wrote before it
-started is released by it, so N concurrent appenders share fsyncs.
-
-What each fsync policy can lose, and when a reader sees a record:
-
-- ``always``: an append returns only once its record is durable, so a crash (of the
-  process or the machine) loses only appends that had not returned. The readable end
-  -- what `next_offset` / `highest_offset`, `read`, `read_range`, snapshots, listeners
-  and `AsyncLog.wait_for` expose -- advances only when a sync round succeeds, so a
-  reader never sees a record that a crash could still take back. Offsets are assigned
-  from the written end, which runs ahead of the readable end while rounds are pending.
-- ``interval:<ms>``: an append returns once written to the page cache. A process crash
-  loses nothing that was written; a machine crash or power cut can lose about the
-  last interval of appends. Readers see a record as soon as it is written.
-- ``never``: as ``interval`` but lokit never fsyncs (except on `sync()`), so a machine
-  crash can lose whatever the OS had not yet written back.
+that lock: sync rounds, group commit under fsync ``always``, the interval thread and
+failure poisoning live in `durability`, whose docstring also says what each fsync
+policy can lose and when a reader sees a record. Readers look records up through the
+index entries and store size the writer publishes after its write, so a reader never
+sees a partly written record.
 
 `truncate_suffix` lowers the readable end with the written end.
+
+`AsyncLog` drives a Log through a small internal API, not part of the package's
+public one: `write_one` and `write_records` (write without waiting for durability,
+returning a ticket) and `sync_round`; it validates with `record.check_value` and
+`record.check_batch`.
 """
 
 from __future__ import annotations
@@ -50,15 +35,15 @@ from typing import BinaryIO
 import structlog
 
 from .config import FsyncPolicy, LogConfig
+from .durability import Durability
 from .errors import (
     CorruptRecordError,
     LogClosedError,
     LogError,
     LogFailedError,
     OffsetOutOfRangeError,
-    RecordTooLargeError,
 )
-from .record import frame, frame_batch
+from .record import check_batch, check_value, frame, frame_batch
 from .segment import SEGMENT_FILE, Segment, segment_paths
 from .snapshot import SnapshotReader, open_reader, restore_into
 
@@ -67,23 +52,12 @@ _log = structlog.get_logger("lokit.commitlog")
 LOCK_FILE = "LOCK"
 
 
-def _as_bytes(value: object, where: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    raise TypeError(f"{where} must be bytes, not {type(value).__name__}")
-
-
 class Log:
     """A segmented, offset-addressed, crash-safe commit log in one directory.
 
     Open with `Log.open(directory, config)`. Offsets are consecutive integers from
     `config.initial_offset`. Thread-safe: one writer at a time, many readers.
     """
-
-    on_fsync: Callable[[float], None] | None
-    """Called with the seconds each sync round took, from the thread that ran it."""
 
     def __init__(self, directory: Path, config: LogConfig, *, _token: object = None) -> None:
         if _token is not _OPEN_TOKEN:
@@ -95,24 +69,20 @@ class Log:
         self._syncs = self._policy.mode != "never"
         self._record_limit = config.record_limit
         self._lock = threading.RLock()
-        self._sync_lock = threading.Lock()
-        self._gc = threading.Condition(threading.Lock())
-        self._syncing = False
-        self._round_seq = 0  # the number the next sync round will take (under _lock)
-        self._rounds_done = 0  # every round numbered below this has succeeded (under _gc)
+        self._durability = d = Durability(
+            directory,
+            self._lock,
+            self._written_end,
+            self._made_durable if self._always else None,
+        )
+        self._dirty = d.dirty  # the same dict: writes mark segments in it, rounds take them
         self._end = 0  # the readable end: one past the newest record readers may see
         self._readers: weakref.WeakSet[SnapshotReader] = weakref.WeakSet()
-        self._dirty: dict[Segment, None] = {}
-        self._dir_dirty = False
         self._segments: list[Segment] = []
         self._bases: list[int] = []
         self._closed = False
-        self._failed: BaseException | None = None
         self._listeners: list[Callable[[int], None]] = []
-        self._stop = threading.Event()
-        self._interval_thread: threading.Thread | None = None
         self._lock_fd = -1
-        self.on_fsync = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -142,7 +112,7 @@ class Log:
                 raise LogError(f"cannot open the log at {path}: {e.strerror or e}") from e
             raise
         if log._policy.mode == "interval":
-            log._start_interval_thread()
+            log._durability.start_interval(log._policy.interval_ms / 1000.0)
         return log
 
     def _lock_dir(self) -> None:
@@ -179,14 +149,10 @@ class Log:
                 seg.index.seal()
         self._bases = [s.base for s in self._segments]
         self._end = self._segments[-1].next_offset
-        self._dir_dirty = not stores
+        self._durability.dir_dirty = not stores
         self._enforce_retention_locked()
 
     # -- properties ------------------------------------------------------------------------
-
-    @property
-    def _active(self) -> Segment:
-        return self._segments[-1]
 
     @property
     def next_offset(self) -> int:
@@ -220,6 +186,15 @@ class Log:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def on_fsync(self) -> Callable[[float], None] | None:
+        """Called with the seconds each sync round took, from the thread that ran it."""
+        return self._durability.on_fsync
+
+    @on_fsync.setter
+    def on_fsync(self, hook: Callable[[float], None] | None) -> None:
+        self._durability.on_fsync = hook
+
     def add_listener(self, callback: Callable[[int], None]) -> None:
         """Call `callback(next_offset)` whenever the readable end advances: after every
         write, from the writing thread; under fsync ``always`` after every sync round
@@ -234,57 +209,43 @@ class Log:
 
     def append(self, value: bytes) -> int:
         """Append one record; returns its offset (durable per the fsync policy)."""
-        offset, ticket = self._write_one(value)
+        offset, ticket = self.write_one(value)
         if self._always:
-            self._wait_durable(ticket)
+            self._durability.wait_durable(ticket)
         return offset
 
     def append_batch(self, values: Sequence[bytes]) -> int:
         """Append records at consecutive offsets, all or nothing; returns the first offset."""
-        first, ticket = self._write_records(*self._check_batch(values))
+        first, ticket = self.write_records(*check_batch(values, self._record_limit))
         if self._always:
-            self._wait_durable(ticket)
+            self._durability.wait_durable(ticket)
         return first
+
+    def sync(self) -> None:
+        """Make everything appended so far durable (whatever the fsync policy)."""
+        with self._lock:
+            if self._closed:
+                raise LogClosedError(self.directory)
+            self._durability.dir_dirty = True
+        self._durability.sync_round()
 
     def _check_writable(self) -> None:
         if self._closed:
             raise LogClosedError(self.directory)
-        if self._failed is not None:
+        failed = self._durability.failed
+        if failed is not None:
             raise LogFailedError(
-                f"the log at {self.directory} failed earlier ({self._failed}); reopen it to recover"
+                f"the log at {self.directory} failed earlier ({failed}); reopen it to recover"
             )
 
-    def _check_value(self, value: object) -> bytes:
-        """A record as bytes, or the TypeError / RecordTooLargeError its append would raise."""
-        v = value if type(value) is bytes else _as_bytes(value, "a record value")
-        if len(v) > self._record_limit:
-            raise RecordTooLargeError(len(v), self._record_limit)
-        return v
+    # -- the package's internal API (AsyncLog) ---------------------------------------------
 
-    def _check_batch(self, values: object) -> tuple[list[bytes], list[int]]:
-        """A batch as a non-empty list of bytes and their lengths, or the error its
-        append would raise."""
-        if isinstance(values, bytes | bytearray | memoryview | str):
-            raise TypeError("append_batch takes a sequence of records, not a single value")
-        try:
-            vals: list[bytes] = list(values)  # type: ignore[call-overload]
-        except TypeError:
-            raise TypeError(
-                f"append_batch takes a sequence of records, not {type(values).__name__}"
-            ) from None
-        if not vals:
-            raise ValueError("append_batch needs at least one record")
-        if list(map(type, vals)).count(bytes) != len(vals):  # faster than a set of types
-            vals = [_as_bytes(v, f"record {i} of the batch") for i, v in enumerate(vals)]
-        lengths = list(map(len, vals))
-        if max(lengths) > self._record_limit:
-            i = next(i for i, n in enumerate(lengths) if n > self._record_limit)
-            raise RecordTooLargeError(lengths[i], self._record_limit, index=i)
-        return vals, lengths
+    def write_one(self, value: bytes) -> tuple[int, int]:
+        """Validate and write one record without waiting for fsync: (offset, ticket).
 
-    def _write_one(self, value: bytes) -> tuple[int, int]:
-        """Validate and write one record without waiting for fsync: (offset, ticket)."""
-        value = self._check_value(value)
+        Under fsync ``always`` the record becomes readable (and durable) once a sync
+        round numbered `ticket` or later has succeeded: `sync_round()` runs one."""
+        value = check_value(value, self._record_limit)
         data = frame(value)
         size = len(data)
         with self._lock:
@@ -298,18 +259,19 @@ class Log:
                 raise self._write_failed(e) from e
             self._dirty[seg] = None
             if self._always:  # readable once its sync round succeeds
-                return offset, self._round_seq
+                return offset, self._durability.next_round
             self._end = end = offset + 1
-            ticket = self._round_seq
+            ticket = self._durability.next_round
         for cb in self._listeners:
             cb(end)
         return offset, ticket
 
-    def _write_records(
+    def write_records(
         self, values: list[bytes], lengths: list[int] | None = None
     ) -> tuple[int, int]:
-        """Write records that passed `_check_batch` (`lengths`: as it returned them),
-        without waiting for fsync: (first offset, ticket)."""
+        """Write records that passed `record.check_batch` (`lengths`: as it returned
+        them), all or nothing, without waiting for fsync: (first offset, ticket), the
+        ticket as for `write_one`."""
         data, sizes = frame_batch(values, lengths)
         total = len(data)
         n = len(sizes)
@@ -327,12 +289,19 @@ class Log:
                 self._undo_to(first)
                 raise self._write_failed(e) from e
             if self._always:
-                return first, self._round_seq
+                return first, self._durability.next_round
             self._end = end = first + n
-            ticket = self._round_seq
+            ticket = self._durability.next_round
         for cb in self._listeners:
             cb(end)
         return first, ticket
+
+    def sync_round(self) -> None:
+        """Run one sync round now: every write made before it is durable (and, under
+        fsync ``always``, readable) when it returns."""
+        self._durability.sync_round()
+
+    # -- writing ---------------------------------------------------------------------------
 
     def _write_spread(self, data: bytes, sizes: list[int], total: int) -> None:
         """Write a batch that does not fit the active segment over as many as it needs."""
@@ -357,7 +326,7 @@ class Log:
         try:
             self._truncate_suffix_locked(next_offset - 1)
         except OSError as e:
-            self._failed = e
+            self._durability.poison(e)
 
     def _write_failed(self, e: OSError) -> LogError:
         """Turn a failed write into a LogError; poison the log if the rollback failed too
@@ -371,7 +340,7 @@ class Log:
         except OSError:
             consistent = False
         if not consistent:
-            self._failed = e
+            self._durability.poison(e)
         return LogError(f"append to {self.directory} failed: {e.strerror or e}")
 
     def _roll(self) -> Segment:
@@ -381,140 +350,27 @@ class Log:
         seg = Segment(self.directory, old.next_offset, self.config)
         self._segments.append(seg)
         self._bases.append(seg.base)
-        self._dir_dirty = True
+        self._durability.dir_dirty = True
         try:
             self._enforce_retention_locked()
         except OSError as e:  # retention can wait for the next roll; the append cannot
             _log.error("commitlog.retention_failed", path=str(self.directory), error=str(e))
         return seg
 
-    # -- durability ------------------------------------------------------------------------
+    def _written_end(self) -> int:
+        """One past the newest written record (Durability calls it under the lock)."""
+        return self._segments[-1].next_offset
 
-    def sync(self) -> None:
-        """Make everything appended so far durable (whatever the fsync policy)."""
+    def _made_durable(self, target: int) -> None:
+        """fsync ``always``: a sync round made everything below `target` durable, so
+        it becomes readable."""
         with self._lock:
-            if self._closed:
-                raise LogClosedError(self.directory)
-            self._dir_dirty = True
-        self._sync_round()
-
-    def _wait_durable(self, ticket: int) -> None:
-        """Group commit: return once sync round number `ticket` (the first to start after
-        this caller's write) or a later one has succeeded; run one if none is running."""
-        gc = self._gc
-        while True:
-            with gc:
-                while True:
-                    if self._rounds_done > ticket:
-                        return
-                    if self._failed is not None:
-                        raise LogFailedError(
-                            f"fsync of {self.directory} failed ({self._failed}); "
-                            "the record may not be durable; reopen the log"
-                        )
-                    if not self._syncing:
-                        self._syncing = True
-                        break
-                    gc.wait()
-            try:
-                self._sync_round()
-            finally:
-                with gc:
-                    self._syncing = False
-                    gc.notify_all()
-
-    def _sync_round(self) -> None:
-        """fsync every segment written since the last round (and the directory if it
-        changed). Rounds are serialised, so when one returns, every write made before
-        it started is durable."""
-        with self._sync_lock:
-            self._sync_round_locked()
-
-    def _sync_round_locked(self) -> None:
-        fds: list[int] = []
-        dir_fd = -1
-        with self._lock:
-            if self._failed is not None:
-                raise LogFailedError(f"the log at {self.directory} failed earlier: {self._failed}")
-            number = self._round_seq
-            self._round_seq = number + 1
-            target = self._segments[-1].next_offset
-            try:
-                for seg in self._dirty:
-                    if seg.store.fd >= 0:
-                        seg.index.flush()
-                        fds.append(os.dup(seg.store.fd))
-                        fds.append(os.dup(seg.index.fd))
-                if self._dir_dirty:
-                    dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError as e:
-                for fd in fds:
-                    os.close(fd)
-                self._failed = e
-                with self._gc:
-                    self._gc.notify_all()
-                raise LogFailedError(f"cannot prepare fsync of {self.directory}: {e}") from e
-            self._dirty.clear()
-            self._dir_dirty = False
-        took: float | None = None
-        if fds or dir_fd >= 0:  # else every earlier write was covered by an earlier round
-            t0 = time.perf_counter()
-            try:
-                for fd in fds:
-                    os.fdatasync(fd)
-                if dir_fd >= 0:
-                    os.fsync(dir_fd)
-            except OSError as e:
-                self._failed = e
-                with self._gc:
-                    self._gc.notify_all()
-                raise LogFailedError(f"fsync of {self.directory} failed: {e.strerror or e}") from e
-            finally:
-                for fd in fds:
-                    os.close(fd)
-                if dir_fd >= 0:
-                    os.close(dir_fd)
-            took = time.perf_counter() - t0
-        self._round_succeeded(number, target)
-        hook = self.on_fsync
-        if hook is not None and took is not None:
-            hook(took)
-
-    def _round_succeeded(self, number: int, target: int) -> None:
-        """Publish a finished round: under ``always`` the records it made durable become
-        readable (before their appenders are released, so they can read them back)."""
-        if self._always:
-            with self._lock:
-                advanced = target > self._end
-                if advanced:
-                    self._end = target
+            advanced = target > self._end
             if advanced:
-                for cb in self._listeners:
-                    cb(target)
-        with self._gc:
-            if number >= self._rounds_done:
-                self._rounds_done = number + 1
-            self._gc.notify_all()
-
-    def _start_interval_thread(self) -> None:
-        interval = self._policy.interval_ms / 1000.0
-
-        def run() -> None:
-            while not self._stop.wait(interval):
-                if self._dirty or self._dir_dirty:
-                    try:
-                        self._sync_round()
-                    except LogError as e:
-                        _log.error(
-                            "commitlog.interval_fsync_failed",
-                            path=str(self.directory),
-                            error=str(e),
-                        )
-                        return
-
-        t = threading.Thread(target=run, name=f"lokit-fsync:{self.directory.name}", daemon=True)
-        self._interval_thread = t
-        t.start()
+                self._end = target
+        if advanced:
+            for cb in self._listeners:
+                cb(target)
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -581,7 +437,7 @@ class Log:
     def truncate_prefix(self, offset: int) -> None:
         """Delete whole segments whose records are all below `offset` (never the active one)."""
         offset = operator.index(offset)
-        with self._sync_lock:
+        with self._durability.round_lock:
             with self._lock:
                 self._check_writable()
                 removed = 0
@@ -589,14 +445,14 @@ class Log:
                     self._remove_oldest()
                     removed += 1
             if removed and self._syncs:
-                self._sync_round_locked()
+                self._durability.sync_round_held()
 
     def truncate_suffix(self, offset: int) -> None:
         """Delete every record after `offset` (so `offset` becomes the highest), for
         replication conflicts. `offset` may be lowest-1 to empty the log; below that is
         OffsetOutOfRangeError. The next append gets offset+1."""
         offset = operator.index(offset)
-        with self._sync_lock:
+        with self._durability.round_lock:
             with self._lock:
                 self._check_writable()
                 if offset >= self._segments[-1].next_offset - 1:
@@ -605,7 +461,7 @@ class Log:
                     raise OffsetOutOfRangeError(offset)
                 self._truncate_suffix_locked(offset)
             if self._syncs:
-                self._sync_round_locked()
+                self._durability.sync_round_held()
 
     def _truncate_suffix_locked(self, offset: int) -> None:
         keep_next = offset + 1
@@ -621,7 +477,7 @@ class Log:
         if seg.next_offset > keep_next:
             seg.truncate(keep_next - seg.base)
         self._dirty[seg] = None
-        self._dir_dirty = True
+        self._durability.dir_dirty = True
         self._end = min(self._end, keep_next)
 
     def _remove_oldest(self) -> None:
@@ -629,7 +485,7 @@ class Log:
         self._bases.pop(0)
         self._dirty.pop(seg, None)
         seg.remove()
-        self._dir_dirty = True
+        self._durability.dir_dirty = True
 
     def enforce_retention(self) -> int:
         """Apply retention_bytes / retention_age now; returns segments deleted."""
@@ -738,18 +594,15 @@ class Log:
             if self._closed:
                 return
             self._closed = True
-        self._stop.set()
-        t = self._interval_thread
-        if t is not None and t is not threading.current_thread():
-            t.join()
+        d = self._durability
+        d.stop()
         try:
-            if self._syncs and self._failed is None:
-                self._sync_round()
+            if self._syncs and d.failed is None:
+                d.sync_round()
         finally:
-            with self._sync_lock, self._lock:
+            with d.round_lock, self._lock:
                 self._close_files()
-            with self._gc:
-                self._gc.notify_all()
+            d.wake_all()
 
     def _close_files(self) -> None:
         for seg in self._segments:

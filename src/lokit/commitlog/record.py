@@ -1,4 +1,5 @@
-"""Record framing and checksums: the store file format.
+"""Record framing and checksums (the store file format), and the checks on what an
+append is given.
 
 A store file (``<base>.store``) is a plain concatenation of frames, nothing else::
 
@@ -28,6 +29,8 @@ from itertools import accumulate, chain, repeat
 from typing import Final
 
 import crc32c
+
+from .errors import RecordTooLargeError
 
 Buffer = bytes | bytearray | memoryview | mmap.mmap
 """Anything frames can be parsed from."""
@@ -175,3 +178,45 @@ def scan(buf: Buffer, end: int) -> tuple[list[int], list[int], int]:
         keep(p)
         p = q
     return positions, bad, p
+
+
+# -- checking what an append was given -----------------------------------------------------
+
+
+def _as_bytes(value: object, where: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"{where} must be bytes, not {type(value).__name__}")
+
+
+def check_value(value: object, limit: int) -> bytes:
+    """A record as bytes, or the TypeError / RecordTooLargeError its append would raise
+    (`limit`: the log's `config.record_limit`)."""
+    v = value if type(value) is bytes else _as_bytes(value, "a record value")
+    if len(v) > limit:
+        raise RecordTooLargeError(len(v), limit)
+    return v
+
+
+def check_batch(values: object, limit: int) -> tuple[list[bytes], list[int]]:
+    """A batch as a non-empty list of bytes and their lengths, or the error its
+    append would raise (`limit` as for `check_value`)."""
+    if isinstance(values, bytes | bytearray | memoryview | str):
+        raise TypeError("append_batch takes a sequence of records, not a single value")
+    try:
+        vals: list[bytes] = list(values)  # type: ignore[call-overload]
+    except TypeError:
+        raise TypeError(
+            f"append_batch takes a sequence of records, not {type(values).__name__}"
+        ) from None
+    if not vals:
+        raise ValueError("append_batch needs at least one record")
+    if list(map(type, vals)).count(bytes) != len(vals):  # faster than a set of types
+        vals = [_as_bytes(v, f"record {i} of the batch") for i, v in enumerate(vals)]
+    lengths = list(map(len, vals))
+    if max(lengths) > limit:
+        i = next(i for i, n in enumerate(lengths) if n > limit)
+        raise RecordTooLargeError(lengths[i], limit, index=i)
+    return vals, lengths
