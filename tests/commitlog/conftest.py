@@ -75,7 +75,7 @@ class Fsyncs:
     def covered(self, log: Log, offset: int, acked: int) -> bool:
         """True if a fdatasync that began after `offset` was written returned before `acked`."""
         with log._lock:
-            seg = log._find(offset)[1]
+            seg = log._segs.find(offset, log.next_offset)[1]
             end = seg._end_of(offset - seg.base)
             ino = os.fstat(seg.store.fd).st_ino
         return any(t < acked and i == ino and size >= end for t, i, size in self.done)

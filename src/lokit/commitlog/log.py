@@ -19,14 +19,10 @@ returning a ticket) and `sync_round`; it validates with `record.check_value` and
 from __future__ import annotations
 
 import fcntl
-import itertools
 import operator
 import os
-import shutil
 import threading
-import time
 import weakref
-from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -36,16 +32,10 @@ import structlog
 
 from .config import FsyncPolicy, LogConfig
 from .durability import Durability
-from .errors import (
-    CorruptRecordError,
-    LogClosedError,
-    LogError,
-    LogFailedError,
-    OffsetOutOfRangeError,
-)
+from .errors import LogClosedError, LogError, LogFailedError, OffsetOutOfRangeError
 from .record import check_batch, check_value, frame, frame_batch
-from .segment import SEGMENT_FILE, Segment, segment_paths
-from .snapshot import SnapshotReader, open_reader, restore_into
+from .segmentset import SegmentSet
+from .snapshot import SnapshotReader, open_reader, restore_dir, snapshot_of
 
 _log = structlog.get_logger("lokit.commitlog")
 
@@ -78,8 +68,8 @@ class Log:
         self._dirty = d.dirty  # the same dict: writes mark segments in it, rounds take them
         self._end = 0  # the readable end: one past the newest record readers may see
         self._readers: weakref.WeakSet[SnapshotReader] = weakref.WeakSet()
-        self._segments: list[Segment] = []
-        self._bases: list[int] = []
+        self._segs = SegmentSet(directory, config, d)
+        self._segments = self._segs.segments  # the same list, for the append path
         self._closed = False
         self._listeners: list[Callable[[int], None]] = []
         self._lock_fd = -1
@@ -105,7 +95,8 @@ class Log:
         log = cls(path, config, _token=_OPEN_TOKEN)
         try:
             log._lock_dir()
-            log._load()
+            log._segs.load()
+            log._end = log._segments[-1].next_offset
         except BaseException as e:
             log._close_files()
             if isinstance(e, OSError):
@@ -125,32 +116,6 @@ class Log:
                 f"the log at {self.directory} is already open (in this or another process)"
             ) from None
         self._lock_fd = fd
-
-    def _load(self) -> None:
-        stores: set[int] = set()
-        indexes: set[int] = set()
-        for entry in os.scandir(self.directory):
-            m = SEGMENT_FILE.match(entry.name)
-            if m:
-                (stores if m.group(2) == "store" else indexes).add(int(m.group(1)))
-        for base in sorted(indexes - stores):  # an index whose store was deleted
-            _log.warning(
-                "commitlog.orphan_index_removed", path=str(segment_paths(self.directory, base)[1])
-            )
-            os.unlink(segment_paths(self.directory, base)[1])
-        bases = sorted(stores) or [self.config.initial_offset]
-        for base in bases:
-            self._segments.append(Segment(self.directory, base, self.config))
-        for i, seg in enumerate(self._segments):
-            newest = i == len(self._segments) - 1
-            expected = None if newest else bases[i + 1] - seg.base
-            seg.recover(newest, expected)
-            if not newest:
-                seg.index.seal()
-        self._bases = [s.base for s in self._segments]
-        self._end = self._segments[-1].next_offset
-        self._durability.dir_dirty = not stores
-        self._enforce_retention_locked()
 
     # -- properties ------------------------------------------------------------------------
 
@@ -253,7 +218,7 @@ class Log:
             seg = self._segments[-1]
             try:
                 if seg.store.size + size > seg.max_store_bytes or seg.index.count >= seg.capacity:
-                    seg = self._roll()
+                    seg = self._segs.roll()
                 offset = seg.append_one(data)
             except OSError as e:
                 raise self._write_failed(e) from e
@@ -284,7 +249,7 @@ class Log:
                     seg.append_frames(data, sizes)
                     self._dirty[seg] = None
                 else:
-                    self._write_spread(data, sizes, total)
+                    self._segs.append_spread(data, sizes, total)
             except OSError as e:
                 self._undo_to(first)
                 raise self._write_failed(e) from e
@@ -301,25 +266,7 @@ class Log:
         fsync ``always``, readable) when it returns."""
         self._durability.sync_round()
 
-    # -- writing ---------------------------------------------------------------------------
-
-    def _write_spread(self, data: bytes, sizes: list[int], total: int) -> None:
-        """Write a batch that does not fit the active segment over as many as it needs."""
-        view = memoryview(data)
-        i = 0
-        pos = 0
-        n = len(sizes)
-        while i < n:
-            seg = self._segments[-1]
-            k = seg.room(sizes, i, total - pos)
-            if k == 0:
-                seg = self._roll()
-                k = seg.room(sizes, i, total - pos)
-            nbytes = sum(sizes[i : i + k])
-            seg.append_frames(view[pos : pos + nbytes], sizes[i : i + k])
-            self._dirty[seg] = None
-            i += k
-            pos += nbytes
+    # -- failed writes, durable rounds ----------------------------------------------------
 
     def _undo_to(self, next_offset: int) -> None:
         """Best-effort rollback of a failed batch to `next_offset`."""
@@ -331,31 +278,9 @@ class Log:
     def _write_failed(self, e: OSError) -> LogError:
         """Turn a failed write into a LogError; poison the log if the rollback failed too
         (a file whose size disagrees with what the segment believes it wrote)."""
-        seg = self._segments[-1]
-        try:
-            consistent = (
-                os.fstat(seg.store.fd).st_size == seg.store.size
-                and os.fstat(seg.index.fd).st_size == seg.index.raw_size
-            )
-        except OSError:
-            consistent = False
-        if not consistent:
+        if not self._segments[-1].files_match():
             self._durability.poison(e)
         return LogError(f"append to {self.directory} failed: {e.strerror or e}")
-
-    def _roll(self) -> Segment:
-        """Start a new active segment at the next offset (the old one is sealed)."""
-        old = self._segments[-1]
-        old.index.seal()
-        seg = Segment(self.directory, old.next_offset, self.config)
-        self._segments.append(seg)
-        self._bases.append(seg.base)
-        self._durability.dir_dirty = True
-        try:
-            self._enforce_retention_locked()
-        except OSError as e:  # retention can wait for the next roll; the append cannot
-            _log.error("commitlog.retention_failed", path=str(self.directory), error=str(e))
-        return seg
 
     def _written_end(self) -> int:
         """One past the newest written record (Durability calls it under the lock)."""
@@ -374,22 +299,6 @@ class Log:
 
     # -- reads -----------------------------------------------------------------------------
 
-    def _find(self, offset: int) -> tuple[int, Segment]:
-        """The segment holding readable `offset` and its position in the segment list."""
-        if offset >= self._end:
-            raise OffsetOutOfRangeError(offset)
-        i = bisect_right(self._bases, offset) - 1
-        if i < 0:
-            raise OffsetOutOfRangeError(offset)
-        seg = self._segments[i]
-        if offset < seg.next_offset:
-            return i, seg
-        if i + 1 < len(self._segments):
-            raise CorruptRecordError(
-                seg.store.path, offset, "the record is missing (the segment's store is damaged)"
-            )
-        raise OffsetOutOfRangeError(offset)
-
     def read(self, offset: int) -> bytes:
         """The record at `offset`; OffsetOutOfRangeError if there is none, CorruptRecordError if
         it fails its checksum."""
@@ -397,7 +306,7 @@ class Log:
         with self._lock:
             if self._closed:
                 raise LogClosedError(self.directory)
-            return self._find(offset)[1].read(offset)
+            return self._segs.find(offset, self._end)[1].read(offset)
 
     def read_range(
         self, offset: int, max_records: int = 1000, max_bytes: int = 1 << 20
@@ -411,26 +320,10 @@ class Log:
             raise ValueError(f"max_records must be at least 1, not {max_records}")
         if max_bytes < 0:
             raise ValueError(f"max_bytes must not be negative, not {max_bytes}")
-        out: list[tuple[int, bytes]] = []
         with self._lock:
             if self._closed:
                 raise LogClosedError(self.directory)
-            i, seg = self._find(offset)
-            max_records = min(max_records, self._end - offset)
-            while True:
-                got, nbytes = seg.read_range(offset, max_records, max_bytes, out)
-                if got == 0:
-                    break
-                offset += got
-                max_records -= got
-                max_bytes -= nbytes
-                if max_records <= 0 or offset < seg.next_offset:
-                    break
-                i += 1
-                if i >= len(self._segments) or self._segments[i].base != offset:
-                    break
-                seg = self._segments[i]
-        return out
+            return self._segs.read_range(offset, self._end, max_records, max_bytes)
 
     # -- truncation and retention ------------------------------------------------------------
 
@@ -440,10 +333,7 @@ class Log:
         with self._durability.round_lock:
             with self._lock:
                 self._check_writable()
-                removed = 0
-                while len(self._segments) > 1 and self._segments[0].next_offset <= offset:
-                    self._remove_oldest()
-                    removed += 1
+                removed = self._segs.remove_below(offset)
             if removed and self._syncs:
                 self._durability.sync_round_held()
 
@@ -468,48 +358,14 @@ class Log:
         for r in self._readers:  # before any byte they may still read is rewritten
             if keep_next < r.end_offset:
                 r.truncated = True
-        while len(self._segments) > 1 and self._segments[-1].base > keep_next:
-            seg = self._segments.pop()
-            self._bases.pop()
-            self._dirty.pop(seg, None)
-            seg.remove()
-        seg = self._segments[-1]
-        if seg.next_offset > keep_next:
-            seg.truncate(keep_next - seg.base)
-        self._dirty[seg] = None
-        self._durability.dir_dirty = True
+        self._segs.truncate_after(keep_next)
         self._end = min(self._end, keep_next)
-
-    def _remove_oldest(self) -> None:
-        seg = self._segments.pop(0)
-        self._bases.pop(0)
-        self._dirty.pop(seg, None)
-        seg.remove()
-        self._durability.dir_dirty = True
 
     def enforce_retention(self) -> int:
         """Apply retention_bytes / retention_age now; returns segments deleted."""
         with self._lock:
             self._check_writable()
-            return self._enforce_retention_locked()
-
-    def _enforce_retention_locked(self) -> int:
-        cfg = self.config
-        removed = 0
-        if cfg.retention_bytes is not None:
-            total = sum(s.size_bytes for s in self._segments)
-            while len(self._segments) > 1 and total > cfg.retention_bytes:
-                total -= self._segments[0].size_bytes
-                self._remove_oldest()
-                removed += 1
-        if cfg.retention_age is not None:
-            cutoff = time.time() - cfg.retention_age
-            while len(self._segments) > 1 and self._segments[0].mtime() < cutoff:
-                self._remove_oldest()
-                removed += 1
-        if removed:
-            _log.info("commitlog.retention", path=str(self.directory), segments_deleted=removed)
-        return removed
+            return self._segs.enforce_retention()
 
     # -- snapshots ---------------------------------------------------------------------------
 
@@ -526,27 +382,7 @@ class Log:
         with self._lock:
             if self._closed:
                 raise LogClosedError(self.directory)
-            segs = self._segments
-            for a, b in itertools.pairwise(segs):
-                if a.next_offset != b.base:
-                    raise CorruptRecordError(
-                        a.store.path, a.next_offset, "the record is missing; cannot snapshot"
-                    )
-            end = self._end
-            parts: list[tuple[int, int]] = []
-            try:
-                for s in segs:
-                    if s.base >= end:
-                        break
-                    k = end - s.base
-                    size = s.index.position(k) if k < s.count else s.store.size
-                    if size:
-                        parts.append((os.dup(s.store.fd), size))
-            except OSError:
-                for fd, _ in parts:
-                    os.close(fd)
-                raise
-            raw = SnapshotReader(segs[0].base, parts, end)
+            raw = snapshot_of(self._segments, self._end)
             self._readers.add(raw)
         return open_reader(raw)
 
@@ -561,29 +397,11 @@ class Log:
         """
         config = config or LogConfig()
         target = Path(directory)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise LogError(f"cannot restore into {target}: it exists and is not an empty directory")
-        tmp = target.with_name(f".{target.name}.restoring-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
-        def open_tmp(first: int) -> Log:
+        def open_tmp(tmp: Path, first: int) -> Log:
             return cls.open(tmp, replace(config, initial_offset=first, fsync="never"))
 
-        try:
-            restore_into(open_tmp, stream)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if target.exists():
-            target.rmdir()
-        (tmp / LOCK_FILE).unlink(missing_ok=True)
-        os.rename(tmp, target)
-        dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        restore_dir(target, stream, open_tmp, LOCK_FILE)
         return cls.open(target, config)
 
     # -- closing ---------------------------------------------------------------------------
@@ -605,8 +423,7 @@ class Log:
             d.wake_all()
 
     def _close_files(self) -> None:
-        for seg in self._segments:
-            seg.close()
+        self._segs.close()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1

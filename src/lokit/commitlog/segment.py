@@ -194,6 +194,17 @@ class Segment:
             len(v) for _, v in out[before:]
         )
 
+    def files_match(self) -> bool:
+        """True if both files on disk are as long as this segment believes it wrote
+        (after a failed write: False means the rollback failed too)."""
+        try:
+            return (
+                os.fstat(self.store.fd).st_size == self.store.size
+                and os.fstat(self.index.fd).st_size == self.index.raw_size
+            )
+        except OSError:
+            return False
+
     # -- recovery ------------------------------------------------------------------------
 
     def index_consistent(self, expected: int | None) -> bool:

@@ -12,9 +12,12 @@ copy with no re-encoding; restoring verifies every frame's checksum.
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import shutil
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from .errors import CorruptRecordError, LogError
@@ -22,6 +25,7 @@ from .record import split_frames
 
 if TYPE_CHECKING:
     from .log import Log
+    from .segment import Segment
 
 MAGIC: Final = b"LOKITLOG"
 VERSION: Final = 1
@@ -86,6 +90,30 @@ class SnapshotReader(io.RawIOBase):
         super().close()
 
 
+def snapshot_of(segments: Sequence[Segment], end: int) -> SnapshotReader:
+    """A snapshot of the records below `end` in `segments` (oldest first, contiguous),
+    on duplicated file descriptors; the caller holds the log's lock."""
+    for a, b in itertools.pairwise(segments):
+        if a.next_offset != b.base:
+            raise CorruptRecordError(
+                a.store.path, a.next_offset, "the record is missing; cannot snapshot"
+            )
+    parts: list[tuple[int, int]] = []
+    try:
+        for s in segments:
+            if s.base >= end:
+                break
+            k = end - s.base
+            size = s.index.position(k) if k < s.count else s.store.size
+            if size:
+                parts.append((os.dup(s.store.fd), size))
+    except OSError:
+        for fd, _ in parts:
+            os.close(fd)
+        raise
+    return SnapshotReader(segments[0].base, parts, end)
+
+
 def open_reader(raw: SnapshotReader) -> BinaryIO:
     """A buffered binary stream over a snapshot."""
     return io.BufferedReader(raw, buffer_size=_CHUNK)
@@ -99,6 +127,36 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
             break
         got += chunk
     return got
+
+
+def restore_dir(
+    target: Path, stream: BinaryIO, open_log: Callable[[Path, int], Log], leftover: str
+) -> None:
+    """Build a log in `target` (absent or empty) from a snapshot stream, atomically.
+
+    The log is built in a sibling temporary directory by `open_log(path, first_offset)`
+    and renamed into place once complete (`leftover`, the lock file it left, removed
+    first), so `target` never holds a partial log.
+    """
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise LogError(f"cannot restore into {target}: it exists and is not an empty directory")
+    tmp = target.with_name(f".{target.name}.restoring-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        restore_into(lambda first: open_log(tmp, first), stream)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if target.exists():
+        target.rmdir()
+    (tmp / leftover).unlink(missing_ok=True)
+    os.rename(tmp, target)
+    dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def restore_into(open_log: Callable[[int], Log], stream: BinaryIO) -> None:

@@ -1,0 +1,210 @@
+"""The segments of one log directory, oldest first: recovery, rolling, retention,
+truncation at either end, and finding the segment that holds an offset.
+
+Not thread-safe: the Log calls all of it under its lock. Every change is reported to
+the log's `Durability` -- a segment written or cut is dirty, a segment created or
+deleted makes the directory dirty -- so the next sync round makes it durable.
+Segments are contiguous (each starts where the one before ends) unless a store was
+damaged; `find` tells a missing record from one that is out of range.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from bisect import bisect_right
+from pathlib import Path
+
+import structlog
+
+from .config import LogConfig
+from .durability import Durability
+from .errors import CorruptRecordError, OffsetOutOfRangeError
+from .segment import SEGMENT_FILE, Segment, segment_paths
+
+_log = structlog.get_logger("lokit.commitlog")
+
+
+class SegmentSet:
+    """The segments of the log in `directory`; `segments[-1]` is the active one.
+
+    `segments` is never rebound, so the Log may keep a reference to it for its
+    append path. `load()` fills it from the directory.
+    """
+
+    __slots__ = ("_bases", "_durability", "config", "directory", "segments")
+
+    def __init__(self, directory: Path, config: LogConfig, durability: Durability) -> None:
+        self.directory = directory
+        self.config = config
+        self.segments: list[Segment] = []
+        self._bases: list[int] = []  # segments[i].base, for bisecting
+        self._durability = durability
+
+    def load(self) -> None:
+        """Open every segment in the directory and recover them (or create the first).
+
+        Only ``<20 digits>.store`` / ``.index`` files are segments; anything else in the
+        directory is left alone. The newest segment is checksummed and a torn tail cut
+        off; any index that disagrees with its store is rebuilt; an index without its
+        store is deleted. Retention is applied.
+        """
+        stores: set[int] = set()
+        indexes: set[int] = set()
+        for entry in os.scandir(self.directory):
+            m = SEGMENT_FILE.match(entry.name)
+            if m:
+                (stores if m.group(2) == "store" else indexes).add(int(m.group(1)))
+        for base in sorted(indexes - stores):  # an index whose store was deleted
+            _log.warning(
+                "commitlog.orphan_index_removed", path=str(segment_paths(self.directory, base)[1])
+            )
+            os.unlink(segment_paths(self.directory, base)[1])
+        bases = sorted(stores) or [self.config.initial_offset]
+        segments = self.segments
+        for base in bases:
+            segments.append(Segment(self.directory, base, self.config))
+        for i, seg in enumerate(segments):
+            newest = i == len(segments) - 1
+            expected = None if newest else bases[i + 1] - seg.base
+            seg.recover(newest, expected)
+            if not newest:
+                seg.index.seal()
+        self._bases = [s.base for s in segments]
+        self._durability.dir_dirty = not stores
+        self.enforce_retention()
+
+    # -- the newest end --------------------------------------------------------------------
+
+    def roll(self) -> Segment:
+        """Start a new active segment at the next offset (the old one is sealed)."""
+        old = self.segments[-1]
+        old.index.seal()
+        seg = Segment(self.directory, old.next_offset, self.config)
+        self.segments.append(seg)
+        self._bases.append(seg.base)
+        self._durability.dir_dirty = True
+        try:
+            self.enforce_retention()
+        except OSError as e:  # retention can wait for the next roll; the append cannot
+            _log.error("commitlog.retention_failed", path=str(self.directory), error=str(e))
+        return seg
+
+    def append_spread(self, data: bytes, sizes: list[int], total: int) -> None:
+        """Write a batch of frames (`sizes`, summing to `total`) that does not fit the
+        active segment over as many segments as it needs, rolling before each limit."""
+        view = memoryview(data)
+        dirty = self._durability.dirty
+        i = 0
+        pos = 0
+        n = len(sizes)
+        while i < n:
+            seg = self.segments[-1]
+            k = seg.room(sizes, i, total - pos)
+            if k == 0:
+                seg = self.roll()
+                k = seg.room(sizes, i, total - pos)
+            nbytes = sum(sizes[i : i + k])
+            seg.append_frames(view[pos : pos + nbytes], sizes[i : i + k])
+            dirty[seg] = None
+            i += k
+            pos += nbytes
+
+    def truncate_after(self, keep_next: int) -> None:
+        """Delete every record from `keep_next` on (segments after it, then the tail of
+        the one holding it)."""
+        segments = self.segments
+        dirty = self._durability.dirty
+        while len(segments) > 1 and segments[-1].base > keep_next:
+            seg = segments.pop()
+            self._bases.pop()
+            dirty.pop(seg, None)
+            seg.remove()
+        seg = segments[-1]
+        if seg.next_offset > keep_next:
+            seg.truncate(keep_next - seg.base)
+        dirty[seg] = None
+        self._durability.dir_dirty = True
+
+    # -- the oldest end --------------------------------------------------------------------
+
+    def remove_below(self, offset: int) -> int:
+        """Delete whole segments whose records are all below `offset` (never the active
+        one); returns how many."""
+        removed = 0
+        while len(self.segments) > 1 and self.segments[0].next_offset <= offset:
+            self._remove_oldest()
+            removed += 1
+        return removed
+
+    def enforce_retention(self) -> int:
+        """Apply retention_bytes / retention_age; returns segments deleted."""
+        cfg = self.config
+        segments = self.segments
+        removed = 0
+        if cfg.retention_bytes is not None:
+            total = sum(s.size_bytes for s in segments)
+            while len(segments) > 1 and total > cfg.retention_bytes:
+                total -= segments[0].size_bytes
+                self._remove_oldest()
+                removed += 1
+        if cfg.retention_age is not None:
+            cutoff = time.time() - cfg.retention_age
+            while len(segments) > 1 and segments[0].mtime() < cutoff:
+                self._remove_oldest()
+                removed += 1
+        if removed:
+            _log.info("commitlog.retention", path=str(self.directory), segments_deleted=removed)
+        return removed
+
+    def _remove_oldest(self) -> None:
+        seg = self.segments.pop(0)
+        self._bases.pop(0)
+        self._durability.dirty.pop(seg, None)
+        seg.remove()
+        self._durability.dir_dirty = True
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def find(self, offset: int, end: int) -> tuple[int, Segment]:
+        """The segment holding `offset` (readable if below `end`) and its position."""
+        if offset >= end:
+            raise OffsetOutOfRangeError(offset)
+        i = bisect_right(self._bases, offset) - 1
+        if i < 0:
+            raise OffsetOutOfRangeError(offset)
+        seg = self.segments[i]
+        if offset < seg.next_offset:
+            return i, seg
+        if i + 1 < len(self.segments):
+            raise CorruptRecordError(
+                seg.store.path, offset, "the record is missing (the segment's store is damaged)"
+            )
+        raise OffsetOutOfRangeError(offset)
+
+    def read_range(
+        self, offset: int, end: int, max_records: int, max_bytes: int
+    ) -> list[tuple[int, bytes]]:
+        """As `Log.read_range`, for the records below `end`."""
+        out: list[tuple[int, bytes]] = []
+        i, seg = self.find(offset, end)
+        max_records = min(max_records, end - offset)
+        segments = self.segments
+        while True:
+            got, nbytes = seg.read_range(offset, max_records, max_bytes, out)
+            if got == 0:
+                break
+            offset += got
+            max_records -= got
+            max_bytes -= nbytes
+            if max_records <= 0 or offset < seg.next_offset:
+                break
+            i += 1
+            if i >= len(segments) or segments[i].base != offset:
+                break
+            seg = segments[i]
+        return out
+
+    def close(self) -> None:
+        for seg in self.segments:
+            seg.close()
