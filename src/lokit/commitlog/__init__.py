@@ -8,8 +8,10 @@ retention, snapshots, an asyncio facade and many named logs (topics) per directo
 
 from .asynclog import AsyncLog
 from .config import FsyncPolicy, LogConfig
+from .dirlock import DirLock
 from .errors import (
     CorruptRecordError,
+    DirLockError,
     InvalidTopicNameError,
     LogClosedError,
     LogError,
@@ -24,6 +26,8 @@ __all__ = [
     "DEFAULT_TOPIC",
     "AsyncLog",
     "CorruptRecordError",
+    "DirLock",
+    "DirLockError",
     "FsyncPolicy",
     "InvalidTopicNameError",
     "Log",

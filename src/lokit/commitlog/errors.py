@@ -81,3 +81,18 @@ class IndexEOFError(LogError):
 
 class SegmentFullError(LogError):
     """A segment cannot take the record without exceeding a limit (internal)."""
+
+
+class DirLockError(LogError):
+    """A directory's lock could not be taken: it is held by someone else (`in_use`), or
+    the directory or its lock file cannot be created or opened.
+
+    The message is the `DirLock`'s template for the case, filled in, so a caller with
+    its own wording (the log service's "data directory ... is in use by another log
+    server") passes its templates in and maps only the exception type.
+    """
+
+    def __init__(self, message: str, directory: Path | str, *, in_use: bool) -> None:
+        super().__init__(message)
+        self.directory = str(directory)
+        self.in_use = in_use

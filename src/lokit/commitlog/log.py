@@ -18,7 +18,6 @@ returning a ticket) and `sync_round`; it validates with `record.check_value` and
 
 from __future__ import annotations
 
-import fcntl
 import operator
 import os
 import threading
@@ -31,6 +30,7 @@ from typing import BinaryIO
 import structlog
 
 from .config import FsyncPolicy, LogConfig
+from .dirlock import DirLock
 from .durability import Durability
 from .errors import LogClosedError, LogError, LogFailedError, OffsetOutOfRangeError
 from .record import check_batch, check_value, frame, frame_batch
@@ -72,7 +72,12 @@ class Log:
         self._segments = self._segs.segments  # the same list, for the append path
         self._closed = False
         self._listeners: list[Callable[[int], None]] = []
-        self._lock_fd = -1
+        self._dir_lock = DirLock(
+            directory,
+            LOCK_FILE,
+            in_use="the log at {dir} is already open (in this or another process)",
+            unusable="cannot open the log at {dir}: {strerror}",
+        )
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -94,7 +99,7 @@ class Log:
             raise LogError(f"cannot open log: {path} is not a directory")
         log = cls(path, config, _token=_OPEN_TOKEN)
         try:
-            log._lock_dir()
+            log._dir_lock.acquire()
             log._segs.load()
             log._end = log._segments[-1].next_offset
         except BaseException as e:
@@ -105,17 +110,6 @@ class Log:
         if log._policy.mode == "interval":
             log._durability.start_interval(log._policy.interval_ms / 1000.0)
         return log
-
-    def _lock_dir(self) -> None:
-        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LogError(
-                f"the log at {self.directory} is already open (in this or another process)"
-            ) from None
-        self._lock_fd = fd
 
     # -- properties ------------------------------------------------------------------------
 
@@ -424,9 +418,7 @@ class Log:
 
     def _close_files(self) -> None:
         self._segs.close()
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        self._dir_lock.release()
 
     def __enter__(self) -> Log:
         return self
