@@ -8,13 +8,11 @@ closes them after the transports have drained.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from lokit.commitlog import Topics
+from lokit.commitlog import DirLock, DirLockError, Topics
 from lokit.errors import FailedPrecondition
 from lokit.logsvc.config import ServerConfig
 from lokit.logsvc.contract import log_contract
@@ -28,34 +26,15 @@ LOCK_FILE = ".lokit-log.lock"
 POSITIONS_FILE = ".positions.sqlite"
 
 
-class DataDirLock:
-    """An exclusive lock on a data directory, so two servers never share one."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_FILE
-        self._fd = -1
-
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as e:
-            raise FailedPrecondition(
-                f"cannot use data directory {self.path.parent}: {e.strerror or e}"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise FailedPrecondition(
-                f"data directory {self.path.parent} is in use by another log server"
-            ) from None
-        self._fd = fd
-
-    def release(self) -> None:
-        fd, self._fd = self._fd, -1
-        if fd >= 0:
-            os.close(fd)
+def data_dir_lock(data: Path) -> DirLock:
+    """The data directory's lock, so two log servers never share one."""
+    return DirLock(
+        data,
+        LOCK_FILE,
+        create=True,
+        in_use="data directory {dir} is in use by another log server",
+        unusable="cannot use data directory {dir}: {strerror}",
+    )
 
 
 def log_definition(
@@ -88,8 +67,11 @@ def log_definition(
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            lock = DataDirLock(data)
-            lock.acquire()
+            lock = data_dir_lock(data)
+            try:
+                lock.acquire()
+            except DirLockError as e:
+                raise FailedPrecondition(str(e)) from None
             stack.callback(lock.release)
             stack.push_async_callback(positions.close)
             stack.push_async_callback(topics.close)
