@@ -5,11 +5,7 @@ stay within 15 % of a bare ASGI callable. Everything a request needs is prepared
 when the app is built (route table, codecs, header tuples); a request costs one
 dict lookup, one pass over the headers, one `RequestContext` and the codec.
 
-Wire format: JSON bodies (`application/json`); errors as `{"error": message}`
-with the status from the error and its class name in `X-Lokit-Error`, so a lokit
-client raises the same exception. Streamed responses and requests are NDJSON,
-one encoded message per line; an error after the first response line ends the
-stream with an error line (see `error_line`).
+The wire format (media types, the error header, NDJSON error lines) is in `wire`.
 """
 
 from __future__ import annotations
@@ -30,14 +26,17 @@ from lokit.codec import JsonCodec, malformed
 from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import HttpInput, HttpRoute, ServiceDef
+from lokit.transport.http.wire import (
+    ERROR_HEADER,
+    INTERNAL_ERROR_BODY,
+    INTERNAL_ERROR_LINE,
+    JSON_TYPE,
+    NDJSON_TYPE,
+    LineSplitter,
+    error_body,
+    error_line,
+)
 from lokit.types import ASGIApp, Receive, Scope, Send
-
-JSON_TYPE = "application/json"
-NDJSON_TYPE = "application/x-ndjson"
-ERROR_HEADER = "x-lokit-error"
-# The key that marks the final error line of an NDJSON stream (with "error" and "status").
-STREAM_ERROR_KEY = "lokit_error"
-STREAM_ERROR_PREFIX = b'{"error":'
 
 _CT_JSON = (b"content-type", JSON_TYPE.encode())
 _CT_NDJSON = (b"content-type", NDJSON_TYPE.encode())
@@ -45,57 +44,9 @@ _RID = b"x-request-id"
 _TIMEOUT = context.TIMEOUT_HEADER.encode()
 _CALLER = context.CALLER_HEADER.encode()
 _TRACEPARENT = b"traceparent"
-_INTERNAL_BODY = b'{"error":"internal error"}'
 _INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
 _NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
 _END = object()
-
-
-def error_body(message: str) -> bytes:
-    """`{"error": message}` as bytes."""
-    return orjson.dumps({"error": message})
-
-
-def error_line(err: errors.Error) -> bytes:
-    """The last line of a stream that failed after its first line."""
-    return orjson.dumps(
-        {"error": err.message, STREAM_ERROR_KEY: err.error_name, "status": err.status}
-    )
-
-
-class LineSplitter:
-    """Splits a byte stream into NDJSON lines, however the chunks fall."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The complete non-empty lines `chunk` finishes."""
-        lines: list[bytes] = []
-        start = 0
-        nl = chunk.find(b"\n")
-        while nl >= 0:
-            if self._parts:
-                self._parts.append(chunk[start:nl])
-                line = b"".join(self._parts)
-                self._parts.clear()
-            else:
-                line = chunk[start:nl]
-            if line.strip():
-                lines.append(line)
-            start = nl + 1
-            nl = chunk.find(b"\n", start)
-        if start < len(chunk):
-            self._parts.append(chunk[start:])
-        return lines
-
-    def tail(self) -> bytes | None:
-        """What is left after the last newline, if anything but whitespace."""
-        line = b"".join(self._parts)
-        self._parts.clear()
-        return line if line.strip() else None
 
 
 # --- routing -------------------------------------------------------------------------
@@ -445,7 +396,7 @@ async def _send_error(send: Send, exc: BaseException, target: _Target, rid: byte
     """Answer with the error's status and body (an unexpected failure is a bare 500)."""
     err = _client_error(exc)
     if err is None:
-        await _send_json(send, 500, _INTERNAL_BODY, rid, _INTERNAL_NAME)
+        await _send_json(send, 500, INTERNAL_ERROR_BODY, rid, _INTERNAL_NAME)
         return
     reply = target.codec.encode_error(err)
     if reply is not None:
@@ -572,7 +523,7 @@ async def _serve_stream(
             await _send_error(send, failure, target, rid)
             return failure
         err = _client_error(failure)
-        final = error_line(err) if err is not None else _internal_line()
+        final = error_line(err) if err is not None else INTERNAL_ERROR_LINE
         await send({"type": "http.response.body", "body": final + b"\n", "more_body": False})
         return failure
     finally:
@@ -589,12 +540,6 @@ async def _close(it: AsyncIterator[Any] | None) -> None:
         # A failure while closing a finished stream has nobody left to tell.
         with contextlib.suppress(Exception):
             await aclose()
-
-
-def _internal_line() -> bytes:
-    return orjson.dumps(
-        {"error": "internal error", STREAM_ERROR_KEY: errors.Internal.error_name, "status": 500}
-    )
 
 
 async def _watch(receive: Receive, stream: _Stream) -> None:

@@ -26,7 +26,7 @@ from lokit.observability import propagation, tracing
 from lokit.routes import HttpRoute
 from lokit.transport import address
 from lokit.transport.address import Address
-from lokit.transport.http.app import (
+from lokit.transport.http.wire import (
     ERROR_HEADER,
     JSON_TYPE,
     NDJSON_TYPE,
