@@ -37,7 +37,7 @@ from lokit.observability.observer import Call
 from lokit.routes import HttpInput, HttpRoute, ServiceDef, http_routes
 from lokit.transport.address import Address, AddressError, parse, unix_socket_alive
 from lokit.transport.http import HttpClient, HttpServer, asgi_app
-from lokit.transport.http.app import Router
+from lokit.transport.http.router import Router
 from lokit.transport.http.wire import LineSplitter
 
 SERVICE = "test.v1.Http"

@@ -13,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import types
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
-import msgspec
 import orjson
 
 from lokit import context, errors
-from lokit.codec import JsonCodec, malformed
+from lokit.codec import malformed
 from lokit.observability import propagation
 from lokit.observability.observer import Observer
-from lokit.routes import HttpInput, HttpRoute, ServiceDef
+from lokit.routes import HttpInput, ServiceDef
+from lokit.transport.http.router import NO_PARAMS, Router, Target
 from lokit.transport.http.wire import (
     ERROR_HEADER,
     INTERNAL_ERROR_BODY,
@@ -45,120 +44,7 @@ _TIMEOUT = context.TIMEOUT_HEADER.encode()
 _CALLER = context.CALLER_HEADER.encode()
 _TRACEPARENT = b"traceparent"
 _INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
-_NO_PARAMS: Mapping[str, str] = types.MappingProxyType({})
 _END = object()
-
-
-# --- routing -------------------------------------------------------------------------
-
-
-class _Target:
-    """One route, prepared for serving."""
-
-    __slots__ = (
-        "codec",
-        "decode",
-        "endpoint",
-        "name",
-        "status",
-        "streams_in",
-        "streams_out",
-    )
-
-    def __init__(self, route: HttpRoute) -> None:
-        self.name = route.method.name
-        self.endpoint = route.method.endpoint
-        self.codec = route.codec
-        self.decode = route.decode
-        if self.decode is None and "{" in route.path and not route.method.kind.streams_requests:
-            self.decode = _path_params_decoder(route)
-        self.status = route.status
-        self.streams_in = route.method.kind.streams_requests
-        self.streams_out = route.method.kind.streams_responses
-
-
-def _path_params_decoder(route: HttpRoute) -> Callable[[HttpInput], Any] | None:
-    """For a derived JSON route with `{name}` segments: body fields plus path params.
-
-    Path values are strings; msgspec's lax conversion turns `"5"` into an int
-    field's 5. Routes with their own codec must give `decode` to see path params.
-    """
-    if not isinstance(route.codec, JsonCodec):
-        return None
-    request_type = route.method.request_type
-
-    def decode(inp: HttpInput) -> Any:
-        fields = orjson.loads(inp.body) if inp.body.strip() else {}
-        if not isinstance(fields, dict):
-            raise errors.InvalidArgument("invalid request: the body must be a JSON object")
-        fields.update(inp.path_params)
-        return msgspec.convert(fields, request_type, strict=False)
-
-    return decode
-
-
-def _template(path: str) -> list[str | None]:
-    """Segments of a route path; None stands for a `{name}` segment (names kept apart)."""
-    return [None if seg.startswith("{") and seg.endswith("}") else seg for seg in path.split("/")]
-
-
-class Router:
-    """Exact `(verb, path)` lookup first, then routes with `{name}` segments."""
-
-    def __init__(self, routes: list[HttpRoute]) -> None:
-        self.exact: dict[tuple[str, str], _Target] = {}
-        self._allow: dict[str, list[str]] = {}
-        self._templates: list[tuple[list[str | None], list[str], str, _Target]] = []
-        seen: set[tuple[str, str]] = set()
-        for route in routes:
-            verb = route.verb.upper()
-            if not route.path.startswith("/"):
-                raise ValueError(f"HTTP route path {route.path!r} must start with '/'")
-            key = (verb, route.path)
-            if key in seen:
-                raise ValueError(f"two HTTP routes for {verb} {route.path}")
-            seen.add(key)
-            target = _Target(route)
-            if "{" in route.path:
-                segments = route.path.split("/")
-                names: list[str] = []
-                for seg in segments:
-                    if "{" in seg or "}" in seg:
-                        if not (seg.startswith("{") and seg.endswith("}") and len(seg) > 2):
-                            raise ValueError(
-                                f"HTTP route path {route.path!r}: a parameter must fill "
-                                "a whole segment, like /items/{id}"
-                            )
-                        names.append(seg[1:-1])
-                self._templates.append((_template(route.path), names, verb, target))
-            else:
-                self.exact[key] = target
-                self._allow.setdefault(route.path, []).append(verb)
-
-    def match(
-        self, verb: str, path: str, raw_path: bytes | None
-    ) -> tuple[_Target | None, Mapping[str, str], list[str]]:
-        """(target, path params, verbs allowed at this path) for a request without an exact hit."""
-        allow = list(self._allow.get(path, ()))
-        if not self._templates:
-            return None, _NO_PARAMS, allow
-        segments = raw_path.decode("latin-1").split("/") if raw_path else path.split("/")
-        for template, names, route_verb, target in self._templates:
-            if len(template) != len(segments):
-                continue
-            values: list[str] = []
-            for want, got in zip(template, segments, strict=True):
-                if want is None:
-                    if not got:
-                        break
-                    values.append(unquote(got))
-                elif want != (unquote(got) if "%" in got else got):
-                    break
-            else:
-                if route_verb == verb:
-                    return target, dict(zip(names, values, strict=True)), allow
-                allow.append(route_verb)
-        return None, _NO_PARAMS, allow
 
 
 # --- the app -------------------------------------------------------------------------
@@ -206,7 +92,7 @@ class HttpApp:
         verb: str = scope["method"]
         path: str = scope["path"]
         target = self._exact.get((verb, path))
-        params = _NO_PARAMS
+        params = NO_PARAMS
         if target is None:
             target, params, allow = self._router.match(verb, path, scope.get("raw_path"))
             if target is None:
@@ -335,7 +221,7 @@ async def _read_body(receive: Receive) -> bytes:
 
 
 def _decode(
-    target: _Target,
+    target: Target,
     body: bytes,
     scope: Scope,
     params: Mapping[str, str],
@@ -392,7 +278,7 @@ def _client_error(exc: BaseException) -> errors.Error | None:
     return err if err is exc or not isinstance(err, errors.Internal) else None
 
 
-async def _send_error(send: Send, exc: BaseException, target: _Target, rid: bytes) -> None:
+async def _send_error(send: Send, exc: BaseException, target: Target, rid: bytes) -> None:
     """Answer with the error's status and body (an unexpected failure is a bare 500)."""
     err = _client_error(exc)
     if err is None:
@@ -446,7 +332,7 @@ async def _no_route(scope: Scope, send: Send, verb: str, path: str, allow: list[
 
 
 async def _serve_stream(
-    target: _Target,
+    target: Target,
     scope: Scope,
     receive: Receive,
     send: Send,
