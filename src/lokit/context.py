@@ -11,15 +11,19 @@ import contextvars
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from lokit.errors import DeadlineExceeded, Error, InvalidArgument
 
 REQUEST_ID_HEADER = "x-request-id"
 TIMEOUT_HEADER = "x-request-timeout-ms"
 CALLER_HEADER = "x-caller-id"
+TRACEPARENT_HEADER = "traceparent"
+# What `scan_incoming` looks for, in this order: (request id, timeout, caller, traceparent).
+INCOMING_HEADERS = (REQUEST_ID_HEADER, TIMEOUT_HEADER, CALLER_HEADER, TRACEPARENT_HEADER)
 # Longest request id a server accepts; a longer one is replaced by a fresh id.
 MAX_REQUEST_ID = 256
 
@@ -101,6 +105,35 @@ def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | Non
     return ctx.request_id, timeout, ctx.identity
 
 
+_Key = TypeVar("_Key", str, bytes)
+_Value = TypeVar("_Value")
+
+
+def scan_incoming(
+    headers: Iterable[tuple[_Key, _Value]], keys: tuple[_Key, _Key, _Key, _Key]
+) -> tuple[_Value | None, _Value | None, _Value | None, bool]:
+    """(request id, timeout, caller, whether a traceparent came) from a request's headers.
+
+    The one pass over the headers every server transport makes per request; the
+    raw values go on to `incoming`. `keys` are `INCOMING_HEADERS` in the
+    transport's key type, prepared once: str for gRPC metadata, bytes for ASGI
+    headers (both lower-case). A repeated header's last value wins.
+    """
+    rid_key, timeout_key, caller_key, trace_key = keys
+    request_id = timeout = caller = None
+    traced = False
+    for key, value in headers:
+        if key == rid_key:
+            request_id = value
+        elif key == timeout_key:
+            timeout = value
+        elif key == caller_key:
+            caller = value
+        elif key == trace_key:
+            traced = True
+    return request_id, timeout, caller, traced
+
+
 def incoming(
     service: str,
     method: str,
@@ -112,12 +145,12 @@ def incoming(
 ) -> tuple[RequestContext, Error | None]:
     """The context of an incoming request, and the error to answer it with, if any.
 
-    Server transports scan their headers and hand the raw values here, so both
-    read them alike: a missing, empty or longer than `MAX_REQUEST_ID` request id
-    is replaced by a fresh one; `timeout_ms` (`x-request-timeout-ms`) must be a
-    number of milliseconds >= 0, else the error is InvalidArgument; `left` is the
-    seconds the transport itself allows (gRPC's deadline), and the deadline is
-    the earlier of the two.
+    Server transports scan their headers (`scan_incoming`) and hand the raw
+    values here, so both read them alike: a missing, empty or longer than
+    `MAX_REQUEST_ID` request id is replaced by a fresh one; `timeout_ms`
+    (`x-request-timeout-ms`) must be a number of milliseconds >= 0, else the
+    error is InvalidArgument; `left` is the seconds the transport itself allows
+    (gRPC's deadline), and the deadline is the earlier of the two.
     """
     bad: Error | None = None
     if timeout_ms is not None:

@@ -8,7 +8,8 @@ the caller's trace context, starts the observer's call, runs decode -> endpoint
 
 The deadline is grpc's (`time_remaining()`), tightened by the exact
 `x-request-timeout-ms` lokit clients send alongside it, because grpc rounds the
-wire timeout up; `lokit.context.incoming` reads the headers as the HTTP side does.
+wire timeout up; `lokit.context.scan_incoming` and `incoming` read the metadata
+as the HTTP side reads its headers.
 
 Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
@@ -29,12 +30,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from lokit.context import (
-    CALLER_HEADER,
+    INCOMING_HEADERS,
     REQUEST_ID_HEADER,
-    TIMEOUT_HEADER,
     RequestContext,
     incoming,
     reset,
+    scan_incoming,
     set_current,
 )
 from lokit.endpoint import Kind
@@ -47,7 +48,7 @@ from lokit.transport.address import Address, AddressError
 from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status, server_error
 
 _TRANSPORT = "grpc"
-_TRACEPARENT = "traceparent"
+_KEYS = INCOMING_HEADERS  # gRPC metadata keys are str, lower-case
 
 Handler = Callable[[Any, Any], Awaitable[Any]]
 
@@ -66,17 +67,7 @@ def _begin(
     inside its observed region.
     """
     metadata = sctx.invocation_metadata()
-    request_id = caller = timeout_ms = None
-    traced = False
-    for key, value in metadata:
-        if key == REQUEST_ID_HEADER:
-            request_id = value
-        elif key == CALLER_HEADER:
-            caller = value
-        elif key == _TRACEPARENT:
-            traced = True
-        elif key == TIMEOUT_HEADER:
-            timeout_ms = value
+    request_id, timeout_ms, caller, traced = scan_incoming(metadata, _KEYS)
     ctx, bad = incoming(
         service, method, _TRANSPORT, request_id, timeout_ms, caller, sctx.time_remaining()
     )

@@ -39,10 +39,14 @@ from lokit.types import ASGIApp, Receive, Scope, Send
 
 _CT_JSON = (b"content-type", JSON_TYPE.encode())
 _CT_NDJSON = (b"content-type", NDJSON_TYPE.encode())
-_RID = b"x-request-id"
-_TIMEOUT = context.TIMEOUT_HEADER.encode()
-_CALLER = context.CALLER_HEADER.encode()
-_TRACEPARENT = b"traceparent"
+_RID = context.REQUEST_ID_HEADER.encode()
+# `context.INCOMING_HEADERS` as ASGI header names.
+_KEYS = (
+    _RID,
+    context.TIMEOUT_HEADER.encode(),
+    context.CALLER_HEADER.encode(),
+    context.TRACEPARENT_HEADER.encode(),
+)
 _INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
 _END = object()
 
@@ -99,19 +103,7 @@ class HttpApp:
                 await _no_route(scope, send, verb, path, allow)
                 return
 
-        rid_b: bytes | None = None
-        timeout_b: bytes | None = None
-        caller_b: bytes | None = None
-        traced = False
-        for name, value in scope["headers"]:
-            if name == _RID:
-                rid_b = value
-            elif name == _TIMEOUT:
-                timeout_b = value
-            elif name == _CALLER:
-                caller_b = value
-            elif name == _TRACEPARENT:
-                traced = True
+        rid_b, timeout_b, caller_b, traced = context.scan_incoming(scope["headers"], _KEYS)
         rid = rid_b.decode("latin-1") if rid_b else None
         ctx, bad = context.incoming(
             self._service,
