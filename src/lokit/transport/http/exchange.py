@@ -1,0 +1,196 @@
+"""One HTTP request in flight: its state and the steps every serving path shares.
+
+An `Exchange` is built per request, once routing found its target (one
+slotted allocation, in place of passing a request's ten facts from step to
+step). Building it makes lokit's one pass over the headers
+(`context.scan_incoming`): the request id, the timeout, the caller and whether
+a trace context came along give the request's `RequestContext`, and a bad
+timeout header becomes the error the request is answered with, inside the
+observed region.
+
+The steps here are shared by the unary pipeline (`app`) and streams
+(`streams`): reading the body, decoding the request, answering with JSON or
+with an error (`send_error`: a lokit error's status and `X-Lokit-Error` name, or
+a bare 500 that tells nothing of an unexpected failure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from lokit import context, errors
+from lokit.codec import malformed
+from lokit.routes import HttpInput
+from lokit.transport.http.router import Target
+from lokit.transport.http.wire import ERROR_HEADER, INTERNAL_ERROR_BODY, JSON_TYPE, error_body
+from lokit.types import Receive, Scope, Send
+
+__all__ = [
+    "CT_JSON",
+    "RID",
+    "ClientGone",
+    "Exchange",
+    "client_error",
+    "request_headers",
+    "send_json",
+    "stopping",
+]
+
+CT_JSON = (b"content-type", JSON_TYPE.encode())
+RID = context.REQUEST_ID_HEADER.encode()
+# `context.INCOMING_HEADERS` as ASGI header names.
+_KEYS = (
+    RID,
+    context.TIMEOUT_HEADER.encode(),
+    context.CALLER_HEADER.encode(),
+    context.TRACEPARENT_HEADER.encode(),
+)
+_INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
+class Exchange:
+    """One request being served: its target, the ASGI triple and its context."""
+
+    __slots__ = ("bad", "ctx", "headers", "params", "receive", "rid", "scope", "send", "target")
+
+    def __init__(
+        self,
+        service: str,
+        target: Target,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        params: Mapping[str, str],
+    ) -> None:
+        self.target = target
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.params = params
+        rid_b, timeout_b, caller_b, traced = context.scan_incoming(scope["headers"], _KEYS)
+        rid = rid_b.decode("latin-1") if rid_b else None
+        ctx, self.bad = context.incoming(
+            service,
+            target.name,
+            "http",
+            rid,
+            timeout_b,
+            caller_b.decode("latin-1") if caller_b else None,
+        )
+        self.ctx = ctx
+        # The request id to echo, as bytes: the client's own when it was kept.
+        self.rid: bytes = (
+            rid_b if rid_b is not None and ctx.request_id is rid else ctx.request_id.encode()
+        )
+        # Built at most once: for the trace context now, or later by a route's decoder.
+        self.headers: dict[str, str] | None = request_headers(scope) if traced else None
+
+    async def read_body(self) -> bytes:
+        """The whole request body; raises ClientGone if the client leaves first."""
+        receive = self.receive
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        body: bytes = message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+        chunks = [body]
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    def decode(self, body: bytes) -> Any:
+        """The endpoint's request: the route's decoder on the whole request, else the codec."""
+        target = self.target
+        if target.decode is None:
+            return target.codec.decode_request(body)
+        scope = self.scope
+        query = scope.get("query_string") or b""
+        inp = HttpInput(
+            body=body,
+            query=dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
+            path_params=self.params,
+            headers=request_headers(scope) if self.headers is None else self.headers,
+        )
+        try:
+            return target.decode(inp)
+        except errors.Error:
+            raise
+        except orjson.JSONDecodeError as e:
+            raise errors.InvalidArgument(f"malformed JSON: {e}") from None
+        except KeyError as e:
+            raise errors.InvalidArgument(f"invalid request: {e.args[0]!s} is missing") from None
+        except (ValueError, TypeError) as e:
+            raise malformed(e) from None
+
+    async def send_error(self, exc: BaseException) -> None:
+        """Answer with the error's status and body (an unexpected failure is a bare 500)."""
+        err = client_error(exc)
+        if err is None:
+            await send_json(self.send, 500, INTERNAL_ERROR_BODY, self.rid, _INTERNAL_NAME)
+            return
+        target = self.target
+        reply = target.codec.encode_error(err)
+        if reply is not None:
+            await send_json(self.send, target.status, reply, self.rid)
+        else:
+            name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
+            await send_json(self.send, err.status, error_body(err.message), self.rid, name)
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """Request headers as a dict of lower-case names (repeated ones joined by ', ')."""
+    out: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        text = value.decode("latin-1")
+        out[key] = f"{out[key]}, {text}" if key in out else text
+    return out
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, rid: bytes, *extra: tuple[bytes, bytes]
+) -> None:
+    """A complete JSON answer: status, content type and length, request id, `extra` headers."""
+    headers = [CT_JSON, (b"content-length", b"%d" % len(body)), (RID, rid), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def stopping(exc: BaseException) -> BaseException:
+    """What a cancelled request tells its client.
+
+    uvicorn cancels requests still running when the grace period of a stop is
+    over: the client gets `Unavailable` (503, or a final stream line) instead of
+    a dropped connection, and the task ends normally. A CancelledError that did
+    not come from cancelling this task is an ordinary internal failure.
+    """
+    if not isinstance(exc, asyncio.CancelledError):
+        return exc
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+        return errors.Unavailable("the server is shutting down")
+    return exc
+
+
+def client_error(exc: BaseException) -> errors.Error | None:
+    """The lokit error to show the client, or None for an unexpected failure (500).
+
+    The observer gets the exception itself and maps it the same way (`as_error`).
+    """
+    err = errors.as_error(exc)
+    return err if err is exc or not isinstance(err, errors.Internal) else None
