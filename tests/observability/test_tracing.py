@@ -123,9 +123,9 @@ def test_tracing_off_creates_no_span(
 ) -> None:
     # Off without shutting the provider down, so its exporter still takes spans:
     # anything that bypassed the "tracing is off" check would show up below.
-    provider = tracing._state.provider
+    provider = tracing.STATE.provider
     assert provider is not None
-    monkeypatch.setattr(tracing._state, "tracer", None)
+    monkeypatch.setattr(tracing.STATE, "tracer", None)
     assert not tracing_enabled()
     obs = _observer()
     token = propagation.extract_and_attach({"traceparent": TRACEPARENT})

@@ -32,7 +32,7 @@ from lokit.context import RequestContext
 from lokit.observability import logs, metrics, tracing
 from lokit.observability.observer import Call
 
-_tracing_state = tracing._state
+_tracing_state = tracing.STATE
 _INFO = logs.INFO
 _ERROR = logs.ERROR
 _OK = "OK"

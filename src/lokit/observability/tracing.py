@@ -37,7 +37,13 @@ EXPORTERS = ("console", "otlp", "none")
 TRACER_NAME = "lokit"
 
 
-class _State:
+class State:
+    """What is configured now; `STATE.tracer is None` means tracing is off.
+
+    Hot paths keep a reference to `STATE` and test `STATE.tracer` per call, which
+    costs one attribute read and sees a later reconfiguration.
+    """
+
     __slots__ = ("global_set", "provider", "tracer")
 
     def __init__(self) -> None:
@@ -46,7 +52,7 @@ class _State:
         self.global_set = False
 
 
-_state = _State()
+STATE = State()
 _NOOP: AbstractContextManager[None] = nullcontext()
 
 
@@ -70,13 +76,13 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     for p in processors:
         provider.add_span_processor(p)
-    if not _state.global_set:
+    if not STATE.global_set:
         # The global provider can be set once per process; lokit's own spans go
-        # through `_state.tracer`, so a later reconfiguration still takes effect.
+        # through `STATE.tracer`, so a later reconfiguration still takes effect.
         trace.set_tracer_provider(provider)
-        _state.global_set = True
-    _state.provider = provider
-    _state.tracer = provider.get_tracer(TRACER_NAME)
+        STATE.global_set = True
+    STATE.provider = provider
+    STATE.tracer = provider.get_tracer(TRACER_NAME)
     return True
 
 
@@ -102,20 +108,20 @@ def _one_line(span: ReadableSpan) -> str:
 
 def shutdown_tracing() -> None:
     """Flush and stop the exporters; tracing is off afterwards."""
-    provider = _state.provider
-    _state.tracer = None
-    _state.provider = None
+    provider = STATE.provider
+    STATE.tracer = None
+    STATE.provider = None
     if provider is not None:
         provider.shutdown()
 
 
 def tracing_enabled() -> bool:
-    return _state.tracer is not None
+    return STATE.tracer is not None
 
 
 def start_server_span(name: str, attributes: Mapping[str, AttributeValue]) -> Span | None:
     """A SERVER span, child of the current (attached) trace context; None when off."""
-    t = _state.tracer
+    t = STATE.tracer
     if t is None:
         return None
     return t.start_span(name, kind=SpanKind.SERVER, attributes=attributes)
@@ -128,9 +134,9 @@ def client_span(
 
     Clients call `propagation.inject(metadata)` inside the block so the next
     service parents its server span on this one. lokit's clients check
-    `_state.tracer` first and skip the block when tracing is off.
+    `STATE.tracer` first and skip the block when tracing is off.
     """
-    t = _state.tracer
+    t = STATE.tracer
     if t is None:
         return _NOOP
     return t.start_as_current_span(name, kind=SpanKind.CLIENT, attributes=attributes)
@@ -143,7 +149,7 @@ def start_client_span(name: str) -> Span | None:
     span would stay attached to the caller's context between items. Clients
     inject it with `propagation.inject(carrier, span)` and end it with `end_span`.
     """
-    t = _state.tracer
+    t = STATE.tracer
     return None if t is None else t.start_span(name, kind=SpanKind.CLIENT)
 
 

@@ -42,7 +42,7 @@ _CHANNEL_OPTIONS: list[tuple[str, int]] = [
     ("grpc.max_reconnect_backoff_ms", 1_000),
 ]
 
-_trace = tracing._state  # `_trace.tracer is None`: tracing is off
+_trace = tracing.STATE  # `_trace.tracer is None`: tracing is off
 
 
 class _Requests:

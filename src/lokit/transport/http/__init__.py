@@ -6,8 +6,8 @@ running loop; `HttpClient` turns routes back into endpoints on the caller's side
 """
 
 from lokit.transport.http.app import HttpApp, asgi_app
-from lokit.transport.http.asgi import ASGIApp
 from lokit.transport.http.client import HttpClient
 from lokit.transport.http.server import HttpServer
+from lokit.types import ASGIApp
 
 __all__ = ["ASGIApp", "HttpApp", "HttpClient", "HttpServer", "asgi_app"]

@@ -40,7 +40,7 @@ from lokit.transport.http.wire import (
 KEEP_ALIVE_SECONDS = 30.0
 
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None)
-_trace = tracing._state  # `_trace.tracer is None`: tracing is off
+_trace = tracing.STATE  # `_trace.tracer is None`: tracing is off
 
 
 class HttpClient:
