@@ -87,6 +87,9 @@ class ServiceDef:
     grpc_services: list[str] = field(default_factory=list)  # names for the health service
     lifespan: Lifespan | None = None
     drain: Callable[[], None] | None = None
+    # None while the service can serve, else one sentence saying why not: the
+    # health service and /healthz then report NOT_SERVING with it.
+    health: Callable[[], str | None] | None = None
     contract: Contract[Any] | None = None  # what it serves (None: routes listed by hand)
 
 

@@ -8,7 +8,9 @@ endpoints, the names for the health service, one `lifespan` (an async context
 manager entered before the listeners start and left after they stopped, as in
 Starlette: what it opened it closes, also when a later step fails) and an
 optional `drain` called when shutdown begins, before the transports drain
-(to end work that would hold the grace period, such as idle tailing streams).
+(to end work that would hold the grace period, such as idle tailing streams),
+and an optional `health` check: None while the service can serve, else one
+sentence saying why not.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def define(
     middlewares: tuple[Middleware, ...] = (),
     lifespan: Lifespan | None = None,
     drain: Callable[[], None] | None = None,
+    health: Callable[[], str | None] | None = None,
 ) -> ServiceDef:
     """`service` served by its contract over gRPC and HTTP.
 
@@ -64,5 +67,6 @@ def define(
         grpc_services=[spec.grpc_service],
         lifespan=lifespan,
         drain=drain,
+        health=health,
         contract=spec,
     )
