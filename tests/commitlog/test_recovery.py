@@ -39,12 +39,20 @@ def _events(logs: list[MutableMapping[str, Any]], name: str) -> list[MutableMapp
     return [e for e in logs if e["event"] == name]
 
 
+def _unlist_last(log_dir: Path, n: int = 1) -> None:
+    """Drop the newest index's last `n` entries, as a crash before its flush leaves it."""
+    idx = _files(log_dir, "index")[-1]
+    with idx.open("r+b") as f:
+        f.truncate(idx.stat().st_size - n * ENTRY_SIZE)
+
+
 def test_torn_tail_is_cut_back_and_logged(open_log: OpenLog, log_dir: Path) -> None:
     _filled(open_log)
     store = _files(log_dir, "store")[-1]
     size = store.stat().st_size
     with store.open("r+b") as f:
         f.truncate(size - 10)  # the last record is cut in half
+    _unlist_last(log_dir)  # ... and, as after a crash, its index entry was never written
     with capture_logs() as logs:
         log = open_log()
     (ev,) = _events(logs, "commitlog.torn_tail_dropped")
@@ -77,14 +85,48 @@ def test_garbage_after_last_record_is_dropped(
     assert log.read(11) == VALUES[11]
 
 
-def test_flipped_byte_in_last_record_is_cut(open_log: OpenLog, log_dir: Path) -> None:
+def test_torn_record_listed_by_the_index_is_kept_as_damaged(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    # the index lists record 11 (it was acknowledged): not a torn tail, its offset stays
+    _filled(open_log)
+    store = _files(log_dir, "store")[-1]
+    with store.open("r+b") as f:
+        f.truncate(store.stat().st_size - 10)
+    with capture_logs() as logs:
+        log = open_log()
+    assert not _events(logs, "commitlog.torn_tail_dropped")
+    (ev,) = _events(logs, "commitlog.corrupt_records_kept")
+    assert ev["log_level"] == "error" and ev["offsets"] == "11..11"
+    assert log.next_offset == 12 and log.read(10) == VALUES[10]
+    with pytest.raises(CorruptRecordError, match="offset 11"):
+        log.read(11)
+    assert log.append(b"continues") == 12 and log.read(12) == b"continues"
+    with pytest.raises(CorruptRecordError, match="offset 11"):
+        log.read(11)
+
+
+def test_flipped_byte_in_unlisted_last_record_is_cut(open_log: OpenLog, log_dir: Path) -> None:
+    _filled(open_log)
+    store = _files(log_dir, "store")[-1]
+    _flip(store, store.stat().st_size - 3)
+    _unlist_last(log_dir)
+    with capture_logs() as logs:
+        log = open_log()
+    assert _events(logs, "commitlog.torn_tail_dropped")[0]["dropped_bytes"] == 48
+    assert log.next_offset == 11 and log.read(10) == VALUES[10]
+
+
+def test_flipped_byte_in_listed_last_record_is_kept(open_log: OpenLog, log_dir: Path) -> None:
     _filled(open_log)
     store = _files(log_dir, "store")[-1]
     _flip(store, store.stat().st_size - 3)
     with capture_logs() as logs:
         log = open_log()
-    assert _events(logs, "commitlog.torn_tail_dropped")[0]["dropped_bytes"] == 48
-    assert log.next_offset == 11 and log.read(10) == VALUES[10]
+    assert not _events(logs, "commitlog.torn_tail_dropped")
+    assert log.next_offset == 12 and log.read(10) == VALUES[10]
+    with pytest.raises(CorruptRecordError, match=r"offset 11.*checksum mismatch"):
+        log.read(11)
 
 
 def test_flipped_byte_mid_newest_segment_is_reported_not_returned(
@@ -108,15 +150,23 @@ def test_flipped_byte_mid_newest_segment_is_reported_not_returned(
     assert log.read_range(6) == [(i, VALUES[i]) for i in range(6, 12)]
 
 
-def test_unconfirmed_mid_segment_damage_cuts_the_tail(open_log: OpenLog, log_dir: Path) -> None:
+def test_mid_segment_damage_without_an_index_is_read_around(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    # the index is lost, but the damaged frame's length field lands on a frame that
+    # verifies: it is one damaged record, and the records after it keep their offsets
     _filled(open_log)
     store = _files(log_dir, "store")[-1]
     _flip(store, 5 * 48 + HEADER_SIZE + 7)
-    _files(log_dir, "index")[-1].write_bytes(b"")  # index lost: cannot vouch for framing
+    _files(log_dir, "index")[-1].write_bytes(b"")
     with capture_logs() as logs:
         log = open_log()
-    assert _events(logs, "commitlog.torn_tail_dropped")[0]["first_dropped_offset"] == 5
-    assert log.next_offset == 5 and log.read(4) == VALUES[4]
+    assert not _events(logs, "commitlog.torn_tail_dropped")
+    assert _events(logs, "commitlog.corrupt_records_kept")[0]["offsets"] == "5..5"
+    assert log.next_offset == 12 and log.read(4) == VALUES[4]
+    with pytest.raises(CorruptRecordError, match="offset 5"):
+        log.read(5)
+    assert log.read_range(6) == [(i, VALUES[i]) for i in range(6, 12)]
 
 
 def test_corruption_in_sealed_segment_names_file_and_offset(

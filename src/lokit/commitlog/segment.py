@@ -11,21 +11,20 @@ from __future__ import annotations
 import mmap
 import os
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
 
-import structlog
-
+from . import repair
 from .config import LogConfig
 from .errors import CorruptRecordError, OffsetOutOfRangeError, SegmentFullError
-from .index import ENTRY_SIZE, Index, pack_entries
-from .record import HEADER, HEADER_SIZE, decode, decode_frames, frame, positions_after, scan
+from .index import ENTRY_SIZE, Index
+from .record import HEADER, HEADER_SIZE, decode, decode_frames, frame, positions_after
+from .recovery import plan
 from .store import Store
 
 SEGMENT_FILE = re.compile(r"^(\d{20})\.(store|index)$")
-_log = structlog.get_logger("lokit.commitlog")
 
 
 def segment_paths(directory: Path, base: int) -> tuple[Path, Path]:
@@ -37,13 +36,25 @@ def segment_paths(directory: Path, base: int) -> tuple[Path, Path]:
 class Segment:
     """Store + index for a run of consecutive offsets. The Log serialises all use."""
 
-    __slots__ = ("base", "capacity", "index", "max_store_bytes", "store")
+    __slots__ = (
+        "base",
+        "capacity",
+        "damaged",
+        "index",
+        "max_store_bytes",
+        "reasons",
+        "record_limit",
+        "store",
+    )
 
     def __init__(self, directory: Path, base: int, config: LogConfig) -> None:
         store_path, index_path = segment_paths(directory, base)
         self.base = base
         self.max_store_bytes = config.max_store_bytes
         self.capacity = config.index_capacity
+        self.record_limit = config.record_limit
+        self.damaged: list[int] = []  # record numbers recovery found damaged, ascending
+        self.reasons: dict[int, str] = {}  # why, where the frame's own check would mislead
         self.store = Store(store_path)
         try:
             self.index = Index(index_path)
@@ -134,6 +145,9 @@ class Segment:
             store_size = self.index.position(count) if count < self.index.count else self.store.size
         self.index.truncate(min(count, self.index.count))
         self.store.truncate(store_size)
+        if self.damaged and self.damaged[-1] >= count:
+            self.damaged = [k for k in self.damaged if k < count]
+            self.reasons = {k: r for k, r in self.reasons.items() if k < count}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -151,7 +165,7 @@ class Segment:
         data = os.pread(self.store.fd, end - pos, pos)
         got = decode(data, 0, len(data))
         if isinstance(got, str):
-            raise CorruptRecordError(self.store.path, offset, got)
+            raise CorruptRecordError(self.store.path, offset, self.reasons.get(k, got))
         return got
 
     def read_range(
@@ -161,13 +175,25 @@ class Segment:
         of payload (but at least one if `out` is empty). Returns (records, payload bytes).
 
         The index says where each record ends, so the count that fits the byte budget
-        is found first (binary search) and then read with one pread. Stops before a
-        damaged record; raises CorruptRecordError only if that is the first one wanted.
+        is found first (binary search) and then read with one pread. A damaged record
+        is never skipped: the range stops just before it, and CorruptRecordError is
+        raised when it is the first record wanted (`offset` itself, with `out` empty),
+        so a reader that continues from the next offset meets the error.
         """
         k = offset - self.base
         take = min(max_records, self.index.count - k)
         if take <= 0:
             return 0, 0
+        if self.damaged:  # found by recovery: stop before the first one in range
+            i = bisect_left(self.damaged, k)
+            if i < len(self.damaged) and self.damaged[i] < k + take:
+                take = self.damaged[i] - k
+                if take == 0:
+                    if out:
+                        return 0, 0
+                    value = self.read(offset)  # raises CorruptRecordError with its reason
+                    out.append((offset, value))  # (it verified after all)
+                    return 1, len(value)
         pos0 = self.index.position(k)
         end = self._end_of(k + take - 1) - pos0
         if end - HEADER_SIZE * take > max_bytes:
@@ -225,78 +251,26 @@ class Segment:
         return bool(last + HEADER_SIZE + length == self.store.size)
 
     def recover(self, newest: bool, expected: int | None) -> None:
-        """Make store and index agree, cutting a torn or corrupt tail off the newest segment.
+        """Make store and index agree without destroying a record that can still be read.
 
-        The newest segment is always scanned and checksummed; a sealed one only when
-        its index looks wrong. Records whose checksum fails are cut from the end of the
-        newest segment; one in the middle is kept (and reported when read) only if the
-        index on disk confirms the framing around it, since a power cut can leave
-        garbage that merely parses. Everything dropped is logged.
+        The newest segment is always read through and checksummed; a sealed one
+        (`expected`: its record count, from the next segment's base) only when its
+        index looks wrong. The rules are `recovery`'s: the index's entries keep their
+        offsets (damaged records raise `CorruptRecordError` when read), the store is
+        resynchronised at the next frame that verifies after damage, and only a torn
+        tail -- bytes after the last verified frame that the index does not list -- is
+        cut. Anything else is copied aside before it changes (`repair`).
         """
         if not newest and self.index_consistent(expected):
             return
         size = self.store.size
-        positions: list[int] = []
-        bad_all: list[int] = []
-        struct_end = 0
+        raw = os.pread(self.index.fd, self.index.raw_size, 0) if self.index.raw_size else b""
         if size:
             with mmap.mmap(self.store.fd, size, access=mmap.ACCESS_READ) as mm:
-                positions, bad_all, struct_end = scan(mm, size)
-        keep = len(positions)
-        reason = "torn frame at the end of the file"
-        if newest:
-            bad_set = set(bad_all)
-            while keep and keep - 1 in bad_set:
-                keep -= 1
-            if keep < len(positions):
-                reason = "checksum mismatch at the end of the file"
-            bad = [i for i in bad_all if i < keep]
-            if bad and not self._index_confirms(positions[:keep]):
-                keep = bad[0]
-                reason = "checksum mismatch not confirmed by the index"
-        elif expected is not None and keep > expected:
-            keep = expected
-            reason = "more records than the next segment's base allows"
-        good_end = positions[keep] if keep < len(positions) else struct_end
-        if good_end < size:
-            _log.warning(
-                "commitlog.torn_tail_dropped",
-                path=str(self.store.path),
-                dropped_bytes=size - good_end,
-                kept_records=keep,
-                first_dropped_offset=self.base + keep,
-                reason=reason,
-            )
-            self.store.truncate(good_end)
-        kept = positions[:keep]
-        if self.index.raw_size != keep * ENTRY_SIZE or not self._index_confirms(kept):
-            _log.warning(
-                "commitlog.index_rebuilt",
-                path=str(self.index.path),
-                entries_before=self.index.raw_size / ENTRY_SIZE,
-                entries_after=keep,
-            )
-            self.index.rewrite(kept)
-        if not newest and expected is not None and keep < expected:
-            _log.error(
-                "commitlog.segment_damaged",
-                path=str(self.store.path),
-                unreadable_offsets=f"{self.base + keep}..{self.base + expected - 1}",
-            )
-        bad_kept = sum(1 for i in bad_all if i < keep)
-        if bad_kept:
-            _log.error(
-                "commitlog.corrupt_records_kept",
-                path=str(self.store.path),
-                count=bad_kept,
-                note="reading them raises CorruptRecordError",
-            )
-
-    def _index_confirms(self, positions: list[int]) -> bool:
-        """True if the index file starts with exactly these entries."""
-        want = pack_entries(0, positions) if positions else b""
-        raw = os.pread(self.index.fd, len(want), 0) if want else b""
-        return raw == want
+                found = plan(mm, size, raw, expected, self.record_limit)
+        else:
+            found = plan(b"", 0, raw, expected, self.record_limit)
+        repair.apply(self, found, raw, expected)
 
     # -- lifecycle -----------------------------------------------------------------------
 
