@@ -32,8 +32,23 @@ class _Reply(msgspec.Struct, omit_defaults=True):
     v: Any = None
 
 
+# What msgspec (and orjson) raise besides DecodeError for bytes that are not JSON:
+# invalid UTF-8 is a UnicodeDecodeError, nesting past the C decoder's depth limit
+# a RecursionError. Both are the client's fault, so INVALID_ARGUMENT, never INTERNAL.
+UNDECODABLE: tuple[type[Exception], ...] = (
+    msgspec.ValidationError,
+    msgspec.DecodeError,
+    UnicodeError,
+    RecursionError,
+)
+
+
 def malformed(exc: Exception) -> InvalidArgument:
     """A clear INVALID_ARGUMENT for a request that did not decode."""
+    if isinstance(exc, UnicodeError):
+        return InvalidArgument("malformed JSON: the request is not valid UTF-8")
+    if isinstance(exc, RecursionError):
+        return InvalidArgument("malformed JSON: the request is nested too deeply")
     text = str(exc)
     if text.startswith("JSON is malformed") or text.startswith("Input data was truncated"):
         return InvalidArgument(f"malformed JSON: {text}")
@@ -60,7 +75,7 @@ class JsonCodec:
             data = b"{}"
         try:
             return self._req_decoder.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        except UNDECODABLE as e:
             raise malformed(e) from None
 
     def encode_request(self, request: Any) -> bytes:
@@ -74,7 +89,7 @@ class JsonCodec:
     def decode_response(self, data: bytes) -> Any:
         try:
             value = self._resp_decoder.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+        except UNDECODABLE as e:
             raise Unknown(f"undecodable response: {e}") from None
         return value.v if self._wrap else value
 

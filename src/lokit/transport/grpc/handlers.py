@@ -29,6 +29,7 @@ from typing import Any
 
 import grpc
 
+from lokit.codec import JsonCodec, malformed
 from lokit.context import (
     INCOMING_HEADERS,
     REQUEST_ID_HEADER,
@@ -63,6 +64,23 @@ def method_handler(route: GrpcRoute, service: str, observer: Observer) -> Any:
     return grpc.stream_stream_rpc_method_handler(prepared.streaming)
 
 
+def _guarded(codec: Any) -> Callable[[bytes], Any]:
+    """The codec's request decoder; a codec of someone else's that lets invalid UTF-8 or
+    too deep nesting escape as UnicodeError / RecursionError gets INVALID_ARGUMENT too
+    (the derived `JsonCodec` maps them itself and is used as is)."""
+    decode: Callable[[bytes], Any] = codec.decode_request
+    if isinstance(codec, JsonCodec):
+        return decode
+
+    def guarded(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except (UnicodeError, RecursionError) as e:
+            raise malformed(e) from None
+
+    return guarded
+
+
 def _cancelled() -> Cancelled:
     """For the observer: the client went away, or the server stopped past its grace."""
     return Cancelled("the call was cancelled")
@@ -83,7 +101,7 @@ class _Route:
     )
 
     def __init__(self, route: GrpcRoute, service: str, observer: Observer) -> None:
-        self.decode = route.codec.decode_request
+        self.decode = _guarded(route.codec)
         self.encode = route.codec.encode_response
         self.encode_error = route.codec.encode_error
         self.endpoint = route.method.endpoint

@@ -133,7 +133,7 @@ class Exchange:
             raise errors.InvalidArgument(f"malformed JSON: {e}") from None
         except KeyError as e:
             raise errors.InvalidArgument(f"invalid request: {e.args[0]!s} is missing") from None
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, RecursionError) as e:  # UnicodeError is a ValueError
             raise malformed(e) from None
 
     async def send_error(self, exc: BaseException) -> None:
