@@ -15,7 +15,11 @@ def test_parse() -> None:
     assert parse("unix:///tmp/a.sock").path == "/tmp/a.sock"
     a = parse("127.0.0.1:8080")
     assert (a.host, a.port, a.is_unix) == ("127.0.0.1", 8080, False)
-    assert parse(":9000").host == "0.0.0.0"
+    # issue 8: `:PORT` silently bound every interface; now it is refused in one sentence
+    with pytest.raises(
+        AddressError, match=r"has no host; write 0\.0\.0\.0:9000 .* 127\.0\.0\.1:9000"
+    ):
+        parse(":9000")
     assert parse("[::1]:80").host == "::1"
     assert str(parse("[::1]:80")) == "[::1]:80"
     for bad in ("nonsense", "unix:", "host:99999", "host:port"):

@@ -16,7 +16,7 @@ import stat
 from dataclasses import dataclass
 
 # Wildcard listening hosts and the loopback host a local client dials instead.
-_WILDCARDS: dict[str | None, str] = {None: "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
+_WILDCARDS: dict[str | None, str] = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 RUN_DIR = "run"
@@ -59,7 +59,7 @@ class Address:
     def dialable(self) -> Address:
         """The address a client on this machine dials: a wildcard host becomes loopback.
 
-        A server listening on `0.0.0.0` (or `:PORT`) is reached at 127.0.0.1, one
+        A server listening on `0.0.0.0` is reached at 127.0.0.1, one
         on `::` at ::1; anything else, Unix sockets included, is returned as is.
         """
         if self.path is not None or self.host not in _WILDCARDS:
@@ -76,7 +76,11 @@ class Address:
 
 
 def parse(raw: str) -> Address:
-    """Parse `unix:PATH`, `unix://PATH`, `HOST:PORT`, `[::1]:PORT` or `:PORT`."""
+    """Parse `unix:PATH`, `unix://PATH`, `HOST:PORT` or `[::1]:PORT`.
+
+    `:PORT` is refused: it used to mean every interface, silently; the address
+    must say `0.0.0.0:PORT` (every interface) or `127.0.0.1:PORT` (this machine).
+    """
     text = raw.strip()
     if text.startswith("unix:"):
         path = text[5:]
@@ -91,7 +95,12 @@ def parse(raw: str) -> Address:
     port = int(port_text)
     if port > 65535:
         raise AddressError(f"address {raw!r} has a port above 65535")
-    host = host.strip("[]") or "0.0.0.0"
+    host = host.strip("[]")
+    if not host:
+        raise AddressError(
+            f"address {raw!r} has no host; write 0.0.0.0:{port} to listen on every interface"
+            f" or 127.0.0.1:{port} for this machine only"
+        )
     return Address(raw=text, host=host, port=port)
 
 
