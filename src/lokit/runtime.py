@@ -116,6 +116,10 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP (a closed terminal, `systemctl reload`) would end the process without
+    # any cleanup, leaving socket files behind. A service's settings come from its
+    # flags, fixed for its life, so there is nothing to reload: say so and serve on.
+    loop.add_signal_handler(signal.SIGHUP, _hangup, log, service.name)
     try:
         try:
             await runtime.start(ready)
@@ -128,11 +132,18 @@ async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None =
             service.drain()
     finally:
         await runtime.stop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(sig)
     log.info("stopped", service=service.name)
     return 0
+
+
+def _hangup(log: Any, name: str) -> None:
+    log.warning(
+        "SIGHUP ignored: nothing to reload; restart the service to change its settings",
+        service=name,
+    )
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:
