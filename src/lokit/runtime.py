@@ -76,7 +76,9 @@ class Runtime:
                 for a in await self._http.start(http_addrs):
                     self._ready("http", a, ready)
             if debug_addr is not None:
-                self._debug = HttpServer(debug_app(), name="debug", graceful_timeout=1.0)
+                self._debug = HttpServer(
+                    debug_app(health=self.service.health), name="debug", graceful_timeout=1.0
+                )
                 for a in await self._debug.start([debug_addr]):
                     self._ready("debug", a, ready)
         except BaseException:

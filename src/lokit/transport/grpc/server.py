@@ -14,13 +14,14 @@ import os
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 
 from lokit.observability.observer import Observer
 from lokit.routes import ServiceDef
 from lokit.transport import address
 from lokit.transport.address import Address, AddressError
 from lokit.transport.grpc.handlers import method_handler
+from lokit.transport.grpc.health import ServiceHealth
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -113,10 +114,11 @@ class GrpcServer:
         # each call cost more the more methods a server has.
         for svc, methods in handlers.items():
             server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(svc, methods),))
-        self._health = health.aio.HealthServicer()
+        self._health = ServiceHealth(
+            self.service.name, list(self.service.grpc_services), self.service.health
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, _GenericOnly(server))
-        for name in self.service.grpc_services:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        await self._health.start()
 
         bound: list[Address] = []
         sockets: list[tuple[Address, int]] = []
@@ -127,6 +129,7 @@ class GrpcServer:
                     os.chmod(addr.path, 0o660)
                     sockets.append((addr, os.stat(addr.path).st_ino))
         except AddressError:
+            await self._health.stop_polling()
             await server.start()  # the only way to have grpcio release the ports it took
             await server.stop(None)
             for addr, ino in sockets:
