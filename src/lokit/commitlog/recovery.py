@@ -2,32 +2,35 @@
 
 `plan` reads a store (as a buffer) and the raw bytes of its index and returns a
 `Plan`: the store position of every record the segment keeps, which of them are
-damaged, and what to change on disk. It changes nothing itself (`Segment.recover`
-applies the plan). The rules, in order of authority:
+damaged, and what to change on disk. It changes nothing itself (`repair.apply` does,
+copying the files aside first). The rules, in order of authority:
 
 1. **The index counts records.** Its valid prefix (entry k holds relative offset k,
-   positions start at 0 and strictly increase) gives each listed record's span;
-   every listed record keeps its offset: it verifies, or it is *damaged* (reading it
-   raises `CorruptRecordError`). Entries past a broken one that still hold their own
-   relative offset count as listed too (their positions are not trusted), so the
-   next offset never drops below what the index says was handed out.
+   positions start at 0 and strictly increase) says where each listed record starts;
+   a frame that verifies by its own length field outranks a listed position (the
+   entry was damaged), a frame that does not is a *damaged* record kept at its
+   offset (reading it raises `CorruptRecordError`). Entries past a broken one that
+   still hold their own relative offset count as listed too, so the next offset
+   never drops below what the index says was handed out.
 2. **Checksums place records the index does not.** After the last listed position
    the store is walked by length fields. A frame that does not verify starts a
    damaged region; the walk resynchronises at the next frame that verifies. The
-   region is exactly one damaged record when its own length field lands on that
-   frame, or when the checksum over the region as a payload matches its header
-   (only the length was hit). Otherwise the number of records in it is unknown: the
-   verified frames after it cannot be numbered, so none of them is given an offset
-   (their bytes stay in place and are quarantined by the caller), and the newest
-   segment reserves one offset for the region and one for each frame after it.
+   region is one damaged record when its own length field lands on that frame, or
+   when the checksum over the region taken as a payload matches its header (only the
+   length was hit). Otherwise the number of records in it is unknown, so the frames
+   after it cannot be numbered: the region and everything after it is cut off (after
+   the copy), and the newest segment *reserves* the offsets they might have held --
+   at most one per 8 bytes of damaged region plus one per verified frame -- by
+   having the log start its next segment past them. Reading a reserved offset raises
+   `CorruptRecordError` (missing); no reserved offset is ever handed out again.
 3. **A torn tail is cut.** Bytes after the last verified frame, with no verified
    frame after them and not listed by the index, are what a crash leaves behind:
-   the store is cut back to the last verified frame. Nothing else is ever cut.
-4. **Listed records with no bytes left** (the store ends before them) get 8-byte
-   tombstone frames (all zero, which never verifies) in the newest segment, so their
-   offsets stay taken. A sealed segment never changes its store: its missing records
-   are not indexed, and reads report them missing (its offsets are fixed by the next
-   segment's base).
+   the newest store is cut back to the last verified frame, with no copy.
+4. **The store ends inside listed records.** The newest segment keeps a listed record
+   that runs into the end of the file as a damaged record and reserves the offsets of
+   the listed records after it. A sealed segment cuts such bytes off (after the copy);
+   its records from there on read as missing, and its offsets are fixed anyway by the
+   next segment's base.
 
 Every damaged record's span is chosen so that it can never verify (a walk by length
 fields stops at its first byte), so a batched read can never run through one.
@@ -47,9 +50,6 @@ import crc32c
 from .index import ENTRY_SIZE, pack_entries
 from .record import CRC_SEED, HEADER, HEADER_SIZE, Buffer, scan
 
-TOMBSTONE: Final = bytes(HEADER_SIZE)
-"""The frame that stands for a record whose bytes are gone (never verifies)."""
-
 _unpack_from = HEADER.unpack_from
 _crc = crc32c.crc32c
 _NONZERO: Final = re.compile(rb"[^\x00]")
@@ -60,7 +60,7 @@ class Plan:
     """What recovery keeps of one segment (record numbers are relative to its base)."""
 
     positions: list[int] = field(default_factory=list)
-    """Store position of every record the index will list, tombstones included."""
+    """Store position of every record the index will list."""
     damaged: list[int] = field(default_factory=list)
     """Numbers of the kept records that do not verify, ascending."""
     listed: int = 0
@@ -71,14 +71,13 @@ class Plan:
     """Cut the store back to this size, or None."""
     torn: bool = False
     """The cut drops only a torn tail (no copy needed)."""
-    tombstones: int = 0
-    """Zero frames to append at the end of the store (their positions are in `positions`)."""
+    reserve: int = 0
+    """Newest segment: the record count the offsets must reach although fewer records
+    are kept (the log then starts its next segment there), or 0."""
     unplaced: tuple[int, int] | None = None
     """A byte range holding verified frames that could not be given an offset."""
     missing_from: int | None = None
     """Sealed segments: the first record number past the end of what could be indexed."""
-    reasons: dict[int, str] = field(default_factory=dict)
-    """Why a damaged record cannot be read, where the frame's own check would mislead."""
 
 
 def frame_end(buf: Buffer, p: int, size: int) -> int | None:
@@ -188,6 +187,8 @@ def plan(buf: Buffer, size: int, raw: bytes, expected: int | None, limit: int) -
         return fast
     pos, listed = parse_index(raw, expected)
     out = Plan(listed=listed, trusted=len(pos))
+    if expected is not None and len(pos) == expected:
+        pos.append(size)  # a sealed segment's last record ends where the file does
     m = len(pos)
     k = 0
     s = 0
@@ -201,18 +202,12 @@ def plan(buf: Buffer, size: int, raw: bytes, expected: int | None, limit: int) -
             continue
         if e <= s or e > size:
             break
-        _keep_damaged(out, k, s, None)
+        out.positions.append(s)
+        out.damaged.append(k)
         k += 1
         s = e
-    if k + 1 < m and pos[k + 1] > size:
-        # the store ends inside the records the index lists
-        if expected is not None:
-            _cut(out, s, size, torn=False)
-        elif s < size:
-            _keep_damaged(out, k, s, "the record is cut short by the end of the file")
-            _tombstones(out, k + 1, size)
-        else:
-            _tombstones(out, k, size)
+    if k + 1 < m and pos[k + 1] > size:  # the store ends inside the records the index lists
+        _listed_tail(out, k, s, size, expected)
     else:
         _walk(out, buf, size, k, s, expected, limit)
     if expected is not None:
@@ -223,6 +218,8 @@ def plan(buf: Buffer, size: int, raw: bytes, expected: int | None, limit: int) -
             out.damaged = [d for d in out.damaged if d < expected]
         if len(out.positions) < expected:
             out.missing_from = len(out.positions)
+    elif out.reserve < listed:
+        out.reserve = listed
     return out
 
 
@@ -230,11 +227,11 @@ def _walk(
     out: Plan, buf: Buffer, size: int, k: int, p: int, expected: int | None, limit: int
 ) -> None:
     """Place records from record `k` at byte `p` by length fields and checksums."""
-    pieces: list[tuple[str, int]] = []  # ("ok" | "bad" | "gap" | "tail", start)
+    pieces: list[tuple[str, int, int]] = []  # ("ok" | "bad" | "gap" | "tail", start, end)
     while p < size:
         e = frame_end(buf, p, size)
         if e is not None:
-            pieces.append(("ok", p))
+            pieces.append(("ok", p, e))
             p = e
             continue
         q = None
@@ -248,42 +245,49 @@ def _walk(
         if q is None:
             q = next_frame(buf, p + 1, size, limit)
             if q is None:
-                pieces.append(("tail", p))
+                pieces.append(("tail", p, size))
                 break
             repaired = q - p >= HEADER_SIZE and (n or crc) and checksum_at(buf, p, q) == crc
             kind = "bad" if repaired else "gap"
-        pieces.append((kind, p))
+        pieces.append((kind, p, q))
         p = q
-    newest = expected is None
-    for i, (kind, s) in enumerate(pieces):
+    for i, (kind, s, _) in enumerate(pieces):
         if kind == "gap":
+            # Cannot be numbered from here on. At most one record per 8 bytes of each
+            # damaged region, one per frame: reserve that many offsets (newest segment).
             out.unplaced = (s, size)
-            if not newest:
-                _cut(out, s, size, torn=False)
-                return
-            rest = sum(1 for kd, _ in pieces[i + 1 :] if kd != "tail")
-            need = max(1 + rest, out.listed - k)
-            _keep_damaged(out, k, s, None)
-            _tombstones(out, k + 1, size, need - 1)
-            for j in range(k, k + need):
-                out.reasons[j] = (
-                    "the record is in a damaged region whose records cannot be told apart "
-                    "(its offset is kept; the bytes were quarantined)"
-                )
+            _cut(out, s, size, torn=False)
+            if expected is None:
+                bound = sum(_most_records(kd, a, b) for kd, a, b in pieces[i:])
+                out.reserve = k + bound
             return
         if kind == "tail":
-            if newest and k < out.listed:  # listed by the index: not a torn tail
-                _keep_damaged(out, k, s, None)
-                _tombstones(out, k + 1, size)
+            if expected is None and k < out.listed:  # listed by the index: not a torn tail
+                _listed_tail(out, k, s, size, expected)
             else:
-                _cut(out, s, size, torn=newest)
+                _cut(out, s, size, torn=expected is None)
             return
         out.positions.append(s)
         if kind == "bad":
             out.damaged.append(k)
         k += 1
-    if newest:
-        _tombstones(out, k, size)
+
+
+def _most_records(kind: str, start: int, end: int) -> int:
+    """The most records a piece of the walk can have held: one per verified or
+    one-record piece, one per started 8 bytes of a damaged region."""
+    return 1 if kind in ("ok", "bad") else -(-(end - start) // HEADER_SIZE)
+
+
+def _listed_tail(out: Plan, k: int, s: int, size: int, expected: int | None) -> None:
+    """Record `k`, which the index lists, starts at `s` but does not verify before the
+    end of the store. The newest segment keeps it (damaged, in place); a sealed one
+    cuts it off (it then reads as missing)."""
+    if expected is not None:
+        _cut(out, s, size, torn=False)
+    elif s < size:
+        out.positions.append(s)
+        out.damaged.append(k)
 
 
 def _cut(out: Plan, at: int, size: int, *, torn: bool) -> None:
@@ -295,29 +299,6 @@ def _cut(out: Plan, at: int, size: int, *, torn: bool) -> None:
 def checksum_at(buf: Buffer, p: int, q: int) -> int:
     """The frame checksum of buf[p+8:q] taken as a payload."""
     return int(_crc(buf[p + HEADER_SIZE : q], CRC_SEED))
-
-
-def _keep_damaged(out: Plan, k: int, s: int, reason: str | None) -> None:
-    out.positions.append(s)
-    out.damaged.append(k)
-    if reason is not None:
-        out.reasons[k] = reason
-
-
-def _tombstones(out: Plan, k: int, size: int, n: int | None = None) -> None:
-    """Tombstones for records k.. up to what the index listed (or exactly `n` of them)."""
-    if n is None:
-        n = out.listed - k
-    if n <= 0:
-        return
-    base = size + HEADER_SIZE * out.tombstones
-    for j in range(n):
-        out.positions.append(base + HEADER_SIZE * j)
-        out.damaged.append(k + j)
-        out.reasons.setdefault(
-            k + j, "the record's bytes are gone (its offset is kept so it is never reused)"
-        )
-    out.tombstones += n
 
 
 def offset_ranges(base: int, numbers: list[int]) -> str:

@@ -1,14 +1,14 @@
 """Applying a recovery `Plan` to a segment's files: quarantine first, then the change.
 
-Before recovery changes anything that is not a torn tail -- tombstones appended for
-listed records whose bytes are gone, index entries dropped or moved, verified frames
-left without an offset -- it copies the store and the index, as they are, beside the
-segment: ``<base>.store.damaged-<UTC time>`` and ``<base>.index.damaged-<UTC time>``
-(mode 0600, fsynced with their directory before the first byte of the segment
-changes). Those names are not segment names, so the log ignores them; an operator can
-inspect or salvage them, then delete them. Cutting a torn tail needs no copy (it is
-what a crash leaves of records that were never acknowledged). Damaged records kept in
-place need none either: their bytes are still in the store.
+Before recovery changes anything that is not a torn tail -- bytes cut from a store,
+index entries dropped or moved -- or leaves verified frames without an offset, it
+copies the store and the index, as they are, beside the segment:
+``<base>.store.damaged-<UTC time>`` and ``<base>.index.damaged-<UTC time>`` (mode
+0600, fsynced with their directory before the first byte of the segment changes).
+Those names are not segment names, so the log ignores them; an operator can inspect
+or salvage them, then delete them. Cutting a torn tail needs no copy (it is what a
+crash leaves of records that were never acknowledged); nor does keeping a damaged
+record in place (its bytes are still in the store).
 
 What was found is logged through structlog under ``lokit.commitlog``, at ``error``
 for damage (with the path and the offset ranges) and at ``warning`` for a torn tail
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from .index import ENTRY_SIZE, pack_entries
-from .recovery import TOMBSTONE, Plan, offset_ranges
+from .recovery import Plan, offset_ranges
 
 if TYPE_CHECKING:
     from .segment import Segment
@@ -34,25 +34,25 @@ _log = structlog.get_logger("lokit.commitlog")
 _CHUNK = 1 << 20
 
 
-def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> None:
+def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> int:
     """Make `seg`'s files and in-memory state what `plan` says (`raw_index`: the index
     file's bytes as read for the plan; `expected`: a sealed segment's record count).
-    Raises OSError if a file cannot be changed."""
+    Returns the lowest next offset the log may have after this segment (its own next
+    offset, or past the offsets the plan reserves). Raises OSError if a file cannot
+    be changed."""
     base = seg.base
     store_path = str(seg.store.path)
     new_index = pack_entries(0, plan.positions) if plan.positions else b""
     t = plan.trusted * ENTRY_SIZE
     lossy = len(plan.positions) < plan.listed or new_index[:t] != raw_index[:t]
     cut_damage = plan.cut is not None and not plan.torn
-    if plan.unplaced is not None or plan.tombstones or lossy or cut_damage:
+    if plan.unplaced is not None or lossy or cut_damage:
         copies = quarantine(seg)
         what = []
         unplaced = None
         if plan.unplaced is not None:
             unplaced = f"{plan.unplaced[0]}..{plan.unplaced[1] - 1}"
             what.append(f"bytes {unplaced} hold records that cannot be given an offset")
-        if plan.tombstones:
-            what.append(f"{plan.tombstones} listed records have no bytes left")
         if lossy:
             what.append("index entries disagree with the store")
         if cut_damage:
@@ -77,8 +77,6 @@ def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> N
         )
     if plan.cut is not None:
         seg.store.truncate(plan.cut)
-    if plan.tombstones:
-        seg.store.append_frames(TOMBSTONE * plan.tombstones)
     if raw_index != new_index:
         _log.warning(
             "commitlog.index_rebuilt",
@@ -88,7 +86,6 @@ def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> N
         )
         seg.index.rewrite(plan.positions)
     seg.damaged = plan.damaged
-    seg.reasons = {k: plan.reasons[k] for k in plan.damaged if k in plan.reasons}
     if plan.damaged:
         _log.error(
             "commitlog.corrupt_records_kept",
@@ -103,6 +100,16 @@ def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> N
             path=store_path,
             unreadable_offsets=f"{base + plan.missing_from}..{base + expected - 1}",
         )
+    kept = len(plan.positions)
+    if plan.reserve > kept:
+        _log.error(
+            "commitlog.offsets_reserved",
+            path=store_path,
+            unreadable_offsets=f"{base + kept}..{base + plan.reserve - 1}",
+            note="records there may have been read: the offsets are never handed out again, "
+            "and reading them raises CorruptRecordError",
+        )
+    return base + max(kept, plan.reserve)
 
 
 def quarantine(seg: Segment) -> list[Path]:
@@ -112,12 +119,17 @@ def quarantine(seg: Segment) -> list[Path]:
     copies: list[Path] = []
     for fd, path in ((seg.store.fd, seg.store.path), (seg.index.fd, seg.index.path)):
         copies.append(_copy(fd, path, stamp))
-    dir_fd = os.open(seg.store.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(seg.store.path.parent)
     return copies
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make the directory's entries (files created or renamed in it) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _copy(src: int, path: Path, stamp: str) -> Path:

@@ -42,7 +42,6 @@ class Segment:
         "damaged",
         "index",
         "max_store_bytes",
-        "reasons",
         "record_limit",
         "store",
     )
@@ -54,7 +53,6 @@ class Segment:
         self.capacity = config.index_capacity
         self.record_limit = config.record_limit
         self.damaged: list[int] = []  # record numbers recovery found damaged, ascending
-        self.reasons: dict[int, str] = {}  # why, where the frame's own check would mislead
         self.store = Store(store_path)
         try:
             self.index = Index(index_path)
@@ -147,7 +145,6 @@ class Segment:
         self.store.truncate(store_size)
         if self.damaged and self.damaged[-1] >= count:
             self.damaged = [k for k in self.damaged if k < count]
-            self.reasons = {k: r for k, r in self.reasons.items() if k < count}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -165,7 +162,7 @@ class Segment:
         data = os.pread(self.store.fd, end - pos, pos)
         got = decode(data, 0, len(data))
         if isinstance(got, str):
-            raise CorruptRecordError(self.store.path, offset, self.reasons.get(k, got))
+            raise CorruptRecordError(self.store.path, offset, got)
         return got
 
     def read_range(
@@ -250,7 +247,7 @@ class Segment:
         length, _ = HEADER.unpack(head)
         return bool(last + HEADER_SIZE + length == self.store.size)
 
-    def recover(self, newest: bool, expected: int | None) -> None:
+    def recover(self, newest: bool, expected: int | None) -> int:
         """Make store and index agree without destroying a record that can still be read.
 
         The newest segment is always read through and checksummed; a sealed one
@@ -260,9 +257,13 @@ class Segment:
         resynchronised at the next frame that verifies after damage, and only a torn
         tail -- bytes after the last verified frame that the index does not list -- is
         cut. Anything else is copied aside before it changes (`repair`).
+
+        Returns the lowest next offset the log may have after this segment: its own
+        next offset, or (newest segment) past offsets that damage makes unreadable but
+        that may have been handed out -- the log then starts its next segment there.
         """
         if not newest and self.index_consistent(expected):
-            return
+            return self.next_offset
         size = self.store.size
         raw = os.pread(self.index.fd, self.index.raw_size, 0) if self.index.raw_size else b""
         if size:
@@ -270,7 +271,7 @@ class Segment:
                 found = plan(mm, size, raw, expected, self.record_limit)
         else:
             found = plan(b"", 0, raw, expected, self.record_limit)
-        repair.apply(self, found, raw, expected)
+        return repair.apply(self, found, raw, expected)
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ import structlog
 from .config import LogConfig
 from .durability import Durability
 from .errors import CorruptRecordError, OffsetOutOfRangeError
+from .repair import fsync_dir
 from .segment import SEGMENT_FILE, Segment, segment_paths
 
 _log = structlog.get_logger("lokit.commitlog")
@@ -45,9 +46,11 @@ class SegmentSet:
         """Open every segment in the directory and recover them (or create the first).
 
         Only ``<20 digits>.store`` / ``.index`` files are segments; anything else in the
-        directory is left alone. The newest segment is checksummed and a torn tail cut
-        off; any index that disagrees with its store is rebuilt; an index without its
-        store is deleted. Retention is applied.
+        directory is left alone. Each segment is recovered (`Segment.recover`: damage
+        is read around, a torn tail of the newest is cut); an index without its store
+        is deleted. If damage in the newest segment hides offsets that may have been
+        handed out, a new empty segment starts past them, so they are never reused.
+        Retention is applied.
         """
         stores: set[int] = set()
         indexes: set[int] = set()
@@ -67,27 +70,35 @@ class SegmentSet:
         for i, seg in enumerate(segments):
             newest = i == len(segments) - 1
             expected = None if newest else bases[i + 1] - seg.base
-            seg.recover(newest, expected)
+            at_least = seg.recover(newest, expected)
             if not newest:
                 seg.index.seal()
         self._bases = [s.base for s in segments]
         self._durability.dir_dirty = not stores
+        if at_least > segments[-1].next_offset:  # damage hides offsets that were handed out
+            self._start_at(at_least)
+            fsync_dir(self.directory)  # before anything is appended past them
         self.enforce_retention()
 
     # -- the newest end --------------------------------------------------------------------
 
     def roll(self) -> Segment:
         """Start a new active segment at the next offset (the old one is sealed)."""
-        old = self.segments[-1]
-        old.index.seal()
-        seg = Segment(self.directory, old.next_offset, self.config)
-        self.segments.append(seg)
-        self._bases.append(seg.base)
-        self._durability.dir_dirty = True
+        seg = self._start_at(self.segments[-1].next_offset)
         try:
             self.enforce_retention()
         except OSError as e:  # retention can wait for the next roll; the append cannot
             _log.error("commitlog.retention_failed", path=str(self.directory), error=str(e))
+        return seg
+
+    def _start_at(self, base: int) -> Segment:
+        """Seal the active segment and start a new one at `base` (>= its next offset;
+        offsets in between read as missing)."""
+        self.segments[-1].index.seal()
+        seg = Segment(self.directory, base, self.config)
+        self.segments.append(seg)
+        self._bases.append(seg.base)
+        self._durability.dir_dirty = True
         return seg
 
     def append_spread(self, data: bytes, sizes: list[int], total: int) -> None:
@@ -123,6 +134,8 @@ class SegmentSet:
         seg = segments[-1]
         if seg.next_offset > keep_next:
             seg.truncate(keep_next - seg.base)
+        elif seg.next_offset < keep_next:  # it ends in missing records: skip them again
+            seg = self._start_at(keep_next)
         dirty[seg] = None
         self._durability.dir_dirty = True
 
