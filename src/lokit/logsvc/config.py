@@ -45,6 +45,7 @@ class ServerConfig:
     retention_bytes: int | None = None
     retention_age: float | None = None
     read_cache_bytes: int = DEFAULT_CACHE_BYTES
+    max_topics: int | None = None  # None: from the open-file limit at start
     log_format: str = "logfmt"
     log_level: str = "info"
     grace: float = 10.0
@@ -100,6 +101,13 @@ def _convert(key: str, value: Any) -> Any:
             return str(FsyncPolicy.parse(value))
         if key in ("segment_max_bytes", "max_record_bytes", "read_cache_bytes"):
             return parse_size(value, key.replace("_", "-"))
+        if key == "max_topics":
+            if _optional(value) or value == "auto":
+                return None
+            n = int(value) if isinstance(value, int | str) and str(value).isdigit() else 0
+            if n < 1:
+                raise ConfigError(f"max-topics must be a whole number >= 1, not {value!r}")
+            return n
         if key == "retention_bytes":
             return None if _optional(value) else parse_size(value, "retention-bytes")
         if key == "retention_age":
