@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lokit.logsvc.cache import RECORD_OVERHEAD, TailCache
+from lokit.logsvc.cache import RECORD_OVERHEAD, CacheBudget, TailCache
 
 
 def test_serves_what_was_appended() -> None:
@@ -55,3 +55,54 @@ def test_disabled() -> None:
     c.add(0, [b"a"])
     c.add_one(1, b"b")
     assert c.get(0, 10, 100) is None
+
+
+def test_one_budget_for_every_topic() -> None:
+    per = 100 + RECORD_OVERHEAD
+    budget = CacheBudget(per * 100)
+    caches = [TailCache(budget) for _ in range(40)]
+    for i in range(50):
+        for c in caches:
+            c.add_one(i, b"%100d" % i)
+            assert budget.nbytes <= budget.limit
+    assert budget.nbytes == sum(c.nbytes for c in caches) <= per * 100
+    for c in caches:  # each kept its newest records, if any
+        assert c.nbytes == 0 or c.get(49, 1, 1000) == [b"%100d" % 49]
+    for i in range(50, 150):  # one busy topic takes the budget from the idle ones
+        caches[-1].add_one(i, b"%100d" % i)
+    assert budget.nbytes <= per * 100 and caches[0].nbytes == 0
+    assert caches[0].get(49, 1, 1000) is None
+    assert caches[-1].get(149, 1, 1000) == [b"%100d" % 149]
+
+
+def test_a_read_keeps_a_topic_warm() -> None:
+    per = 10 + RECORD_OVERHEAD
+    budget = CacheBudget(per * 20)
+    a, b, c = TailCache(budget), TailCache(budget), TailCache(budget)
+    a.add(0, [b"a" * 10] * 8)
+    b.add(0, [b"b" * 10] * 8)
+    assert a.get(0, 10, 1000) is not None  # a was read after b's append
+    c.add(0, [b"c" * 10] * 8)  # over the budget: b, the least recently used, gives up first
+    assert a.get(0, 10, 1000) == [b"a" * 10] * 8
+    assert c.get(0, 10, 1000) == [b"c" * 10] * 8
+    assert budget.nbytes <= budget.limit and b.first > 0
+
+
+def test_batches_and_clear_keep_the_budget_exact() -> None:
+    budget = CacheBudget(1 << 20)
+    a, b = TailCache(budget), TailCache(budget)
+    a.add(0, [b"x" * 1000] * 10)
+    b.add(0, [b"y" * 1000] * 10)
+    assert budget.nbytes == a.nbytes + b.nbytes == 2 * 10 * (1000 + RECORD_OVERHEAD)
+    a.add(3, [b"again"])  # an overlap empties a
+    assert budget.nbytes == b.nbytes
+    b.clear()
+    assert budget.nbytes == 0 and not budget.caches
+
+
+def test_a_single_huge_batch_is_cut_to_the_budget() -> None:
+    budget = CacheBudget(10_000)
+    c = TailCache(budget)
+    c.add(0, [b"z" * 100] * 1000)
+    assert budget.nbytes <= 10_000 and c.end == 1000
+    assert c.get(999, 1, 1000) == [b"z" * 100]
