@@ -340,3 +340,63 @@ def test_damaged_last_record_of_sealed_segment_stays_in_place(
     _check_batches(log, {last})
     assert sealed.stat().st_size == size and not _quarantined(log_dir)
     _appends_continue(log)
+
+
+# -- what else meets reserved offsets or a damaged index ------------------------------------
+
+
+def _reserved(open_log: OpenLog, log_dir: Path) -> tuple[Log, int]:
+    """A log whose newest segment lost its index and took zeros: offsets reserved."""
+    newest = _written(open_log)[-1]
+    first = min(_damage(newest, newest.stat().st_size // 2, bytes(4096)))
+    _index_of(newest).write_bytes(b"")
+    log, _ = _reopen(open_log)
+    assert log.next_offset > N
+    return log, first
+
+
+def test_truncate_suffix_into_reserved_offsets(open_log: OpenLog, log_dir: Path) -> None:
+    log, first = _reserved(open_log, log_dir)
+    log.truncate_suffix(N - 1)  # the next append gets N, as asked
+    assert log.next_offset == N and log.append(b"x") == N and log.read(N) == b"x"
+    with pytest.raises(CorruptRecordError, match="missing"):
+        log.read(first)
+    assert log.read(first - 1) == value_for(first - 1)
+
+
+def test_snapshot_of_a_log_with_reserved_offsets_is_refused(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    log, first = _reserved(open_log, log_dir)
+    with pytest.raises(CorruptRecordError, match=f"offset {first}.*cannot snapshot"):
+        log.reader()
+
+
+def test_damaged_index_entry_of_newest_segment_is_corrected(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    newest = _written(open_log)[-1]
+    _flip_bit(_index_of(newest), 40 * ENTRY_SIZE + 11, 2)  # entry 40's position, +-4
+    log, logs = _reopen(open_log)
+    assert log.next_offset == N
+    _check(log, ())  # the frames that verify outrank the entry
+    assert _events(logs, "commitlog.index_rebuilt") and len(_quarantined(log_dir)) == 2
+
+
+def test_damaged_sealed_index_entry_never_reads_out_of_bounds(
+    open_log: OpenLog, log_dir: Path
+) -> None:
+    # a sealed index passes the cheap open-time check unless its ends are damaged:
+    # a wild entry must give CorruptRecordError, never another record or an OSError
+    sealed = _written(open_log)[1]
+    _write_at(_index_of(sealed), 40 * ENTRY_SIZE + 4, b"\xff" * 8)
+    log, _ = _reopen(open_log)
+    off = _base(sealed) + 40
+    for o in (off - 1, off):
+        with pytest.raises(CorruptRecordError, match=f"offset {o}.*index"):
+            log.read(o)
+    for start in (off - 5, off - 1, off + 1):  # batches hold only the right bytes
+        batch = log.read_range(start, 100, 1 << 20)
+        assert batch and batch == [(o, value_for(o)) for o in range(start, start + len(batch))]
+    with pytest.raises(CorruptRecordError, match=f"offset {off}"):
+        log.read_range(off)

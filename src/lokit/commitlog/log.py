@@ -86,8 +86,9 @@ class Log:
         """Open (creating if needed) the log in `directory` and recover it.
 
         Only ``<20 digits>.store`` / ``.index`` files are segments; anything else in the
-        directory is left alone. The newest segment is checksummed and a torn tail cut
-        off; any index that disagrees with its store is rebuilt.
+        directory is left alone. Only a torn tail is cut; damaged records keep their
+        offsets (reads raise `CorruptRecordError`), no offset is handed out twice, and
+        other repairs copy the files aside first (rules: `recovery`, `repair`).
         """
         config = config or LogConfig()
         path = Path(directory)
@@ -308,7 +309,8 @@ class Log:
         """Records from `offset` on, as (offset, value): at most `max_records`, and no
         more than `max_bytes` of values, except that the first record is always
         returned even if it alone is bigger. OffsetOutOfRangeError if `offset` is not in the
-        log. Stops early before a damaged record (reading it alone raises)."""
+        log. A damaged record is never skipped: the batch stops just before it, and a
+        `read_range` starting at it raises `CorruptRecordError`."""
         offset = operator.index(offset)
         if max_records < 1:
             raise ValueError(f"max_records must be at least 1, not {max_records}")

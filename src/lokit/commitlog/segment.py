@@ -25,6 +25,7 @@ from .recovery import plan
 from .store import Store
 
 SEGMENT_FILE = re.compile(r"^(\d{20})\.(store|index)$")
+_BAD_ENTRY = "its index entry points outside the store (the index is damaged)"
 
 
 def segment_paths(directory: Path, base: int) -> tuple[Path, Path]:
@@ -159,6 +160,8 @@ class Segment:
             raise OffsetOutOfRangeError(offset)
         pos = self.index.position(k)
         end = self._end_of(k)
+        if not pos < end <= self.store.size:
+            raise CorruptRecordError(self.store.path, offset, _BAD_ENTRY)
         data = os.pread(self.store.fd, end - pos, pos)
         got = decode(data, 0, len(data))
         if isinstance(got, str):
@@ -207,15 +210,32 @@ class Segment:
                     return 0, 0
                 take = 1
             end = self._end_of(k + take - 1) - pos0
+        if end <= 0 or pos0 + end > self.store.size:  # a damaged index entry
+            return self._verified(offset, take, out)
         buf = os.pread(self.store.fd, end, pos0)
         before = len(out)
         reason = decode_frames(buf, offset, end, out)
         got = len(out) - before
-        if reason is not None and got == 0 and before == 0:
-            raise CorruptRecordError(self.store.path, offset, reason)
-        return got, end - HEADER_SIZE * got if reason is None else sum(
-            len(v) for _, v in out[before:]
-        )
+        if reason is None and got == take:  # the walk matched the index end to end
+            return got, end - HEADER_SIZE * got
+        del out[before:]  # damage: trust only frames that fill their index span exactly
+        return self._verified(offset, take, out)
+
+    def _verified(self, offset: int, take: int, out: list[tuple[int, bytes]]) -> tuple[int, int]:
+        """`read_range`'s slow path: up to `take` records from `offset`, each read and
+        checked against its own index span, stopping before the first that fails (which
+        is raised when it is `offset` itself and `out` is empty)."""
+        nbytes = 0
+        for i in range(take):
+            try:
+                value = self.read(offset + i)
+            except CorruptRecordError:
+                if i or out:
+                    return i, nbytes
+                raise
+            out.append((offset + i, value))
+            nbytes += len(value)
+        return take, nbytes
 
     def files_match(self) -> bool:
         """True if both files on disk are as long as this segment believes it wrote
