@@ -90,7 +90,8 @@ def contract(
     - `actions`: RPC name -> the action an ACL checks (default the Python name);
     - `idempotent`: RPC names a retry may run twice (True: every method).
 
-    A name in `actions` or `idempotent` that is no method is refused at once.
+    A name in `actions`, `idempotent` or a codec mapping that is no method is
+    refused at once, naming the methods there are.
     """
     if not isinstance(interface, type):
         raise TypeError(f"a contract is derived from a class or Protocol, not {interface!r}")
@@ -98,7 +99,11 @@ def contract(
     known = {m.name for m in methods}
     actions = dict(actions or {})
     again = known if idempotent is True else set(idempotent or ())
-    for what, names in (("actions", actions), ("idempotent", again)):
+    named = [("actions", actions), ("idempotent", again)]
+    for what, codecs in (("grpc_codecs", grpc_codecs), ("http_codecs", http_codecs)):
+        if isinstance(codecs, Mapping):
+            named.append((what, codecs))
+    for what, names in named:
         unknown = sorted(set(names) - known)
         if unknown:
             raise ValueError(

@@ -80,6 +80,10 @@ async def test_an_interface_decides_the_endpoints(tmp_path: Path) -> None:
     assert list(spec.methods) == ["Add"] and spec.methods["Add"].action == "write"
     with pytest.raises(ValueError, match="Remove, which Counter does not have"):
         lokit.contract("counter", Counter, idempotent=["Remove"])
+    with pytest.raises(ValueError, match=r"grpc_codecs names Ad, .*\(its methods: Add\)"):
+        lokit.contract("counter", Counter, grpc_codecs={"Ad": object()})
+    with pytest.raises(TypeError, match="either a contract or the options"):
+        lokit.define(spec, CounterService(), grpc_service="other.Counter")
     addr = f"unix:{tmp_path}/c.sock"
     rt = Runtime(lokit.define(spec, CounterService()), Listeners([addr], [], None, 1.0))
     await rt.start()
