@@ -26,6 +26,7 @@ from lokit.transport.address import Address, AddressError, parse
 from lokit.transport.grpc.server import GrpcServer
 from lokit.transport.http.app import asgi_app
 from lokit.transport.http.server import HttpServer
+from lokit.transport.limits import Limits
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Listeners:
     http: list[str] = field(default_factory=list)
     debug: str | None = None
     grace: float = 10.0
+    limits: Limits = field(default_factory=Limits)  # for every listener
 
 
 Ready = Callable[[str, Address], None]
@@ -60,24 +62,31 @@ class Runtime:
         debug_addr = parse(self.listeners.debug) if self.listeners.debug else None
         configure_tracing(self.service.name)
         observer = RequestObserver(self.service.name)
+        limits = self.listeners.limits
         try:
             if self.service.lifespan is not None:
                 await self._lifespan.enter_async_context(self.service.lifespan())
             if grpc_addrs:
-                self._grpc = GrpcServer(self.service, observer)
+                self._grpc = GrpcServer(self.service, observer, limits=limits)
                 for a in await self._grpc.start(grpc_addrs):
                     self._ready("grpc", a, ready)
             if http_addrs:
                 self._http = HttpServer(
-                    asgi_app(self.service, observer),
+                    asgi_app(self.service, observer, limits.max_body_bytes),
                     name="http",
                     graceful_timeout=self.listeners.grace,
+                    limits=limits,
+                    service=self.service.name,
                 )
                 for a in await self._http.start(http_addrs):
                     self._ready("http", a, ready)
             if debug_addr is not None:
                 self._debug = HttpServer(
-                    debug_app(health=self.service.health), name="debug", graceful_timeout=1.0
+                    debug_app(health=self.service.health),
+                    name="debug",
+                    graceful_timeout=1.0,
+                    limits=limits,
+                    service=self.service.name,
                 )
                 for a in await self._debug.start([debug_addr]):
                     self._ready("debug", a, ready)

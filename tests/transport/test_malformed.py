@@ -48,7 +48,8 @@ async def servers(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
 
 def _route(routes: list[Any]) -> str:
     """The path of the service's Greet / Echo route."""
-    return next(r.path for r in routes if r.method.name in ("Greet", "Echo"))
+    path: str = next(r.path for r in routes if r.method.name in ("Greet", "Echo"))
+    return path
 
 
 async def _http(addr: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:

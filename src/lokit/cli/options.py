@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,28 @@ if TYPE_CHECKING:
     from lokit.service import ServiceDef
 
 __all__ = ["common_serve_options", "serve_service"]
+
+
+class _Size(click.ParamType[int]):
+    """A size in bytes: 4096, 64KiB, 8MiB, 1GB."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from lokit.transport.limits import parse_size
+
+        try:
+            size = parse_size(
+                value, f"--{param.name.replace('_', '-')}" if param and param.name else "size"
+            )
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+        if size < 1:
+            self.fail("must be at least 1 byte", param, ctx)
+        return size
+
+
+SIZE = _Size()
 
 
 def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
@@ -59,6 +81,46 @@ def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
                 show_default=True,
                 help="Seconds for in-flight work at shutdown.",
             ),
+            click.option(
+                "--max-body-bytes",
+                type=SIZE,
+                default="8MiB",
+                show_default=True,
+                metavar="SIZE",
+                help="Refuse HTTP request bodies (and streamed lines) larger than this: 413.",
+            ),
+            click.option(
+                "--idle-timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=60.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="Close connections without a request (HTTP keep-alive, gRPC) after this.",
+            ),
+            click.option(
+                "--header-timeout",
+                type=click.FloatRange(min=0, min_open=True),
+                default=10.0,
+                show_default=True,
+                metavar="SECONDS",
+                help="Close connections whose request headers (gRPC: handshake) take longer.",
+            ),
+            click.option(
+                "--max-connections",
+                type=click.IntRange(min=0),
+                default=0,
+                metavar="N",
+                help="Connections per listener; more are refused (default 0: a quarter of "
+                "the open-file limit, at most 10000).",
+            ),
+            click.option(
+                "--max-streams",
+                type=click.IntRange(min=1),
+                default=100,
+                show_default=True,
+                metavar="N",
+                help="gRPC calls at once on one connection.",
+            ),
         ]
     ):
         fn = option(fn)
@@ -75,8 +137,16 @@ def serve_service(
     log_level: str,
     grace: float,
     extra_addrs: tuple[str, ...] = (),
+    max_body_bytes: int = 8 << 20,
+    idle_timeout: float = 60.0,
+    header_timeout: float = 10.0,
+    max_connections: int = 0,
+    max_streams: int = 100,
 ) -> None:
     """Configure logs, check addresses, build the service inside the loop and serve it.
+
+    The limits (`--max-body-bytes` ... `--max-streams`) apply to every listener;
+    see `lokit.transport.limits`.
 
     Without `--grpc` and `--http` the service listens on its default sockets
     (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`).
@@ -85,6 +155,7 @@ def serve_service(
     from lokit.runtime import Listeners, run
     from lokit.runtime import serve as serve_def
     from lokit.transport.address import default_address, parse
+    from lokit.transport.limits import Limits
 
     configure_logging(log_format, log_level)
     if not grpc_addrs and not http_addrs:
@@ -92,7 +163,8 @@ def serve_service(
         http_addrs = (default_address(service, "http"),)
     for a in (*grpc_addrs, *http_addrs, *([debug_addr] if debug_addr else []), *extra_addrs):
         parse(a)  # a malformed address fails here, in one sentence
-    listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace)
+    limits = Limits(max_body_bytes, idle_timeout, header_timeout, max_connections, max_streams)
+    listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
 
     def ready(kind: str, addr: object) -> None:
         click.echo(f"{service}: {kind} listening on {addr}")

@@ -49,6 +49,12 @@ class ServerConfig:
     log_format: str = "logfmt"
     log_level: str = "info"
     grace: float = 10.0
+    # listener limits (lokit.transport.limits; the flags of every `lokit serve`)
+    max_body_bytes: int = 8 << 20
+    idle_timeout: float = 60.0
+    header_timeout: float = 10.0
+    max_connections: int = 0  # 0: from the open-file limit
+    max_streams: int = 100
 
     def log_config(self) -> LogConfig:
         """The storage engine's configuration for every topic."""
@@ -86,6 +92,27 @@ def _optional(value: Any) -> bool:
     if value is None:
         return True
     return isinstance(value, str) and value.strip().lower() in ("", "none", "off")
+
+
+def _listener_limit(key: str, parse: Any, low: float, strict: bool) -> Any:
+    def convert(value: Any) -> Any:
+        number = parse(value)
+        if number < low or (strict and number == low):
+            raise ConfigError(f"{key} must be {'>' if strict else '>='} {low:g}, not {value!r}")
+        return number
+
+    return convert
+
+
+_LISTENER_LIMITS = {
+    "max_body_bytes": _listener_limit(
+        "max-body-bytes", lambda v: parse_size(v, "max-body-bytes"), 1, False
+    ),
+    "idle_timeout": _listener_limit("idle-timeout", float, 0, True),
+    "header_timeout": _listener_limit("header-timeout", float, 0, True),
+    "max_connections": _listener_limit("max-connections", int, 0, False),
+    "max_streams": _listener_limit("max-streams", int, 1, False),
+}
 
 
 def _convert(key: str, value: Any) -> Any:
@@ -127,6 +154,8 @@ def _convert(key: str, value: Any) -> Any:
             if seconds < 0:
                 raise ConfigError("grace must be a number of seconds >= 0")
             return seconds
+        if key in _LISTENER_LIMITS:
+            return _LISTENER_LIMITS[key](value)
     except ConfigError:
         raise
     except (ValueError, TypeError) as e:

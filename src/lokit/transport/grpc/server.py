@@ -3,8 +3,10 @@
 Each route is served by a generic method handler from `handlers` (how one call
 is served, and where its request id and deadline come from, is described
 there). This module owns the server's life: binding its addresses by lokit's
-rules, the standard health service, and a graceful stop that removes the
-socket files it created.
+rules, the standard health service, the listener limits (`limits.grpc_options`:
+idle and handshake timeouts, streams per connection, connections per port,
+keepalive enforcement), and a graceful stop that removes the socket files it
+created.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lokit.transport import address
 from lokit.transport.address import Address, AddressError
 from lokit.transport.grpc.handlers import method_handler
 from lokit.transport.grpc.health import ServiceHealth
+from lokit.transport.limits import Limits, grpc_options
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -63,11 +66,17 @@ class GrpcServer:
     """Serve a ServiceDef's gRPC routes, plus the standard health service."""
 
     def __init__(
-        self, service: ServiceDef, observer: Observer, *, max_message_bytes: int = 64 << 20
+        self,
+        service: ServiceDef,
+        observer: Observer,
+        *,
+        max_message_bytes: int = 64 << 20,
+        limits: Limits | None = None,
     ) -> None:
         self.service = service
         self.observer = observer
         self.max_message_bytes = max_message_bytes
+        self.limits = limits or Limits()
         self.addresses: list[Address] = []
         self._server: Any = None
         self._health: Any = None
@@ -104,9 +113,8 @@ class GrpcServer:
                 ("grpc.so_reuseport", 0),
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
-                # let lokit clients keep idle streams alive with pings
-                ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # idle and handshake timeouts, streams and connections, keepalive
+                *grpc_options(self.limits),
             ]
         )
         # Generic handlers only: grpc.aio keeps one pending request per *registered*

@@ -40,18 +40,24 @@ from lokit.types import ASGIApp, Receive, Scope, Send
 __all__ = ["HttpApp", "asgi_app"]
 
 
-def asgi_app(service: ServiceDef, observer: Observer) -> ASGIApp:
-    """The ASGI app serving `service.http` routes, observed by `observer`."""
-    return HttpApp(service, observer)
+def asgi_app(service: ServiceDef, observer: Observer, max_body_bytes: int = 8 << 20) -> ASGIApp:
+    """The ASGI app serving `service.http` routes, observed by `observer`.
+
+    A request body over `max_body_bytes` is refused with 413 (`BodyTooLarge`).
+    """
+    return HttpApp(service, observer, max_body_bytes)
 
 
 class HttpApp:
     """The ASGI callable behind `asgi_app` (one per service, shared by all requests)."""
 
-    __slots__ = ("_exact", "_observer", "_router", "_service")
+    __slots__ = ("_exact", "_max_body", "_observer", "_router", "_service")
 
-    def __init__(self, service: ServiceDef, observer: Observer) -> None:
+    def __init__(
+        self, service: ServiceDef, observer: Observer, max_body_bytes: int = 8 << 20
+    ) -> None:
         self._service = service.name
+        self._max_body = max_body_bytes
         self._observer = observer
         self._router = Router(service.http)
         self._exact = self._router.exact
@@ -71,7 +77,7 @@ class HttpApp:
                 return
         # The request's context from its headers, current while it is served.
         make = streams.Stream if target.streams else Exchange
-        exchange = make(self._service, target, scope, receive, send, params)
+        exchange = make(self._service, target, scope, receive, send, params, self._max_body)
         token = context.set_current(exchange.ctx)
         trace_token = (
             None if exchange.headers is None else propagation.extract_and_attach(exchange.headers)

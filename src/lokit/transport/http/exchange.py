@@ -28,6 +28,7 @@ from lokit.codec import malformed
 from lokit.routes import HttpInput
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import ERROR_HEADER, INTERNAL_ERROR_BODY, JSON_TYPE, error_body
+from lokit.transport.limits import HTTP_REFUSED, BodyTooLarge
 from lokit.types import Receive, Scope, Send
 
 __all__ = [
@@ -50,6 +51,7 @@ _KEYS = (
     context.CALLER_HEADER.encode(),
     context.TRACEPARENT_HEADER.encode(),
 )
+_CLOSE = (b"connection", b"close")
 _INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
 
 
@@ -60,7 +62,18 @@ class ClientGone(Exception):
 class Exchange:
     """One request being served: its target, the ASGI triple and its context."""
 
-    __slots__ = ("bad", "ctx", "headers", "params", "receive", "rid", "scope", "send", "target")
+    __slots__ = (
+        "bad",
+        "ctx",
+        "headers",
+        "max_body",
+        "params",
+        "receive",
+        "rid",
+        "scope",
+        "send",
+        "target",
+    )
 
     def __init__(
         self,
@@ -70,8 +83,10 @@ class Exchange:
         receive: Receive,
         send: Send,
         params: Mapping[str, str],
+        max_body: int,
     ) -> None:
         self.target = target
+        self.max_body = max_body
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -95,12 +110,20 @@ class Exchange:
         self.headers: dict[str, str] | None = request_headers(scope) if traced else None
 
     async def read_body(self) -> bytes:
-        """The whole request body; raises ClientGone if the client leaves first."""
+        """The whole request body; raises ClientGone if the client leaves first.
+
+        A body over `max_body` bytes (counted as it arrives: a declared
+        Content-Length over it was refused before the app saw the request) stops
+        the reading with BodyTooLarge (413, and the connection is closed).
+        """
         receive = self.receive
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         body: bytes = message.get("body", b"")
+        size = len(body)
+        if size > self.max_body:
+            raise self.too_large()
         if not message.get("more_body", False):
             return body
         chunks = [body]
@@ -108,9 +131,18 @@ class Exchange:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise ClientGone
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise self.too_large()
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    def too_large(self) -> BodyTooLarge:
+        """The refusal of a body over the limit (counted in lokit_http_requests_refused_total)."""
+        HTTP_REFUSED.labels(self.ctx.service, "body_too_large").inc()
+        return BodyTooLarge.of(self.max_body)
 
     def decode(self, body: bytes) -> Any:
         """The endpoint's request: the route's decoder on the whole request, else the codec."""
@@ -141,6 +173,10 @@ class Exchange:
         err = client_error(exc)
         if err is None:
             await send_json(self.send, 500, INTERNAL_ERROR_BODY, self.rid, _INTERNAL_NAME)
+            return
+        if isinstance(err, BodyTooLarge):  # the rest of the body is not read: close
+            name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
+            await send_json(self.send, 413, error_body(err.message), self.rid, name, _CLOSE)
             return
         target = self.target
         reply = target.codec.encode_error(err)

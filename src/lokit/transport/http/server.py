@@ -4,6 +4,11 @@ Sockets are bound by `lokit.transport.address.bind` (a live socket or a busy
 port is refused, a stale socket file replaced) and handed to uvicorn, which then
 serves them as a task of the running loop. uvicorn's own signal handling is
 switched off: the runtime owns SIGTERM/SIGINT and calls `stop()`.
+
+The protocol is uvicorn's httptools one with lokit's listener limits
+(`protocol.limited_protocol`: connections per socket, a header deadline, a
+declared body size); `Limits.idle_timeout` is uvicorn's keep-alive timeout, and
+the once-a-second tick also sweeps connections whose headers are overdue.
 """
 
 from __future__ import annotations
@@ -18,20 +23,24 @@ import uvicorn
 
 from lokit.transport import address
 from lokit.transport.address import Address
+from lokit.transport.http.protocol import ListenerState, limited_protocol, state_key, sweep
+from lokit.transport.limits import Limits
 from lokit.types import ASGIApp
 
-# uvicorn closes idle keep-alive connections after this many seconds; lokit's
-# client gives up idle connections sooner, so it never reuses one being closed.
-KEEP_ALIVE_SECONDS = 60
+# uvicorn closes idle keep-alive connections after this many seconds (the default
+# `--idle-timeout`); lokit's client gives up idle connections sooner, so it never
+# reuses one being closed.
+KEEP_ALIVE_SECONDS = Limits().idle_timeout
 
 
 class _Uvicorn(uvicorn.Server):
     """uvicorn.Server without signal handlers, with a started event and a prompt exit."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, header_timeout: float) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
         self.wake = asyncio.Event()
+        self.header_timeout = header_timeout
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -43,9 +52,11 @@ class _Uvicorn(uvicorn.Server):
 
     async def main_loop(self) -> None:
         # uvicorn polls every 0.1 s; tick once a second (Date header) and wake on stop().
+        loop = asyncio.get_running_loop()
         while not await self.on_tick(0):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), 1.0)
+            sweep(self.server_state.connections, self.header_timeout, loop.time())
 
 
 async def _serve(server: _Uvicorn, sockets: list[socket.socket]) -> None:
@@ -58,9 +69,19 @@ async def _serve(server: _Uvicorn, sockets: list[socket.socket]) -> None:
 class HttpServer:
     """One ASGI app served by uvicorn (httptools) on any number of addresses."""
 
-    def __init__(self, app: ASGIApp, *, name: str = "http", graceful_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        name: str = "http",
+        graceful_timeout: float = 5.0,
+        limits: Limits | None = None,
+        service: str = "",
+    ) -> None:
         self._app = app
         self._name = name
+        self._limits = limits or Limits()
+        self._service = service
         self._graceful_timeout = graceful_timeout
         self._server: _Uvicorn | None = None
         self._task: asyncio.Task[None] | None = None
@@ -82,9 +103,16 @@ class HttpServer:
         except BaseException:
             _release(bound)
             raise
+        limits = self._limits
+        states: dict[Any, ListenerState] = {}
+        for addr, sock in bound:
+            real = address.bound_address(addr, sock)
+            states[state_key(sock.getsockname())] = ListenerState(
+                self._name, str(real), limits.connections
+            )
         options: dict[str, Any] = {
             "loop": "none",
-            "http": "httptools",
+            "http": limited_protocol(limits, self._service, states),
             "ws": "none",
             "lifespan": "off",
             "interface": "asgi3",
@@ -93,10 +121,10 @@ class HttpServer:
             "log_level": "warning",  # uvicorn's own info chatter; its errors still show
             "proxy_headers": False,
             "server_header": False,
-            "timeout_keep_alive": KEEP_ALIVE_SECONDS,
+            "timeout_keep_alive": limits.idle_timeout,
             "timeout_graceful_shutdown": self._graceful_timeout,
         }
-        server = _Uvicorn(uvicorn.Config(self._app, **options))
+        server = _Uvicorn(uvicorn.Config(self._app, **options), limits.header_timeout)
         task = asyncio.create_task(  # noqa: RUF006 (kept in self._task once started)
             _serve(server, [sock for _, sock in bound]), name=f"lokit-{self._name}-server"
         )

@@ -1,5 +1,6 @@
 """Serving the routes that stream requests and/or responses, as NDJSON.
 
+A streamed request's lines are each held to the body limit (`max_body`).
 A streamed response starts once the endpoint's first item is ready and sends
 one encoded item per line; an error after that first line ends the stream with
 an error line (`wire.error_line`), an error before it is an ordinary error
@@ -54,8 +55,9 @@ class Stream(Exchange):
         receive: Receive,
         send: Send,
         params: Mapping[str, str],
+        max_body: int,
     ) -> None:
-        super().__init__(service, target, scope, receive, send, params)
+        super().__init__(service, target, scope, receive, send, params, max_body)
         self.task = asyncio.current_task()
         self.done = False  # the response is complete: a disconnect now means nothing
         self.gone = False  # the client went away; the handler was cancelled for it
@@ -100,7 +102,7 @@ async def _serve(stream: Stream) -> BaseException | None:
         if target.streams_in:
             queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
             watcher = asyncio.create_task(_pump(stream.receive, queue, stream))
-            request = requests = _request_items(queue, target.codec.decode_request)
+            request = requests = _request_items(queue, target.codec.decode_request, stream)
         else:
             request = stream.decode(await stream.read_body())
             watcher = asyncio.create_task(_watch(stream.receive, stream))
@@ -192,16 +194,25 @@ async def _pump(receive: Receive, queue: asyncio.Queue[bytes | None], stream: St
 
 
 async def _request_items(
-    queue: asyncio.Queue[bytes | None], decode: Callable[[bytes], Any]
+    queue: asyncio.Queue[bytes | None], decode: Callable[[bytes], Any], stream: Stream
 ) -> AsyncIterator[Any]:
-    """The decoded lines of an NDJSON request body, as they arrive."""
+    """The decoded lines of an NDJSON request body, as they arrive.
+
+    A streamed body may be as long as it likes; each line (one item) is held to
+    the body limit, like one message on gRPC.
+    """
     lines = LineSplitter()
+    limit = stream.max_body
     while True:
         chunk = await queue.get()
         if chunk is None:
             break
         for line in lines.feed(chunk):
+            if len(line) > limit:
+                raise stream.too_large()
             yield decode(line)
+        if lines.pending() > limit:
+            raise stream.too_large()
     last = lines.tail()
     if last is not None:
         yield decode(last)

@@ -85,6 +85,10 @@ class LineSplitter:
             self._parts.append(chunk[start:])
         return lines
 
+    def pending(self) -> int:
+        """The bytes of the line not finished yet."""
+        return sum(len(p) for p in self._parts)
+
     def tail(self) -> bytes | None:
         """What is left after the last newline, if anything but whitespace."""
         line = b"".join(self._parts)

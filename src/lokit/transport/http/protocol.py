@@ -1,0 +1,187 @@
+"""uvicorn's httptools protocol with lokit's listener limits.
+
+uvicorn closes a keep-alive connection that stays idle after a response
+(`timeout_keep_alive`, set from `--idle-timeout`) but nothing else: a connection
+that never sends a request, or sends its headers a byte at a time (slowloris),
+is held forever, and every connection is accepted however many there are. This
+protocol adds, per connection:
+
+- a connection limit per listening socket: past `max_connections` a new
+  connection is answered 503 in one sentence and closed at once, so idle
+  clients cannot take every file descriptor from the other listeners;
+- a header deadline: from the connection's start, or the first byte of a
+  further request, the request line and headers must be complete within
+  `header_timeout` seconds (checked by `sweep`, which the server runs once a
+  second) or the connection gets 408 and is closed; headers over
+  `MAX_HEADER_BYTES` get 431;
+- a body limit from Content-Length: a declared body over `max_body_bytes` is
+  answered 413 before any of it is read, and the connection closed (a chunked
+  body is counted as it is read, by the app: `Exchange.read_body`).
+
+Per request this costs a look at the headers for Content-Length and two
+attribute writes; the timers are one sweep a second over the connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from lokit.transport.http.wire import ERROR_HEADER, error_body
+from lokit.transport.limits import (
+    CONNECTIONS_OPEN,
+    CONNECTIONS_REFUSED,
+    HTTP_REFUSED,
+    MAX_HEADER_BYTES,
+    BodyTooLarge,
+    Limits,
+)
+
+__all__ = ["ListenerState", "limited_protocol", "state_key", "sweep"]
+
+
+class ListenerState:
+    """One listening socket's count of open connections and its metric children."""
+
+    __slots__ = ("gauge", "label", "limit", "open", "refused")
+
+    def __init__(self, listener: str, address: str, limit: int) -> None:
+        self.label = (listener, address)
+        self.limit = limit
+        self.open = 0
+        self.gauge = CONNECTIONS_OPEN.labels(listener, address)
+        self.refused = {
+            reason: CONNECTIONS_REFUSED.labels(listener, address, reason)
+            for reason in ("max_connections", "header_timeout", "header_too_large")
+        }
+
+
+def _answer(
+    status: int, reason: str, message: str, name: str = "lokit.RESOURCE_EXHAUSTED"
+) -> bytes:
+    body = error_body(message)
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"%s: %s\r\nconnection: close\r\n\r\n%s"
+        % (status, reason.encode(), len(body), ERROR_HEADER.encode(), name.encode(), body)
+    )
+
+
+_BUSY = _answer(
+    503,
+    "Service Unavailable",
+    "the server has too many connections; try again later",
+    "lokit.UNAVAILABLE",
+)
+_SLOW = _answer(
+    408, "Request Timeout", "the request headers did not arrive in time", "lokit.DEADLINE_EXCEEDED"
+)
+_HUGE = _answer(
+    431,
+    "Request Header Fields Too Large",
+    "the request headers are too large",
+    "lokit.INVALID_ARGUMENT",
+)
+# Stands in for a request cycle after a refusal, so uvicorn's callbacks ignore the rest.
+_DONE = SimpleNamespace(response_complete=True, message_event=asyncio.Event())
+
+
+def limited_protocol(
+    limits: Limits, service: str, states: dict[Any, ListenerState]
+) -> type[HttpToolsProtocol]:
+    """An HttpToolsProtocol class applying `limits`; `states` maps a socket's name to its state."""
+    max_body = limits.max_body_bytes
+    body_refused = HTTP_REFUSED.labels(service, "body_too_large")
+    too_large = _answer(
+        413, "Content Too Large", BodyTooLarge.of(max_body).message, BodyTooLarge.error_name
+    )
+
+    class LimitedProtocol(HttpToolsProtocol):
+        _state: ListenerState | None = None
+        _accepted = False
+        _refused = False
+        waiting_since: float | None = None  # the start of the headers being waited for
+        header_bytes = 0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            state = states.get(state_key(transport.get_extra_info("sockname")))
+            if state is not None:
+                if state.open >= state.limit:
+                    self._refused = True
+                    state.refused["max_connections"].inc()
+                    transport.write(_BUSY)  # type: ignore[attr-defined]
+                    transport.close()
+                    return
+                state.open += 1
+                state.gauge.inc()
+                self._state = state
+            self._accepted = True
+            super().connection_made(transport)  # type: ignore[arg-type]
+            self.waiting_since = self.loop.time()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self._accepted:
+                return  # refused at once: uvicorn never saw it
+            state, self._state = self._state, None
+            if state is not None:
+                state.open -= 1
+                state.gauge.dec()
+            self.waiting_since = None
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            if self.waiting_since is None and (self.cycle is None or self.cycle.response_complete):
+                self.waiting_since = self.loop.time()
+                self.header_bytes = 0
+            super().data_received(data)
+            if self.waiting_since is not None and not self._refused:
+                self.header_bytes += len(data)
+                if self.header_bytes > MAX_HEADER_BYTES:
+                    self.refuse(_HUGE, "header_too_large")
+
+        def on_headers_complete(self) -> None:
+            self.waiting_since = None
+            for name, value in self.headers:
+                if name == b"content-length":
+                    if value.isdigit() and int(value) > max_body:
+                        body_refused.inc()
+                        self.refuse(too_large, None)
+                        return
+                    break
+            super().on_headers_complete()
+
+        def refuse(self, answer: bytes, reason: str | None) -> None:
+            """Answer `answer` (a whole response) and close; uvicorn ignores what follows."""
+            self._refused = True
+            self.waiting_since = None
+            if reason is not None and self._state is not None:
+                self._state.refused[reason].inc()
+            if self.cycle is None or self.cycle.response_complete:
+                self.cycle = _DONE  # type: ignore[assignment]
+                if not self.transport.is_closing():
+                    self.transport.write(answer)
+            self.transport.close()
+
+        def header_timeout(self) -> None:
+            if not self._refused:
+                self.refuse(_SLOW, "header_timeout")
+
+    return LimitedProtocol
+
+
+def state_key(sockname: Any) -> Any:
+    """What identifies a listening socket from a connection's local address: the path of a
+    Unix socket, the port of a TCP one (a connection to 0.0.0.0:P has its own local host)."""
+    return sockname[1] if isinstance(sockname, tuple) else sockname
+
+
+def sweep(connections: set[Any], header_timeout: float, now: float) -> None:
+    """Close every connection whose headers are overdue (run about once a second)."""
+    late = now - header_timeout
+    for conn in [c for c in connections if (w := c.waiting_since) is not None and w < late]:
+        conn.header_timeout()
