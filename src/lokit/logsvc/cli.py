@@ -108,6 +108,11 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
         config.log_format,
         config.log_level,
         config.grace,
+        max_body_bytes=config.max_body_bytes,
+        idle_timeout=config.idle_timeout,
+        header_timeout=config.header_timeout,
+        max_connections=config.max_connections,
+        max_streams=config.max_streams,
     )
 
 
