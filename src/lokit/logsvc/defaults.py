@@ -12,7 +12,7 @@ DEFAULT_GRPC_ADDR = default_address("log", "grpc")
 DEFAULT_HTTP_ADDR = default_address("log", "http")
 DEFAULT_DATA = "data/log"
 DEFAULT_CACHE_BYTES = 64 << 20
-"""Memory per topic for its newest records (`--read-cache-bytes`)."""
+"""Memory for the newest records of all topics together (`--read-cache-bytes`)."""
 
 ENV_PREFIX = "LOKIT_LOG_"
 """Server settings come from `LOKIT_LOG_<KEY>` variables."""

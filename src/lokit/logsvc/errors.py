@@ -6,7 +6,7 @@ lokit client rebuilds the very class the server raised.
 
 from __future__ import annotations
 
-from lokit.errors import InvalidArgument, OutOfRange, Unavailable
+from lokit.errors import InvalidArgument, OutOfRange, ResourceExhausted, Unavailable
 
 
 class OffsetOutOfRangeError(OutOfRange):
@@ -41,3 +41,16 @@ class InvalidTopicError(InvalidArgument):
     """A topic name the server cannot use."""
 
     error_name = "log.InvalidTopic"
+
+
+class TooManyTopicsError(ResourceExhausted):
+    """A write would create a topic past the server's `--max-topics`; nothing was written."""
+
+    error_name = "log.TooManyTopics"
+
+    @classmethod
+    def limit(cls, limit: int, name: str) -> TooManyTopicsError:
+        return cls(
+            f"cannot create topic {name!r}: the server holds its maximum of {limit} topics "
+            "(--max-topics); write to an existing topic, or raise the limit"
+        )

@@ -4,12 +4,19 @@
 - `lokit_log_highest_offset{topic}`: the offset of the newest record
 - `lokit_log_fsync_duration_seconds`: how long each fsync of the storage engine took
 - `lokit_log_consumer_streams`: consumer streams open now (ConsumeStream and batched)
+- `lokit_log_topics` / `lokit_log_max_topics`: topics open now, and the limit
+- `lokit_log_topics_refused_total`: writes refused because they would create a topic
+  past the limit
+- `lokit_log_cache_bytes` / `lokit_log_cache_budget_bytes`: bytes the topics' tail
+  caches hold together (read when scraped), and their shared budget
 
 Registered once, on import, in prometheus_client's default registry (what the
 debug server's `/metrics` serves). Per-topic children are resolved once and cached.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -34,6 +41,25 @@ CONSUMER_STREAMS = Gauge(
     "lokit_log_consumer_streams",
     "Consumer streams open now (ConsumeStream, ConsumeBatchStream, HTTP streams).",
     multiprocess_mode="livesum",
+)
+
+TOPICS = Gauge("lokit_log_topics", "Topics open now.", multiprocess_mode="livesum")
+MAX_TOPICS = Gauge(
+    "lokit_log_max_topics", "The most topics the server creates.", multiprocess_mode="max"
+)
+TOPICS_REFUSED = Counter(
+    "lokit_log_topics_refused",
+    "Writes refused because they would create a topic past the limit.",
+)
+CACHE_BYTES = Gauge(
+    "lokit_log_cache_bytes",
+    "Bytes held by the tail caches of all topics together.",
+    multiprocess_mode="livesum",
+)
+CACHE_BUDGET = Gauge(
+    "lokit_log_cache_budget_bytes",
+    "The tail caches' shared budget (--read-cache-bytes).",
+    multiprocess_mode="max",
 )
 
 
@@ -69,6 +95,21 @@ class LogMetrics:
     def highest_offset(self, topic: str, offset: int) -> None:
         """Report an existing topic's newest offset (at startup)."""
         self._topic(topic).highest.set(offset)
+
+    def topics(self, count: int) -> None:
+        TOPICS.set(count)
+
+    def topic_refused(self) -> None:
+        TOPICS_REFUSED.inc()
+
+    def limits(self, max_topics: int | None, cache_budget: int) -> None:
+        """Report the server's limits (at startup); -1: no topic limit."""
+        MAX_TOPICS.set(-1 if max_topics is None else max_topics)
+        CACHE_BUDGET.set(cache_budget)
+
+    def cache_bytes(self, read: Callable[[], float]) -> None:
+        """Read the caches' bytes from `read` whenever the metrics are scraped."""
+        CACHE_BYTES.set_function(read)
 
     def stream_opened(self) -> None:
         self._streams.inc()

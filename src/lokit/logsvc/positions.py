@@ -11,13 +11,21 @@ and compaction to answer "latest position of (consumer, topic)".
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import stat
 import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
-from lokit.errors import Unavailable
+import structlog
+
+from lokit.errors import ResourceExhausted, Unavailable
+
+_log = structlog.get_logger("lokit.logsvc")
+SQLITE_FULL = 13
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS positions (
@@ -33,6 +41,17 @@ INSERT INTO positions (consumer, topic, next_offset, updated_at) VALUES (?, ?, ?
 ON CONFLICT (consumer, topic) DO UPDATE
 SET next_offset = excluded.next_offset, updated_at = excluded.updated_at
 """
+
+
+def _owner_only(path: Path) -> None:
+    """Create the database file 0600 (SQLite gives its -wal and -shm files the same
+    mode), or take group and other access away from the files that exist."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            mode = stat.S_IMODE(p.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(p, mode & 0o700)
 
 
 class Positions:
@@ -57,7 +76,8 @@ class Positions:
 
     def _open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _owner_only(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             try:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -104,7 +124,12 @@ class Positions:
         try:
             db.execute(_UPSERT, (consumer, topic, offset, time.time()))
         except sqlite3.Error as e:
-            raise Unavailable(f"cannot store the consumer position: {e}") from None
+            _log.error("log.positions_failed", path=str(self.path), error=str(e), exc_info=e)
+            if getattr(e, "sqlite_errorcode", None) == SQLITE_FULL:
+                raise ResourceExhausted(
+                    "cannot store the consumer position: no space left on device"
+                ) from None
+            raise Unavailable("cannot store the consumer position: its database failed") from None
 
     async def close(self) -> None:
         """Close the database (pending commits finish first)."""

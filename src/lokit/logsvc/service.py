@@ -19,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Protocol
+from typing import Any
 
 from lokit.commitlog import DEFAULT_TOPIC, AsyncLog, LogError, Topics, validate_topic_name
 from lokit.errors import Error, FailedPrecondition, InvalidArgument
 from lokit.logsvc import messages as m
 from lokit.logsvc.defaults import DEFAULT_CACHE_BYTES
 from lokit.logsvc.errors import OffsetOutOfRangeError, ServerStoppingError
+from lokit.logsvc.observer import LogObserver, NoObserver
 from lokit.logsvc.positions import Positions
-from lokit.logsvc.topics import OpenTopics, mapped
+from lokit.logsvc.topics import OpenTopic, OpenTopics, mapped
 from lokit.logsvc.waiting import Waits
 
 DEFAULT_BATCH_RECORDS = 1_000
@@ -41,27 +42,6 @@ STREAM_CHUNK_RECORDS = 1_000
 STREAM_CHUNK_BYTES = 1 << 20
 # ProduceStream appends at most this many already-arrived requests together.
 STREAM_GROUP = 256
-
-
-class LogObserver(Protocol):
-    """What the service reports to its metrics (see `metrics.LogMetrics`)."""
-
-    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None: ...
-    def stream_opened(self) -> None: ...
-    def stream_closed(self) -> None: ...
-
-
-class _NoObserver:
-    __slots__ = ()
-
-    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None:
-        return None
-
-    def stream_opened(self) -> None:
-        return None
-
-    def stream_closed(self) -> None:
-        return None
 
 
 def _limit(value: int, default: int, cap: int) -> int:
@@ -96,7 +76,8 @@ class LogService:
 
     `servers` is what GetServers answers (on a single node: this node, the leader).
     `observer` receives appended-record counts and stream opens/closes.
-    `cache_bytes` is the memory per topic for its newest records (0: read the store).
+    `cache_bytes` is the memory for the newest records of all topics together (0:
+    read the store); `max_topics` bounds how many topics exist (None: no bound).
     """
 
     def __init__(
@@ -108,15 +89,30 @@ class LogService:
         default_topic: str = DEFAULT_TOPIC,
         observer: LogObserver | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        max_topics: int | None = None,
     ) -> None:
         self._topics = topics
         self._positions = positions
         self._servers = list(servers or [])
         self._default = default_topic
-        self._observer: LogObserver = observer or _NoObserver()
+        self._observer: LogObserver = observer or NoObserver()
         self._always = topics.config.fsync_policy.mode == "always"
         self._waits = Waits()
-        self._open = OpenTopics(topics, self._waits, default=default_topic, cache_bytes=cache_bytes)
+        self._open = OpenTopics(
+            topics,
+            self._waits,
+            default=default_topic,
+            cache_bytes=cache_bytes,
+            max_topics=max_topics,
+            on_count=self._observer.topics,
+            on_refused=self._observer.topic_refused,
+        )
+        self._health = self._open.health
+
+    @property
+    def open_topics(self) -> OpenTopics:
+        """The open topics (their caches' budget, their storage health)."""
+        return self._open
 
     # --- wiring (not endpoints) ----------------------------------------------
 
@@ -134,6 +130,11 @@ class LogService:
         so idle followers do not hold the shutdown for the whole grace period.
         """
         self._waits.drain()
+
+    def _write_failed(self, t: OpenTopic, e: LogError | OSError) -> Error:
+        """The error for a failed append to `t` (the health check hears of it)."""
+        self._health.failed(t.name, e)
+        return mapped(e, t.name, t.path)
 
     # --- the read loop -------------------------------------------------------
 
@@ -171,8 +172,10 @@ class LogService:
         value = request.value
         try:
             offset = await t.log.append(value)
-        except LogError as e:
-            raise mapped(e) from None
+        except (LogError, OSError) as e:
+            raise self._write_failed(t, e) from None
+        if self._health.failing:
+            self._health.wrote(t.name)
         t.cache.add_one(offset, value)
         self._observer.appended(t.name, 1, len(value), offset)
         return offset
@@ -184,8 +187,8 @@ class LogService:
             raise OffsetOutOfRangeError.at(request.offset)
         try:
             value = await t.log.read(request.offset)
-        except LogError as e:
-            raise mapped(e) from None
+        except (LogError, OSError) as e:
+            raise mapped(e, t.name, t.path) from None
         return m.Record(value, request.offset)
 
     async def consume_stream(self, request: m.ConsumeRequest) -> AsyncIterator[m.Record]:
@@ -282,8 +285,10 @@ class LogService:
         t = self._open.get(request.topic) or await self._open.create(request.topic)
         try:
             first = await t.log.append_batch(values)
-        except LogError as e:
-            raise mapped(e) from None
+        except (LogError, OSError) as e:
+            raise self._write_failed(t, e) from None
+        if self._health.failing:
+            self._health.wrote(t.name)
         t.cache.add(first, values)
         n = len(values)
         self._observer.appended(t.name, n, sum(map(len, values)), first + n - 1)
@@ -384,7 +389,7 @@ class LogService:
         """Every topic's offset range and size, and every committed consumer position."""
         topics = []
         for name in sorted(self._topics.names()):
-            log = (self._open.get(name) or await self._open.create(name)).log
+            log = (self._open.get(name) or await self._open.create(name, admit=False)).log
             end = log.next_offset
             low = log.lowest_offset
             topics.append(m.TopicInfo(name, end if low is None else low, end, log.size_bytes))

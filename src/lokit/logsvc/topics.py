@@ -9,47 +9,46 @@ from arbitrary names. At startup `open_existing` opens (and recovers) every
 topic on disk, so afterwards a name that is not open does not exist, and
 looking it up needs no disk access.
 
-Storage errors become the errors a client sees in one place, `mapped`.
+At most `max_topics` topics exist: a write that would create one more is
+refused (`TooManyTopicsError`, RESOURCE_EXHAUSTED) while every existing topic is
+still served. One slot is kept for the default topic, so proglog's one log can
+always be created. Topics already on disk at startup are all opened, even past
+the limit (a server never refuses its own data): it then says so at warning.
+
+Every topic's tail cache draws on one `CacheBudget`. Storage errors become the
+errors a client sees in one place, `storage.mapped`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+
+import structlog
 
 from lokit import commitlog
 from lokit.commitlog import AsyncLog, LogError, Topics, validate_topic_name
-from lokit.errors import DataLoss, Error, Internal, Unavailable
-from lokit.logsvc.cache import TailCache
-from lokit.logsvc.errors import InvalidTopicError, OffsetOutOfRangeError, RecordTooLargeError
+from lokit.errors import Internal
+from lokit.logsvc.cache import CacheBudget, TailCache
+from lokit.logsvc.errors import TooManyTopicsError
+from lokit.logsvc.storage import StorageHealth, mapped
 from lokit.logsvc.waiting import Waits
 
 __all__ = ["OpenTopic", "OpenTopics", "mapped"]
 
-
-def mapped(exc: LogError) -> Error:
-    """The lokit error a client sees for a storage error."""
-    if isinstance(exc, commitlog.OffsetOutOfRangeError):
-        return OffsetOutOfRangeError.at(exc.offset)
-    if isinstance(exc, commitlog.RecordTooLargeError):
-        return RecordTooLargeError(str(exc))
-    if isinstance(exc, commitlog.InvalidTopicNameError):
-        return InvalidTopicError(str(exc))
-    if isinstance(exc, commitlog.CorruptRecordError):
-        return DataLoss(str(exc))
-    if isinstance(exc, commitlog.LogClosedError):
-        return Unavailable("the log is closed: the server is stopping")
-    return Internal(f"log storage error: {exc}")
+_log = structlog.get_logger("lokit.logsvc")
 
 
 class OpenTopic:
     """An open topic: its name, its log and the cache of its newest records."""
 
-    __slots__ = ("cache", "log", "name")
+    __slots__ = ("cache", "log", "name", "path")
 
-    def __init__(self, name: str, log: AsyncLog, cache_bytes: int) -> None:
+    def __init__(self, name: str, log: AsyncLog, budget: CacheBudget, path: str) -> None:
         self.name = name
         self.log = log
-        self.cache = TailCache(cache_bytes)
+        self.cache = TailCache(budget)
+        self.path = path
 
     async def read(self, offset: int, max_records: int, max_bytes: int) -> tuple[int, list[bytes]]:
         """(offset of the first, values) from `offset`, moved up to the lowest retained
@@ -69,8 +68,8 @@ class OpenTopic:
                 return items[0][0], [v for _, v in items]
             except commitlog.OffsetOutOfRangeError:
                 continue  # retention removed the segment meanwhile: retry from the new lowest
-            except LogError as e:
-                raise mapped(e) from None
+            except (LogError, OSError) as e:
+                raise mapped(e, self.name, self.path) from None
         raise Internal(f"could not read from offset {offset}: the log kept moving")
 
 
@@ -78,30 +77,101 @@ class OpenTopics:
     """The topics of `topics` the service has opened, by requested name ("" = `default`).
 
     `get` is the no-await fast path for a topic already open; `awaited` waits
-    through `waits`, so a drain ends it.
+    through `waits`, so a drain ends it. `max_topics` (None: no limit) bounds how
+    many exist; `on_count(n)` hears the number of topics whenever it changes and
+    `on_refused()` every refused creation.
     """
 
-    __slots__ = ("_cache_bytes", "_default", "_open", "_opened", "_topics", "_waits", "get")
+    __slots__ = (
+        "_creating",
+        "_default",
+        "_names",
+        "_on_count",
+        "_on_refused",
+        "_open",
+        "_opened",
+        "_topics",
+        "_waits",
+        "budget",
+        "get",
+        "health",
+        "max_topics",
+    )
 
-    def __init__(self, topics: Topics, waits: Waits, *, default: str, cache_bytes: int) -> None:
+    def __init__(
+        self,
+        topics: Topics,
+        waits: Waits,
+        *,
+        default: str,
+        cache_bytes: int,
+        max_topics: int | None = None,
+        on_count: Callable[[int], None] | None = None,
+        on_refused: Callable[[], None] | None = None,
+    ) -> None:
         self._topics = topics
         self._waits = waits
         self._default = default
-        self._cache_bytes = cache_bytes
+        self.budget = CacheBudget(cache_bytes)
+        self.max_topics = max_topics
+        self.health = StorageHealth()
+        self._on_count = on_count
+        self._on_refused = on_refused
         self._open: dict[str, OpenTopic] = {}  # by the name requested ("" too)
+        self._names: dict[str, OpenTopic] = {}  # by the topic's own name
+        self._creating: set[str] = set()  # names being opened for the first time
         self._opened = asyncio.Event()  # set (and replaced) whenever a topic opens
         self.get = self._open.get  # the open topic a request names, or None: no disk access
 
-    async def create(self, topic: str) -> OpenTopic:
+    @property
+    def count(self) -> int:
+        """How many topics are open."""
+        return len(self._names)
+
+    def topics(self) -> list[OpenTopic]:
+        """Every open topic."""
+        return list(self._names.values())
+
+    def _admit(self, name: str) -> None:
+        """Refuse a new topic past the limit (one slot is the default topic's)."""
+        limit = self.max_topics
+        if limit is None or name == self._default:
+            return
+        held = len(self._names) + len(self._creating - self._names.keys())
+        if self._default not in self._names and self._default not in self._creating:
+            held += 1
+        if held >= limit:
+            if self._on_refused is not None:
+                self._on_refused()
+            raise TooManyTopicsError.limit(limit, name)
+
+    async def create(self, topic: str, *, admit: bool = True) -> OpenTopic:
         """Open (creating it if needed) the topic a request names ("" = the default)."""
         name = topic or self._default
         t = self._open.get(name)
         if t is None:
+            t = self._names.get(name)
+        if t is None:
+            if admit and name not in self._creating and not self._topics.is_open(name):
+                try:
+                    validate_topic_name(name)
+                except LogError as e:
+                    raise mapped(e) from None
+                self._admit(name)
+            self._creating.add(name)
             try:
-                t = OpenTopic(name, await self._topics.get(name), self._cache_bytes)
-            except LogError as e:
-                raise mapped(e) from None
-            t = self._open.setdefault(name, t)
+                log = await self._topics.get(name)
+            except (LogError, OSError) as e:
+                raise mapped(e, name, str((self._topics.data_dir / name).absolute())) from None
+            finally:
+                self._creating.discard(name)
+            t = self._names.get(name)
+            if t is None:
+                path = str((self._topics.data_dir / name).absolute())
+                t = self._names[name] = OpenTopic(name, log, self.budget, path)
+                if self._on_count is not None:
+                    self._on_count(len(self._names))
+            self._open.setdefault(name, t)
             opened, self._opened = self._opened, asyncio.Event()
             opened.set()  # wake the reads waiting for a topic to be created
         self._open[topic] = t
@@ -138,5 +208,18 @@ class OpenTopics:
         return t
 
     async def open_existing(self) -> list[tuple[str, AsyncLog]]:
-        """Open (and recover) every topic on disk at startup; (name, log) of each."""
-        return [(name, (await self.create(name)).log) for name in self._topics.names()]
+        """Open (and recover) every topic on disk at startup; (name, log) of each.
+
+        All of them, even past `max_topics`: that is said once, at warning.
+        """
+        names = self._topics.names()
+        limit = self.max_topics
+        if limit is not None and len(names) > limit:
+            _log.warning(
+                "log.topics_over_limit",
+                topics=len(names),
+                max_topics=limit,
+                message=f"the data directory holds {len(names)} topics, more than "
+                f"--max-topics {limit}: all are served, and no new topic is created",
+            )
+        return [(name, (await self.create(name, admit=False)).log) for name in names]
