@@ -56,8 +56,15 @@ def _serve_log_options(fn: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--read-cache-bytes",
                 metavar="N",
-                help="Memory per topic for its newest records, served without reading "
-                "the disk (64MiB; 0 turns it off).",
+                help="Memory for the newest records of all topics together, served "
+                "without reading the disk; the least recently used topics give theirs "
+                "up first (64MiB; 0 turns it off).",
+            ),
+            click.option(
+                "--max-topics",
+                metavar="N",
+                help="Refuse writes that would create more topics than this (429 / "
+                "RESOURCE_EXHAUSTED); default: from the open-file limit at start.",
             ),
             click.option(
                 "--config",
