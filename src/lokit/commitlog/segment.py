@@ -156,13 +156,17 @@ class Segment:
     def read(self, offset: int) -> bytes:
         """The record at `offset`, checksum verified."""
         k = offset - self.base
-        if not 0 <= k < self.index.count:
+        index = self.index
+        n = index.count
+        if not 0 <= k < n:
             raise OffsetOutOfRangeError(offset)
-        pos = self.index.position(k)
-        end = self._end_of(k)
-        if not pos < end <= self.store.size:
-            raise CorruptRecordError(self.store.path, offset, _BAD_ENTRY)
-        data = os.pread(self.store.fd, end - pos, pos)
+        store = self.store
+        size = store.size
+        pos = index.position(k)
+        end = index.position(k + 1) if k + 1 < n else size
+        if not pos < end <= size:
+            raise CorruptRecordError(store.path, offset, _BAD_ENTRY)
+        data = os.pread(store.fd, end - pos, pos)
         got = decode(data, 0, len(data))
         if isinstance(got, str):
             raise CorruptRecordError(self.store.path, offset, got)
