@@ -91,14 +91,6 @@ def frame_end(buf: Buffer, p: int, size: int) -> int | None:
     return e
 
 
-def span_ok(buf: Buffer, s: int, e: int) -> bool:
-    """True if buf[s:e] is exactly one frame and it verifies."""
-    if e - s < HEADER_SIZE:
-        return False
-    n, crc = _unpack_from(buf, s)
-    return bool(n == e - s - HEADER_SIZE and _crc(buf[s + HEADER_SIZE : e], CRC_SEED) == crc)
-
-
 @lru_cache(maxsize=8)
 def _first_byte(limit: int) -> re.Pattern[bytes]:
     """Bytes that can start the length field of a frame of at most `limit` bytes."""

@@ -42,6 +42,12 @@ def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> i
     be changed."""
     base = seg.base
     store_path = str(seg.store.path)
+    kept = len(plan.positions)
+    unreadable = [offset_ranges(base, plan.damaged)] if plan.damaged else []
+    if plan.reserve > kept:
+        unreadable.append(f"{base + kept}..{base + plan.reserve - 1}")
+    if plan.missing_from is not None and expected is not None:
+        unreadable.append(f"{base + plan.missing_from}..{base + expected - 1}")
     new_index = pack_entries(0, plan.positions) if plan.positions else b""
     t = plan.trusted * ENTRY_SIZE
     lossy = len(plan.positions) < plan.listed or new_index[:t] != raw_index[:t]
@@ -56,14 +62,14 @@ def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> i
         if lossy:
             what.append("index entries disagree with the store")
         if cut_damage:
-            what.append(f"bytes from {plan.cut} on are cut from a sealed segment")
+            what.append(f"bytes {plan.cut}..{seg.store.size - 1} are cut from the store")
         _log.error(
             "commitlog.damage_quarantined",
             path=store_path,
             index_path=str(seg.index.path),
             copies=[str(c) for c in copies],
             damaged_bytes=unplaced,
-            unreadable_offsets=offset_ranges(base, plan.damaged) or None,
+            unreadable_offsets=",".join(unreadable) or None,
             reason="; ".join(what),
         )
     if plan.cut is not None and plan.torn:
@@ -100,7 +106,6 @@ def apply(seg: Segment, plan: Plan, raw_index: bytes, expected: int | None) -> i
             path=store_path,
             unreadable_offsets=f"{base + plan.missing_from}..{base + expected - 1}",
         )
-    kept = len(plan.positions)
     if plan.reserve > kept:
         _log.error(
             "commitlog.offsets_reserved",
