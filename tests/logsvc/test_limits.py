@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import aiohttp
 import pytest
@@ -22,7 +23,6 @@ from lokit.errors import ResourceExhausted
 from lokit.logsvc.client import LogClient
 from lokit.logsvc.definition import default_max_topics
 from lokit.logsvc.errors import TooManyTopicsError
-from tests.logsvc import conftest
 from tests.logsvc.conftest import start_in_process
 
 ARGS = ("--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock")
@@ -39,12 +39,8 @@ def fd_limit(n: int) -> Iterator[None]:
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
-    popen = subprocess.Popen
-    conftest.subprocess.Popen = partial(popen, preexec_fn=limit)  # type: ignore[misc]
-    try:
+    with mock.patch.object(subprocess, "Popen", partial(subprocess.Popen, preexec_fn=limit)):
         yield
-    finally:
-        conftest.subprocess.Popen = popen  # type: ignore[misc]
 
 
 async def http_post(sock: Path, path: str, body: bytes) -> tuple[int, bytes]:

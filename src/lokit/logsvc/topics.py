@@ -119,7 +119,7 @@ class OpenTopics:
         self._on_refused = on_refused
         self._open: dict[str, OpenTopic] = {}  # by the name requested ("" too)
         self._names: dict[str, OpenTopic] = {}  # by the topic's own name
-        self._creating: set[str] = set()  # names being opened for the first time
+        self._creating: dict[str, int] = {}  # names being opened: how many calls each
         self._opened = asyncio.Event()  # set (and replaced) whenever a topic opens
         self.get = self._open.get  # the open topic a request names, or None: no disk access
 
@@ -137,7 +137,7 @@ class OpenTopics:
         limit = self.max_topics
         if limit is None or name == self._default:
             return
-        held = len(self._names) + len(self._creating - self._names.keys())
+        held = len(self._names) + sum(1 for n in self._creating if n not in self._names)
         if self._default not in self._names and self._default not in self._creating:
             held += 1
         if held >= limit:
@@ -158,13 +158,17 @@ class OpenTopics:
                 except LogError as e:
                     raise mapped(e) from None
                 self._admit(name)
-            self._creating.add(name)
+            creating = self._creating
+            creating[name] = creating.get(name, 0) + 1
             try:
                 log = await self._topics.get(name)
             except (LogError, OSError) as e:
                 raise mapped(e, name, str((self._topics.data_dir / name).absolute())) from None
             finally:
-                self._creating.discard(name)
+                if creating[name] == 1:
+                    del creating[name]
+                else:
+                    creating[name] -= 1
             t = self._names.get(name)
             if t is None:
                 path = str((self._topics.data_dir / name).absolute())
