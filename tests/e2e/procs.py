@@ -15,12 +15,19 @@ from pathlib import Path
 class LokitProcess:
     """A `python -m lokit ARGS...` child: ready addresses, captured stderr, clean stop."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        module: str = "lokit",
+    ) -> None:
+        """`python -m MODULE ARGS` (`module`: another command, such as a service's own script)."""
         self.args = args
         self.cwd = cwd
         full_env = {**os.environ, **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lokit", *args],
+            [sys.executable, "-m", module, *args],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,7 +1,20 @@
-"""`lokit call`: one method of any service, by its contract, with arguments from the CLI."""
+"""`lokit call`: one method of any service, by its contract, with arguments from the CLI.
+
+The contract comes from a registered service plugin (`lokit call addsvc ...`) or
+from an import, `MODULE:OBJECT` as uvicorn takes it (`lokit call
+lokit.examples.greeter:Greeter ...`), with the current directory on `sys.path`:
+OBJECT is a `lokit.Contract`, a class or `Protocol` (its default contract), a
+`ServiceDef`, or a function returning a Contract.
+
+Only what the call needs is imported: the transport of the chosen flag, and no
+server, runtime or service module.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -9,13 +22,12 @@ from typing import Any
 import click
 import msgspec
 
-from lokit.cli.errors import fail
-from lokit.codec import JsonCodec
-from lokit.contract import Contract
+from lokit.cli.errors import fail, listener_kind
+from lokit.contract import Contract, as_contract
 from lokit.endpoint import Method
-from lokit.errors import InvalidArgument
+from lokit.errors import Error, InvalidArgument, NotFound, Unavailable, Unimplemented
 
-__all__ = ["call_method", "request_from_args"]
+__all__ = ["call_method", "contract_from_import", "request_from_args"]
 
 
 def request_from_args(method: Method, args: Sequence[str]) -> Any:
@@ -40,6 +52,72 @@ def request_from_args(method: Method, args: Sequence[str]) -> Any:
         raise InvalidArgument(f"invalid arguments for {method.name}: {e}") from None
 
 
+def contract_from_import(target: str) -> Contract[Any]:
+    """The contract `MODULE:OBJECT` names; a target that does not import is one sentence."""
+    from lokit.routes import ServiceDef
+
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr:
+        fail(f"{target!r} is not MODULE:OBJECT (e.g. lokit.examples.greeter:Greeter)")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` and uvicorn do
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        missing = e.name or module_name
+        if module_name == missing or module_name.startswith(missing + "."):
+            fail(
+                f"cannot import {module_name!r}: no module named {missing!r} "
+                "in the current directory or the installed packages"
+            )
+        fail(f"cannot import {module_name!r}: it imports {missing!r}, which is not installed")
+    except Exception as e:
+        fail(f"cannot import {module_name!r}: {type(e).__name__}: {e}")
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            fail(f"module {module_name!r} has no {attr!r}")
+    if isinstance(obj, Contract):
+        return obj
+    if isinstance(obj, ServiceDef) and obj.contract is not None:
+        return obj.contract
+    if inspect.isclass(obj):
+        return as_contract(obj)
+    if callable(obj):
+        try:
+            made = obj()
+        except Exception as e:
+            fail(f"{target}() failed: {type(e).__name__}: {e}")
+        if isinstance(made, Contract):
+            return made
+        if isinstance(made, ServiceDef) and made.contract is not None:
+            return made.contract
+        fail(f"{target}() returned {type(made).__name__}, not a lokit.Contract")
+    fail(
+        f"{target} is {type(obj).__name__}, not a lokit.Contract, a class or Protocol, "
+        "or a function returning a Contract"
+    )
+
+
+def _not_served(e: Error) -> bool:
+    """True for the answer of a server that has no such method (not a business error)."""
+    if type(e) is Unimplemented:
+        return e.message == "Method not found!"  # what a gRPC server says
+    return type(e) is NotFound and e.message.startswith("no route for ")  # lokit's HTTP 404
+
+
+async def _wrong_protocol(addr: str, expected: str) -> str | None:
+    """The sentence for a call that reached the other kind of listener, else None."""
+    kind = await listener_kind(addr)
+    if kind is None or kind == expected:
+        return None
+    if kind == "grpc":
+        return f"{addr} is a gRPC listener, not HTTP: call it with --grpc {addr}"
+    return f"{addr} is an HTTP listener, not gRPC: call it with --http {addr}"
+
+
 def call_method(
     spec: Contract[Any],
     name: str,
@@ -49,8 +127,10 @@ def call_method(
     timeout: float,
 ) -> None:
     """Call `name` (any spelling: `concat`, `Concat`, `get-servers`); print the result as JSON."""
+    import asyncio
+
     from lokit.client import connect
-    from lokit.runtime import run
+    from lokit.codec import JsonCodec
 
     if (grpc_addr is None) == (http_addr is None):
         fail("give exactly one of --grpc ADDR or --http ADDR")
@@ -64,6 +144,8 @@ def call_method(
         fail(f"{spec.name}.{method.name} has no HTTP route; call it with --grpc")
     request = request_from_args(method, args)
     encode = JsonCodec(method).encode_response
+    addr, kind = (grpc_addr, "grpc") if grpc_addr is not None else (http_addr, "http")
+    assert addr is not None
 
     async def main() -> int:
         conn = connect(spec, grpc=grpc_addr, http=http_addr, timeout=timeout)
@@ -74,8 +156,20 @@ def call_method(
                     click.echo(encode(item).decode())
             else:
                 click.echo(encode(await endpoint(request)).decode())
+        except Unavailable:
+            sentence = await _wrong_protocol(addr, kind)
+            if sentence is None:
+                raise
+            raise Unavailable(sentence) from None
+        except (Unimplemented, NotFound) as e:
+            if not _not_served(e):
+                raise
+            raise type(e)(
+                f"{addr} does not serve {spec.name}.{method.name} ({e.message}); "
+                f"is {spec.name} listening there?"
+            ) from None
         finally:
             await conn.close()
         return 0
 
-    sys.exit(run(main))
+    sys.exit(asyncio.run(main()))
