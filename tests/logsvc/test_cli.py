@@ -144,3 +144,64 @@ def test_lokit_call_reaches_the_log_by_its_contract(served: Path) -> None:
     assert [t["name"] for t in info["topics"]] == ["t"]
     err = one_sentence_error(run_cli(served, "call", "log", "ListTopics", "--http", "unix:h.sock"))
     assert "lokit clients call the log over gRPC" in err
+
+
+def test_an_oversized_stdin_line_skips_only_itself(tmp_path: Path, spawn: Any) -> None:
+    """Valid neighbours of a refused line are produced, in order; each refused line is one
+    warning naming its number, and the command exits 1 saying how many were refused."""
+    spawn(
+        "--data",
+        "data",
+        "--grpc",
+        "unix:g.sock",
+        "--http",
+        "unix:h.sock",
+        "--max-record-bytes",
+        "8",
+    )
+    lines = [b"a", b"x" * 20, b"b", b"c", b"y" * 9, b"d"]
+    r = run_cli(tmp_path, "log", "produce", *ADDR, "-t", "t", stdin=b"\n".join(lines) + b"\n")
+    assert r.returncode == 1
+    assert r.stdout == b"produced 4 records to t (offsets 0-3)\n"
+    err = r.stderr.decode().splitlines()
+    assert err[:2] == [
+        "warning: line 2 not produced: its 20 bytes are over the server's maximum record "
+        "size of 8 bytes",
+        "warning: line 5 not produced: its 9 bytes are over the server's maximum record "
+        "size of 8 bytes",
+    ]
+    assert err[2:] == [
+        "error: 2 of 6 lines were refused as over the server's maximum record size "
+        "(lines 2, 5); the other 4 records were produced to t"
+    ]
+    assert ok(tmp_path, "log", "consume", *ADDR, "-t", "t") == b"a\nb\nc\nd\n"
+
+    r = run_cli(tmp_path, "log", "produce", *ADDR, "-t", "u", stdin=b"z" * 30 + b"\n")
+    assert r.returncode == 1 and r.stdout == b""
+    assert r.stderr.decode().splitlines()[-1] == (
+        "error: 1 of 1 line was refused as over the server's maximum record size (line 1); "
+        "nothing was produced to u"
+    )
+    # VALUEs are one batch: all or none, said plainly
+    err = one_sentence_error(run_cli(tmp_path, "log", "produce", *ADDR, "ok", "z" * 30))
+    assert "over the limit of 8 bytes" in err and err.rstrip().endswith("nothing was written")
+
+
+def test_stdin_errors_say_once_what_was_produced(served: Path) -> None:
+    err = one_sentence_error(run_cli(served, "log", "produce", *ADDR, "-t", "a/b", stdin=b"v\n"))
+    assert "invalid topic name 'a/b'" in err
+    assert err.rstrip().endswith("; nothing was produced to a/b") and "(nothing was)" not in err
+
+
+def test_the_http_socket_is_named_as_such(served: Path) -> None:
+    """A log command aimed at the log's HTTP listener says so (not 'cannot reach')."""
+    for args in (("info",), ("consume",), ("produce", "v")):
+        err = one_sentence_error(run_cli(served, "log", *args, "--addr", "unix:h.sock"))
+        assert "unix:h.sock is an HTTP listener; lokit log talks gRPC" in err, err
+
+
+def test_the_client_commands_default_topic_is_the_logs() -> None:
+    from lokit.commitlog import DEFAULT_TOPIC
+    from lokit.logsvc import cli
+
+    assert cli.DEFAULT_TOPIC == DEFAULT_TOPIC

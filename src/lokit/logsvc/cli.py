@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
+import re
 import stat
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import IO, Any
 
 import click
@@ -17,6 +18,9 @@ from lokit.cli.options import common_serve_options, serve_service
 from lokit.cli.plugins import ServicePlugin
 from lokit.logsvc.defaults import ADDR_ENV, DEFAULT_DATA, DEFAULT_GRPC_ADDR, DEFAULT_HTTP_ADDR
 
+DEFAULT_TOPIC = "default"
+"""The topic of a write without one: commitlog's DEFAULT_TOPIC, written here so that the
+client commands do not load the storage engine (a test keeps the two equal)."""
 PRODUCE_BATCH_RECORDS = 1_000
 PRODUCE_BATCH_BYTES = 1 << 20
 
@@ -150,11 +154,10 @@ def log_group() -> None:
 
 def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
     """Run `body(client)` on a fresh client; a server that is not there is one sentence."""
-    import uvloop
+    import asyncio
 
     from lokit.errors import Unavailable
     from lokit.logsvc.client import LogClient
-    from lokit.logsvc.errors import ServerStoppingError
     from lokit.transport.address import parse
 
     address = parse(addr)
@@ -165,18 +168,43 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
         client = LogClient(addr)
         try:
             return await body(client)
-        except ServerStoppingError:
-            fail(f"the log server at {addr} is shutting down")
-        except Unavailable:
-            fail(f"cannot reach the log server at {addr}; is `lokit serve log` running there?")
+        except Unavailable as e:
+            fail(await _unavailable(addr, e))
         finally:
             await client.close()
 
-    sys.exit(uvloop.run(main()))
+    sys.exit(asyncio.run(main()))
+
+
+async def _unavailable(addr: str, e: Exception) -> str:
+    """The sentence for an UNAVAILABLE call: stopping, the HTTP socket, nobody there, or the
+    server's own reason."""
+    from lokit.cli.errors import listener_kind
+    from lokit.logsvc.errors import ServerStoppingError
+
+    if isinstance(e, ServerStoppingError):
+        return f"the log server at {addr} is shutting down"
+    kind = await listener_kind(addr)
+    if kind == "http":
+        return (
+            f"{addr} is an HTTP listener; lokit log talks gRPC: give --addr the log's gRPC "
+            f"address ({DEFAULT_GRPC_ADDR} by default)"
+        )
+    if kind == "grpc" and "is unavailable: " not in str(e):
+        return str(e)  # the server's own sentence (a storage that cannot write, ...)
+    return f"cannot reach the log server at {addr}; is `lokit serve log` running there?"
 
 
 def _offsets(first: int, count: int) -> str:
     return f"offset {first}" if count == 1 else f"offsets {first}-{first + count - 1}"
+
+
+def _records(n: int) -> str:
+    return f"{n:,} record" + ("" if n == 1 else "s")
+
+
+def _lines(n: int) -> str:
+    return f"{n:,} line" + ("" if n == 1 else "s")
 
 
 @log_group.command(name="produce")
@@ -187,8 +215,11 @@ def _offsets(first: int, count: int) -> str:
 def produce(addr: str, topic: str, values: tuple[str, ...]) -> None:
     """Append VALUEs (or, without any, one record per line of stdin) to a topic.
 
-    Each VALUE's offset is printed, one per line. Lines from stdin go in batches
-    (each all or nothing), with a progress bar when stderr is a terminal.
+    VALUEs go in one batch: all of them, or none. Each VALUE's offset is printed,
+    one per line. Lines from stdin go in batches, with a progress bar when stderr
+    is a terminal; a line over the server's maximum record size is skipped with a
+    warning naming its line number, the others are produced, and the command then
+    exits 1 saying how many lines were refused.
     """
 
     async def with_values(client: Any) -> int:
@@ -199,17 +230,63 @@ def produce(addr: str, topic: str, values: tuple[str, ...]) -> None:
         return 0
 
     async def from_stdin(client: Any) -> int:
-        from lokit.commitlog import DEFAULT_TOPIC
+        from lokit.errors import Unavailable
 
-        produced, first = await _produce_lines(client, topic, sys.stdin.buffer)
         name = topic or DEFAULT_TOPIC
-        if produced:
-            click.echo(f"produced {produced:,} records to {name} ({_offsets(first, produced)})")
-        else:
+        try:
+            done = await _produce_lines(client, topic, sys.stdin.buffer)
+        except _ProduceStopped as stop:
+            e = stop.error
+            reason = await _unavailable(addr, e) if isinstance(e, Unavailable) else str(e)
+            fail(f"{reason}; {stop.done.before_it(name)}")
+        if done.count:
+            click.echo(f"produced {_records(done.count)} to {name} ({done.offsets()})")
+        elif not done.refused:
             click.echo(f"nothing to produce: stdin had no lines for {name}")
+        if done.refused:
+            n = len(done.refused)
+            listed = ", ".join(str(i) for i in done.refused[:5]) + (", ..." if n > 5 else "")
+            fail(
+                f"{n:,} of {_lines(done.lines)} {'was' if n == 1 else 'were'} refused as over "
+                f"the server's maximum record size ({'line' if n == 1 else 'lines'} {listed}); "
+                + (
+                    f"the other {_records(done.count)} {'was' if done.count == 1 else 'were'}"
+                    if done.count
+                    else "nothing was"
+                )
+                + f" produced to {name}"
+            )
         return 0
 
     _run(addr, with_values if values else from_stdin)
+
+
+class _Produced:
+    """What `_produce_lines` did: records produced (from `first`), lines read and refused."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = -1
+        self.lines = 0
+        self.refused: list[int] = []  # line numbers, from 1
+
+    def offsets(self) -> str:
+        return _offsets(self.first, self.count)
+
+    def before_it(self, topic: str) -> str:
+        """What was produced before a failure, as a clause."""
+        if not self.count:
+            return f"nothing was produced to {topic}"
+        return f"{_records(self.count)} were produced to {topic} before it ({self.offsets()})"
+
+
+class _ProduceStopped(Exception):
+    """A batch failed for a reason that skipping lines cannot help; what was done before it."""
+
+    def __init__(self, error: Exception, done: _Produced) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.done = done
 
 
 def _read_batch(stream: IO[bytes]) -> tuple[list[bytes], int]:
@@ -225,18 +302,53 @@ def _read_batch(stream: IO[bytes]) -> tuple[list[bytes], int]:
     return lines, size
 
 
-async def _produce_lines(client: Any, topic: str, stream: IO[bytes]) -> tuple[int, int]:
-    """Produce every line of `stream` in batches; (records produced, first offset)."""
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+def _too_large(e: Exception) -> bool:
+    """A refusal of a record's size: the log's own, or gRPC's message limit."""
+    from lokit.errors import ResourceExhausted
+    from lokit.logsvc.errors import RecordTooLargeError
 
+    if isinstance(e, RecordTooLargeError):
+        return True
+    return type(e) is ResourceExhausted and "message larger than max" in str(e)
+
+
+async def _produce_batch(
+    client: Any, topic: str, lines: list[bytes], first_line: int, done: _Produced
+) -> None:
+    """Produce `lines` (numbered from `first_line`); a batch refused for a record's size is
+    split until the refused lines stand alone, each skipped with a warning."""
     from lokit.errors import Error
+
+    try:
+        appended = await client.produce_batch(lines, topic)
+    except Error as e:
+        if not _too_large(e):
+            raise _ProduceStopped(e, done) from None
+        if len(lines) == 1:
+            done.refused.append(first_line)
+            limit = re.search(r"limit of (\d+) bytes", str(e))
+            over = f" of {int(limit[1]):,} bytes" if limit else ""
+            click.echo(
+                f"warning: line {first_line:,} not produced: its {len(lines[0]):,} bytes are "
+                f"over the server's maximum record size{over}",
+                err=True,
+            )
+            return
+        half = len(lines) // 2
+        await _produce_batch(client, topic, lines[:half], first_line, done)
+        await _produce_batch(client, topic, lines[half:], first_line + half, done)
+        return
+    if done.first < 0:
+        done.first = appended.first_offset
+    done.count += appended.count
+
+
+async def _produce_lines(client: Any, topic: str, stream: IO[bytes]) -> _Produced:
+    """Produce every line of `stream` in batches, in order; what was produced and refused.
+
+    Raises `_ProduceStopped` for a failure other than a record's size.
+    """
+    import asyncio
 
     total: int | None = None
     try:
@@ -248,28 +360,43 @@ async def _produce_lines(client: Any, topic: str, stream: IO[bytes]) -> tuple[in
     show = sys.stderr.isatty()
     if show and stream.isatty():
         click.echo("reading records from stdin, one per line (Ctrl-D to end)", err=True)
-    columns: list[Any] = [SpinnerColumn(), TextColumn("{task.fields[records]:,} records")]
-    if total is not None:
-        columns += [BarColumn(), DownloadColumn()]
-    columns.append(TimeElapsedColumn())
-    produced = 0
-    first = -1
-    with Progress(*columns, disable=not show, transient=False) as progress:
-        task = progress.add_task("produce", total=total, records=0)
+    done = _Produced()
+    with _progress(total, show) as advance:
         while True:
             lines, size = await asyncio.to_thread(_read_batch, stream)
             if not lines:
                 break
-            try:
-                appended = await client.produce_batch(lines, topic)
-            except Error as e:
-                done = f"{produced} records were produced before it" if produced else "nothing was"
-                raise type(e)(f"{e.message} ({done})") from None
-            if first < 0:
-                first = appended.first_offset
-            produced += appended.count
-            progress.update(task, advance=size, records=produced)
-    return produced, first
+            await _produce_batch(client, topic, lines, done.lines + 1, done)
+            done.lines += len(lines)
+            advance(size, done.count)
+    return done
+
+
+@contextlib.contextmanager
+def _progress(total: int | None, show: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr when `show` (only then is rich loaded).
+
+    Yields `advance(bytes_read, records_produced)`.
+    """
+    if not show:
+        yield lambda size, records: None
+        return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    columns: list[Any] = [SpinnerColumn(), TextColumn("{task.fields[records]:,} records")]
+    if total is not None:
+        columns += [BarColumn(), DownloadColumn()]
+    columns.append(TimeElapsedColumn())
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("produce", total=total, records=0)
+        yield lambda size, records: progress.update(task, advance=size, records=records)
 
 
 @log_group.command(name="consume")
