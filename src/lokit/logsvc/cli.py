@@ -124,6 +124,7 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
         header_timeout=config.header_timeout,
         max_connections=config.max_connections,
         max_streams=config.max_streams,
+        max_body_rate=config.max_body_rate,
     )
 
 
