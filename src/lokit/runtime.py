@@ -72,7 +72,7 @@ class Runtime:
                     self._ready("grpc", a, ready)
             if http_addrs:
                 self._http = HttpServer(
-                    asgi_app(self.service, observer, limits.max_body_bytes),
+                    asgi_app(self.service, observer, limits),
                     name="http",
                     graceful_timeout=self.listeners.grace,
                     limits=limits,

@@ -348,3 +348,36 @@ def test_the_log_takes_the_limits_from_its_config_file(tmp_path: Path) -> None:
                 h.close()
     finally:
         assert p.stop(signal.SIGTERM) == 0, p.stderr
+
+
+async def test_large_bodies_under_the_limit_arrive_whole_at_the_body_rate(tmp_path: Path) -> None:
+    """Past its first MiB a body is paced (`--max-body-rate`), never cut or refused."""
+    import aiohttp
+
+    import lokit
+    from lokit.runtime import Listeners, Runtime
+    from lokit.transport.limits import Limits
+
+    class Sizer:
+        async def size(self, text: str) -> int:
+            return len(text)
+
+    http = f"unix:{tmp_path}/h.sock"
+    limits = Limits(max_body_bytes=8 << 20, max_body_rate=4 << 20)
+    rt = Runtime(lokit.define("sizer", Sizer()), Listeners([], [http], None, 1.0, limits))
+    await rt.start()
+    try:
+        text = "x" * (3 << 20)
+
+        async def chunks() -> Any:
+            body = orjson.dumps({"text": text})
+            for i in range(0, len(body), 65536):
+                yield body[i : i + 65536]
+
+        conn = aiohttp.UnixConnector(path=f"{tmp_path}/h.sock")
+        async with aiohttp.ClientSession(connector=conn) as s:
+            for data in (orjson.dumps({"text": text}), chunks()):  # declared, then chunked
+                async with s.post("http://localhost/size", data=data) as r:
+                    assert (r.status, await r.json()) == (200, {"v": 3 << 20})
+    finally:
+        await rt.stop()

@@ -90,6 +90,15 @@ def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
                 help="Refuse HTTP request bodies (and streamed lines) larger than this: 413.",
             ),
             click.option(
+                "--max-body-rate",
+                type=SIZE,
+                default="64MiB",
+                show_default=True,
+                metavar="SIZE",
+                help="Bytes per second at which the HTTP listeners read large bodies "
+                "(past their first MiB), all together, so uploads cannot starve other calls.",
+            ),
+            click.option(
                 "--idle-timeout",
                 type=click.FloatRange(min=0, min_open=True),
                 default=60.0,
@@ -142,10 +151,11 @@ def serve_service(
     header_timeout: float = 10.0,
     max_connections: int = 0,
     max_streams: int = 100,
+    max_body_rate: int = 64 << 20,
 ) -> None:
     """Configure logs, check addresses, build the service inside the loop and serve it.
 
-    The limits (`--max-body-bytes` ... `--max-streams`) apply to every listener;
+    The limits (`--max-body-bytes` ... `--max-body-rate`) apply to every listener;
     see `lokit.transport.limits`.
 
     Without `--grpc` and `--http` the service listens on its default sockets
@@ -163,7 +173,9 @@ def serve_service(
         http_addrs = (default_address(service, "http"),)
     for a in (*grpc_addrs, *http_addrs, *([debug_addr] if debug_addr else []), *extra_addrs):
         parse(a)  # a malformed address fails here, in one sentence
-    limits = Limits(max_body_bytes, idle_timeout, header_timeout, max_connections, max_streams)
+    limits = Limits(
+        max_body_bytes, idle_timeout, header_timeout, max_connections, max_streams, max_body_rate
+    )
     listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
 
     def ready(kind: str, addr: object) -> None:

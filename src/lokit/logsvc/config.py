@@ -55,6 +55,7 @@ class ServerConfig:
     header_timeout: float = 10.0
     max_connections: int = 0  # 0: from the open-file limit
     max_streams: int = 100
+    max_body_rate: int = 64 << 20
 
     def log_config(self) -> LogConfig:
         """The storage engine's configuration for every topic."""
@@ -112,6 +113,9 @@ _LISTENER_LIMITS = {
     "header_timeout": _listener_limit("header-timeout", float, 0, True),
     "max_connections": _listener_limit("max-connections", int, 0, False),
     "max_streams": _listener_limit("max-streams", int, 1, False),
+    "max_body_rate": _listener_limit(
+        "max-body-rate", lambda v: parse_size(v, "max-body-rate"), 1, False
+    ),
 }
 
 

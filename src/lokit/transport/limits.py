@@ -1,9 +1,10 @@
 """What one client may take of a server's listeners: bodies, time, connections, streams.
 
 `Limits` holds the settings every `lokit serve` takes as flags (`--max-body-bytes`,
-`--idle-timeout`, `--header-timeout`, `--max-connections`, `--max-streams`);
-the HTTP server applies them in its protocol (`transport/http/protocol.py`) and
-the HTTP app while it reads a body, the gRPC server hands them to grpc-core as
+`--idle-timeout`, `--header-timeout`, `--max-connections`, `--max-streams`,
+`--max-body-rate`); the HTTP server applies them in its protocol
+(`transport/http/protocol.py`) and the HTTP app while it reads a body (the size
+limit, and `BodyPacer` for large bodies), the gRPC server hands them to grpc-core as
 channel arguments (`grpc_options`). Each refusal is counted here, in the style
 of `observability/metrics.py`:
 
@@ -16,8 +17,10 @@ of `observability/metrics.py`:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import resource
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ __all__ = [
     "CONNECTIONS_OPEN",
     "CONNECTIONS_REFUSED",
     "HTTP_REFUSED",
+    "BodyPacer",
     "BodyTooLarge",
     "Limits",
     "auto_max_connections",
@@ -69,6 +73,37 @@ class BodyTooLarge(ResourceExhausted):
         return cls(f"the request body is larger than the server's limit of {limit} bytes")
 
 
+PACE_FREE_BYTES = 1 * MiB
+"""The first bytes of every request body are read at once; only the rest is paced."""
+
+
+class BodyPacer:
+    """One token bucket for the large request bodies of an HTTP app (`--max-body-rate`).
+
+    A client that streams bodies at loopback speed (hundreds of MB/s) would keep
+    the event loop busy reading them up to the size limit, and every other call on
+    that loop (gRPC on the Unix socket, /healthz) would wait behind it. Bytes of a
+    body past its first `PACE_FREE_BYTES` are taken from one bucket refilled at
+    `rate` bytes/s; a reader that finds it empty sleeps, uvicorn stops reading
+    that socket and TCP pushes back on the sender. Ordinary requests never wait.
+    """
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = float(rate)
+        self.burst = self.rate / 10  # at most 0.1 s worth at once
+        self.tokens = self.burst
+        self.last = time.monotonic()
+
+    async def take(self, n: int) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate) - n
+        self.last = now
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
 def auto_max_connections() -> int:
     """A quarter of the process's open-file limit, between 64 and 10,000."""
     try:
@@ -89,10 +124,11 @@ class Limits:
     header_timeout: float = 10.0
     max_connections: int = 0
     max_streams: int = 100
+    max_body_rate: int = 64 * MiB
 
     def __post_init__(self) -> None:
-        if self.max_body_bytes < 1:
-            raise ValueError("max-body-bytes must be at least 1")
+        if self.max_body_bytes < 1 or self.max_body_rate < 1:
+            raise ValueError("max-body-bytes and max-body-rate must be at least 1")
         if self.idle_timeout <= 0 or self.header_timeout <= 0:
             raise ValueError("idle-timeout and header-timeout must be seconds > 0")
         if self.max_connections < 0 or self.max_streams < 1:

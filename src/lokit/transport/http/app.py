@@ -35,29 +35,33 @@ from lokit.transport.http.exchange import (
 )
 from lokit.transport.http.router import NO_PARAMS, Router
 from lokit.transport.http.wire import ERROR_HEADER, error_body
+from lokit.transport.limits import BodyPacer, Limits
 from lokit.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["HttpApp", "asgi_app"]
 
 
-def asgi_app(service: ServiceDef, observer: Observer, max_body_bytes: int = 8 << 20) -> ASGIApp:
+def asgi_app(service: ServiceDef, observer: Observer, limits: Limits | None = None) -> ASGIApp:
     """The ASGI app serving `service.http` routes, observed by `observer`.
 
-    A request body over `max_body_bytes` is refused with 413 (`BodyTooLarge`).
+    A request body over `limits.max_body_bytes` is refused with 413
+    (`BodyTooLarge`); large bodies are read at `limits.max_body_rate` in all.
     """
-    return HttpApp(service, observer, max_body_bytes)
+    return HttpApp(service, observer, limits)
 
 
 class HttpApp:
     """The ASGI callable behind `asgi_app` (one per service, shared by all requests)."""
 
-    __slots__ = ("_exact", "_max_body", "_observer", "_router", "_service")
+    __slots__ = ("_exact", "_max_body", "_observer", "_pacer", "_router", "_service")
 
     def __init__(
-        self, service: ServiceDef, observer: Observer, max_body_bytes: int = 8 << 20
+        self, service: ServiceDef, observer: Observer, limits: Limits | None = None
     ) -> None:
+        limits = limits or Limits()
         self._service = service.name
-        self._max_body = max_body_bytes
+        self._max_body = limits.max_body_bytes
+        self._pacer = BodyPacer(limits.max_body_rate)
         self._observer = observer
         self._router = Router(service.http)
         self._exact = self._router.exact
@@ -77,7 +81,9 @@ class HttpApp:
                 return
         # The request's context from its headers, current while it is served.
         make = streams.Stream if target.streams else Exchange
-        exchange = make(self._service, target, scope, receive, send, params, self._max_body)
+        exchange = make(
+            self._service, target, scope, receive, send, params, self._max_body, self._pacer
+        )
         token = context.set_current(exchange.ctx)
         trace_token = (
             None if exchange.headers is None else propagation.extract_and_attach(exchange.headers)

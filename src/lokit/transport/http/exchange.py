@@ -28,7 +28,7 @@ from lokit.codec import malformed
 from lokit.routes import HttpInput
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import ERROR_HEADER, INTERNAL_ERROR_BODY, JSON_TYPE, error_body
-from lokit.transport.limits import HTTP_REFUSED, BodyTooLarge
+from lokit.transport.limits import HTTP_REFUSED, PACE_FREE_BYTES, BodyPacer, BodyTooLarge
 from lokit.types import Receive, Scope, Send
 
 __all__ = [
@@ -67,6 +67,7 @@ class Exchange:
         "ctx",
         "headers",
         "max_body",
+        "pacer",
         "params",
         "receive",
         "rid",
@@ -84,9 +85,11 @@ class Exchange:
         send: Send,
         params: Mapping[str, str],
         max_body: int,
+        pacer: BodyPacer,
     ) -> None:
         self.target = target
         self.max_body = max_body
+        self.pacer = pacer
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -114,7 +117,8 @@ class Exchange:
 
         A body over `max_body` bytes (counted as it arrives: a declared
         Content-Length over it was refused before the app saw the request) stops
-        the reading with BodyTooLarge (413, and the connection is closed).
+        the reading with BodyTooLarge (413, and the connection is closed). Past
+        its first MiB a body is read at the pace of `pacer` (`--max-body-rate`).
         """
         receive = self.receive
         message = await receive()
@@ -136,6 +140,8 @@ class Exchange:
             if size > self.max_body:
                 raise self.too_large()
             chunks.append(chunk)
+            if size > PACE_FREE_BYTES:  # a large body: at the app's body rate
+                await self.pacer.take(len(chunk))
             if not message.get("more_body", False):
                 return b"".join(chunks)
 

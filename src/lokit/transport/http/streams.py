@@ -34,6 +34,7 @@ from lokit.transport.http.exchange import (
 )
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import INTERNAL_ERROR_LINE, NDJSON_TYPE, LineSplitter, error_line
+from lokit.transport.limits import BodyPacer
 from lokit.types import Receive, Scope, Send
 
 __all__ = ["Stream", "serve"]
@@ -56,8 +57,9 @@ class Stream(Exchange):
         send: Send,
         params: Mapping[str, str],
         max_body: int,
+        pacer: BodyPacer,
     ) -> None:
-        super().__init__(service, target, scope, receive, send, params, max_body)
+        super().__init__(service, target, scope, receive, send, params, max_body, pacer)
         self.task = asyncio.current_task()
         self.done = False  # the response is complete: a disconnect now means nothing
         self.gone = False  # the client went away; the handler was cancelled for it
