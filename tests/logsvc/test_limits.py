@@ -189,9 +189,20 @@ async def test_an_open_data_directory_is_tightened(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     os.chmod(data, 0o755)
+    (data / ".lokit-log.lock").touch()  # a log server's data directory
     (data / ".positions.sqlite").touch(mode=0o644)
     os.chmod(data / ".positions.sqlite", 0o644)
     srv = await start_in_process(tmp_path)
     await srv.runtime.stop()
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     assert stat.S_IMODE((data / ".positions.sqlite").stat().st_mode) == 0o600
+
+
+async def test_a_foreign_open_directory_is_only_warned_about(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chmod(data, 0o755)
+    (data / "somebody-elses.txt").write_text("x")
+    srv = await start_in_process(tmp_path)
+    await srv.runtime.stop()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o755

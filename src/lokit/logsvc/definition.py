@@ -67,19 +67,26 @@ def data_dir_lock(data: Path) -> DirLock:
 
 
 def prepare_data_dir(data: Path) -> None:
-    """Create the data directory 0700, or take group and other access away from an
-    existing one (said at warning), so no other local user reads the records."""
+    """Create the data directory 0700, so no other local user reads the records.
+
+    An existing one open to group or others is made owner-only when it is a log's
+    (it holds the lock file) or empty, and said at warning; any other directory
+    (e.g. `--data .`) is only warned about, never changed.
+    """
     try:
         data.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
         mode = stat.S_IMODE(data.stat().st_mode)
         if mode & 0o077:
-            os.chmod(data, mode & ~0o077)
+            ours = (data / LOCK_FILE).exists() or not any(data.iterdir())
+            if ours:
+                os.chmod(data, mode & ~0o077)
             _log.warning(
                 "log.data_dir_mode",
                 path=str(data),
-                was=oct(mode),
-                now=oct(mode & ~0o077),
-                message="the data directory was open to other users; it is now owner-only",
+                mode=oct(mode),
+                message="the data directory was open to other users; it is now owner-only"
+                if ours
+                else "the data directory is open to other users, who can read the records",
             )
     except OSError as e:
         raise FailedPrecondition(f"cannot use data directory {data}: {e.strerror or e}") from None
