@@ -381,3 +381,46 @@ async def test_large_bodies_under_the_limit_arrive_whole_at_the_body_rate(tmp_pa
                     assert (r.status, await r.json()) == (200, {"v": 3 << 20})
     finally:
         await rt.stop()
+
+
+def test_grpc_connections_past_the_limit_are_closed_by_grpc_core(tmp_path: Path) -> None:
+    """grpc.max_allowed_incoming_connections: 5 held, the 5 past the limit closed at once."""
+    sock = tmp_path / "g.sock"
+    p = Server(
+        [
+            "serve",
+            "addsvc",
+            "--grpc",
+            f"unix:{sock}",
+            "--max-connections",
+            "5",
+            "--header-timeout",
+            "120",
+        ],
+        tmp_path,
+    )
+    p.wait_ready(1)
+    conns = []
+    try:
+        for _ in range(10):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(str(sock))
+            s.setblocking(False)
+            conns.append(s)
+        closed: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(closed) < 5 and time.monotonic() < deadline:
+            for i, s in enumerate(conns):
+                try:
+                    if s.recv(100) == b"":
+                        closed.add(i)
+                except BlockingIOError:
+                    pass
+                except ConnectionResetError:
+                    closed.add(i)
+            time.sleep(0.05)
+        assert len(closed) == 5, closed
+    finally:
+        for s in conns:
+            s.close()
+        assert p.stop(signal.SIGTERM) == 0, p.stderr
