@@ -20,6 +20,7 @@ from lokit.errors import Internal, ResourceExhausted, Unavailable
 from lokit.logsvc.client import LogClient
 from lokit.logsvc.storage import mapped
 from tests.logsvc.conftest import start_in_process
+from tests.logsvc.test_limits import fd_limit
 
 
 def _unusable(why: str) -> None:
@@ -166,3 +167,35 @@ def test_storage_errors_name_no_path() -> None:
     assert isinstance(odd, Internal) and "secret" not in str(odd) and "/srv" not in str(odd)
     corrupt = mapped(commitlog.CorruptRecordError("/srv/data/x/0.store", 7, "bad checksum"))
     assert "/srv" not in str(corrupt) and "offset 7" in str(corrupt)
+
+
+async def test_too_many_open_files_is_resource_exhausted(tmp_path: Path, spawn: Any) -> None:
+    """A --max-topics above what the fd limit holds: the writes that hit EMFILE are
+    refused in a sentence without a path, and the open topics are still read.
+    (While every fd is taken, writes to open topics fail too: a sync round dups
+    its files' fds. The default --max-topics keeps a server from getting here.)
+
+    RESOURCE_EXHAUSTED when opening the topic failed; UNAVAILABLE when the topic
+    opened but its first sync round could not dup its fds (the engine then poisons
+    that topic's log)."""
+    args = ("--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock")
+    with fd_limit(128):
+        server = spawn(*args, "--max-topics", "1000")
+    c = LogClient(f"unix:{tmp_path}/g.sock")
+    errors: list[str] = []
+    try:
+        for i in range(100):
+            try:
+                await c.produce(b"x", topic=f"t{i}")
+            except (ResourceExhausted, Unavailable) as e:
+                errors.append(str(e))
+        assert errors, "the fd limit was never reached"
+        for message in errors:
+            assert "too many open files" in message and "data/" not in message, message
+        assert (await c.consume(0, topic="t0")).value == b"x"  # reads are still served
+    finally:
+        await c.close()
+    server.stop()
+    lines = [ln for ln in server.stderr_lines if "event=log.storage_failed" in ln]
+    assert lines and all("level=error" in ln for ln in lines)
+    assert all("Too many open files" in ln and str(tmp_path) in ln for ln in lines)
