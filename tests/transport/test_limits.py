@@ -176,32 +176,24 @@ def test_declared_body_over_the_limit_is_413_before_it_is_read(server: Server) -
 
 
 def test_chunked_body_over_the_limit_is_413_and_reading_stops(server: Server) -> None:
+    """The 413 comes while the chunked body is still open (a server reading the whole
+    body first would wait for its last chunk, and never answer), and the server closes.
+
+    Not counted: how many bytes the client's sends took. On loopback the kernel buffers
+    take megabytes whatever the server reads, more the busier the machine (the earlier
+    `sent < 1_000_000` failed that way now and then).
+    """
     s = _connect(server.tcp("http"))
     try:
         s.sendall(b"POST /sum HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
-        chunk = b"%x\r\n%s\r\n" % (256, b" " * 256)
-        sent = 0
-        s.settimeout(10)
-        with pytest.raises(OSError):  # the server closes: a write fails, or recv below
-            while sent < 50_000_000:
-                s.sendall(chunk)
-                sent += 256
-                if sent % 4096 == 0:
-                    s.setblocking(False)
-                    try:
-                        if s.recv(65536, socket.MSG_PEEK):
-                            break
-                    except BlockingIOError:
-                        pass
-                    finally:
-                        s.setblocking(True)
-            raise OSError("answered")
-        assert sent < 1_000_000, "the server kept reading"
-        status, _headers, body = _response(_read_all(s))
+        # 4 KiB of chunks, over the 1 KiB limit, in one send; the body is never ended.
+        s.sendall((b"%x\r\n%s\r\n" % (256, b" " * 256)) * 16)
+        status, _headers, body = _response(_read_all(s))  # until the server closes
     finally:
         s.close()
     assert status == 413
     assert "larger than the server's limit of 1024 bytes" in body["error"]
+    assert _sum(server, b'{"a":1,"b":2}')[2] == {"v": 3}
 
 
 def test_slowloris_is_closed_after_the_header_timeout(server: Server) -> None:
