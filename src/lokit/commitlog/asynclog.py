@@ -27,6 +27,7 @@ import structlog
 
 from .config import LogConfig
 from .errors import LogClosedError, LogError, LogFailedError
+from .files import FilePool
 from .log import Log
 from .record import check_batch, check_value
 
@@ -72,9 +73,14 @@ class AsyncLog:
         config: LogConfig | None = None,
         *,
         on_fsync: Callable[[float], None] | None = None,
+        pool: FilePool | None = None,
+        lock_dir: bool = True,
     ) -> AsyncLog:
-        """Open (and recover) the log in a thread, then wrap it."""
-        log = await asyncio.to_thread(Log.open, directory, config)
+        """Open (and recover) the log in a thread, then wrap it (`pool`, `lock_dir`: as
+        `Log.open`)."""
+        log = await asyncio.to_thread(
+            partial(Log.open, directory, config, pool=pool, lock_dir=lock_dir)
+        )
         return cls(log, on_fsync=on_fsync)
 
     # -- plumbing --------------------------------------------------------------------------
@@ -213,6 +219,11 @@ class AsyncLog:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def open_files(self) -> int:
+        """As `Log.open_files`."""
+        return self._log.open_files
 
     async def append(self, value: bytes) -> int:
         """Append one record; returns its offset once durable per the fsync policy.

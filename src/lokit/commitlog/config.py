@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from .files import MIN_OPEN_FILES
 from .index import ENTRY_SIZE as INDEX_ENTRY_SIZE
 from .record import HEADER_SIZE
 
@@ -103,7 +104,9 @@ class LogConfig:
     effective limit is also capped so one record always fits in an empty segment).
     retention_bytes / retention_age: delete whole oldest segments (never the active
     one) once the log is bigger than this, or their newest record older than this
-    many seconds; None turns a rule off.
+    many seconds; None turns a rule off. max_open_files: file descriptors a log's
+    segments may hold open together (a `Topics` applies it to all its topics at once;
+    None: half the soft RLIMIT_NOFILE); the least recently used are closed beyond it.
     """
 
     max_store_bytes: int = 64 * 1024 * 1024
@@ -113,6 +116,7 @@ class LogConfig:
     fsync: FsyncPolicy | str = "always"
     retention_bytes: int | None = None
     retention_age: float | None = None
+    max_open_files: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fsync", FsyncPolicy.parse(self.fsync))
@@ -136,6 +140,12 @@ class LogConfig:
             or self.retention_bytes < 0
         ):
             raise ValueError("retention_bytes must be a non-negative integer or None")
+        if self.max_open_files is not None and (
+            isinstance(self.max_open_files, bool)
+            or not isinstance(self.max_open_files, int)
+            or self.max_open_files < MIN_OPEN_FILES
+        ):
+            raise ValueError(f"max_open_files must be an integer of at least {MIN_OPEN_FILES}")
         if self.retention_age is not None:
             if isinstance(self.retention_age, bool) or not isinstance(
                 self.retention_age, int | float
@@ -178,6 +188,8 @@ class LogConfig:
                 kw[key] = None if v in (None, "", "none", "off") else parse_size(v, key)
             elif key == "retention_age":
                 kw[key] = None if v in (None, "", "none", "off") else parse_age(v, key)
+            elif key == "max_open_files":
+                kw[key] = None if v in (None, "", "auto") else _int(v, key)
             elif key == "initial_offset":
                 try:
                     kw[key] = int(v)
@@ -186,3 +198,10 @@ class LogConfig:
             else:
                 kw[key] = v
         return cls(**kw)
+
+
+def _int(v: object, key: str) -> int:
+    try:
+        return int(v)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be an integer, not {v!r}") from None

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 from .errors import DirLockError
+from .files import FILE_MODE, make_dirs
 
 IN_USE = "the directory {dir} is in use (locked by this or another process)"
 """The default message when another holder has the lock; ``{dir}`` is the directory."""
@@ -34,7 +35,7 @@ class DirLock:
 
     `acquire()` takes it or raises DirLockError at once (never waits); `release()`
     gives it up (idempotent); as a context manager it is held inside the block.
-    `create` makes the directory (and its parents) first if missing.
+    `create` makes the directory (and its parents, 0700) first if missing.
     """
 
     __slots__ = ("_create", "_fd", "_in_use", "_unusable", "directory", "path")
@@ -67,8 +68,8 @@ class DirLock:
             return
         try:
             if self._create:
-                self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                make_dirs(self.directory)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         except OSError as e:
             raise self._unusable_error(e) from e
         try:

@@ -28,6 +28,9 @@ What each fsync policy can lose, and when a reader sees a record:
 - ``never``: as ``interval`` but lokit never fsyncs (except on `sync()`), so a machine
   crash can lose whatever the OS had not yet written back.
 
+A segment the file pool closes is fsynced before it closes, unless the policy is
+``never``: then it stays dirty and a round opens its files again by path to sync them.
+
 A failed fsync (or a write whose rollback failed) poisons the log: `failed` holds the
 error, every later append and round raises LogFailedError, and waiting appenders are
 released with it. Only reopening the log (which recovers from the files) clears it.
@@ -168,6 +171,8 @@ class Durability:
                         seg.index.flush()
                         fds.append(os.dup(seg.store.fd))
                         fds.append(os.dup(seg.index.fd))
+                    else:  # closed by the file pool unsynced (fsync never): by path
+                        fds.extend(_open_for_sync(seg))
                 if self.dir_dirty:
                     dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError as e:
@@ -250,3 +255,21 @@ class Durability:
         t = self._thread
         if t is not None and t is not threading.current_thread():
             t.join()
+
+
+def _open_for_sync(seg: Segment) -> list[int]:
+    """Descriptors of a closed segment's files, for a round to fsync (none if the
+    segment was deleted meanwhile)."""
+    fds: list[int] = []
+    try:
+        for path in (seg.store.path, seg.index.path):
+            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+    except FileNotFoundError:
+        for fd in fds:
+            os.close(fd)
+        return []
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds

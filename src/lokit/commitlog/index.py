@@ -17,6 +17,7 @@ crash lost from the newest segment's store.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import IndexEOFError
+from .files import FILE_MODE
 
 ENTRY: Final = struct.Struct(">IQ")
 ENTRY_SIZE: Final = ENTRY.size  # 12
@@ -71,7 +73,7 @@ class Index:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
         self.raw_size = os.fstat(self.fd).st_size  # bytes in the file
         self.count = self.raw_size // ENTRY_SIZE
         self.written = self.count
@@ -191,12 +193,39 @@ class Index:
         if self._tail:
             self._map(self.count)
 
+    def reopen(self) -> None:
+        """Open the file again after `close` and map every entry; OSError if it is gone
+        or does not hold exactly the entries written."""
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            if size != self.raw_size or self.written != self.count:
+                raise OSError(
+                    errno.EIO,
+                    f"changed while closed ({size} bytes, not {self.raw_size})",
+                    str(self.path),
+                )
+            self.fd = fd
+            self._map(self.count)
+        except BaseException:
+            self.fd = -1
+            os.close(fd)
+            raise
+
+    @property
+    def open_fds(self) -> int:
+        """Descriptors held: the file's and the mmap's own."""
+        return (self.fd >= 0) + (self._mm is not None)
+
     def close(self) -> None:
+        """Flush and close (OSError if the flush fails: then nothing is closed)."""
         if self.fd >= 0:
             self.flush()
         if self._mm is not None:
             self._mm.close()
             self._mm = None
+        self._mm_n = 0
+        self._tail = array("Q")
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

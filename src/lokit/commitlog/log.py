@@ -33,6 +33,7 @@ from .config import FsyncPolicy, LogConfig
 from .dirlock import DirLock
 from .durability import Durability
 from .errors import LogClosedError, LogError, LogFailedError, OffsetOutOfRangeError
+from .files import FilePool, make_dirs
 from .record import check_batch, check_value, frame, frame_batch
 from .segmentset import SegmentSet
 from .snapshot import SnapshotReader, open_reader, restore_dir, snapshot_of
@@ -49,7 +50,15 @@ class Log:
     `config.initial_offset`. Thread-safe: one writer at a time, many readers.
     """
 
-    def __init__(self, directory: Path, config: LogConfig, *, _token: object = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        *,
+        _token: object = None,
+        pool: FilePool | None = None,
+        lock_dir: bool = True,
+    ) -> None:
         if _token is not _OPEN_TOKEN:
             raise TypeError("use Log.open(directory, config) to open a log")
         self.directory = directory
@@ -68,41 +77,57 @@ class Log:
         self._dirty = d.dirty  # the same dict: writes mark segments in it, rounds take them
         self._end = 0  # the readable end: one past the newest record readers may see
         self._readers: weakref.WeakSet[SnapshotReader] = weakref.WeakSet()
-        self._segs = SegmentSet(directory, config, d)
+        self._pool = pool or FilePool(config.max_open_files)
+        self._segs = SegmentSet(directory, config, d, self._lock, self._pool)
         self._segments = self._segs.segments  # the same list, for the append path
         self._closed = False
         self._listeners: list[Callable[[int], None]] = []
-        self._dir_lock = DirLock(
-            directory,
-            LOCK_FILE,
-            in_use="the log at {dir} is already open (in this or another process)",
-            unusable="cannot open the log at {dir}: {strerror}",
+        self._dir_lock = (
+            DirLock(
+                directory,
+                LOCK_FILE,
+                in_use="the log at {dir} is already open (in this or another process)",
+                unusable="cannot open the log at {dir}: {strerror}",
+            )
+            if lock_dir
+            else None
         )
 
     # -- opening ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: str | os.PathLike[str], config: LogConfig | None = None) -> Log:
-        """Open (creating if needed) the log in `directory` and recover it.
+    def open(
+        cls,
+        directory: str | os.PathLike[str],
+        config: LogConfig | None = None,
+        *,
+        pool: FilePool | None = None,
+        lock_dir: bool = True,
+    ) -> Log:
+        """Open (creating if needed, 0700) the log in `directory` and recover it.
 
         Only ``<20 digits>.store`` / ``.index`` files are segments; anything else in the
         directory is left alone. Only a torn tail is cut; damaged records keep their
         offsets (reads raise `CorruptRecordError`), no offset is handed out twice, and
         other repairs copy the files aside first (rules: `recovery`, `repair`).
+        `pool`: the `FilePool` to share (by default one of its own, bounded by
+        `config.max_open_files`); `lock_dir=False` when the caller locks a parent.
         """
         config = config or LogConfig()
         path = Path(directory)
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            make_dirs(path)
         except OSError as e:
             raise LogError(f"cannot create log directory {path}: {e.strerror or e}") from e
         if not path.is_dir():
             raise LogError(f"cannot open log: {path} is not a directory")
-        log = cls(path, config, _token=_OPEN_TOKEN)
+        log = cls(path, config, _token=_OPEN_TOKEN, pool=pool, lock_dir=lock_dir)
         try:
-            log._dir_lock.acquire()
-            log._segs.load()
-            log._end = log._segments[-1].next_offset
+            with log._lock:  # the pool may close segments of a log only under its lock
+                if log._dir_lock is not None:
+                    log._dir_lock.acquire()
+                log._segs.load()
+                log._end = log._segments[-1].next_offset
         except BaseException as e:
             log._close_files()
             if isinstance(e, OSError):
@@ -145,6 +170,18 @@ class Log:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def open_files(self) -> int:
+        """File descriptors this log holds now: its open segments' and its lock's."""
+        with self._lock:
+            n = sum(s.open_fds for s in self._segments)
+        return n + (self._dir_lock is not None and self._dir_lock.held)
+
+    @property
+    def pool(self) -> FilePool:
+        """The pool bounding this log's open files (shared by a `Topics`' logs)."""
+        return self._pool
 
     @property
     def on_fsync(self) -> Callable[[float], None] | None:
@@ -212,6 +249,7 @@ class Log:
             self._check_writable()
             seg = self._segments[-1]
             try:
+                seg.use()
                 if seg.store.size + size > seg.max_store_bytes or seg.index.count >= seg.capacity:
                     seg = self._segs.roll()
                 offset = seg.append_one(data)
@@ -240,6 +278,7 @@ class Log:
             seg = self._segments[-1]
             first = seg.next_offset
             try:
+                seg.use()
                 if seg.room(sizes, 0, total) == n:
                     seg.append_frames(data, sizes)
                     self._dirty[seg] = None
@@ -301,7 +340,10 @@ class Log:
         with self._lock:
             if self._closed:
                 raise LogClosedError(self.directory)
-            return self._segs.find(offset, self._end)[1].read(offset)
+            try:
+                return self._segs.find(offset, self._end)[1].read(offset)
+            except OSError as e:
+                raise self._read_failed(e) from e
 
     def read_range(
         self, offset: int, max_records: int = 1000, max_bytes: int = 1 << 20
@@ -319,7 +361,13 @@ class Log:
         with self._lock:
             if self._closed:
                 raise LogClosedError(self.directory)
-            return self._segs.read_range(offset, self._end, max_records, max_bytes)
+            try:
+                return self._segs.read_range(offset, self._end, max_records, max_bytes)
+            except OSError as e:
+                raise self._read_failed(e) from e
+
+    def _read_failed(self, e: OSError) -> LogError:
+        return LogError(f"read from {self.directory} failed: {e.strerror or e}")
 
     # -- truncation and retention ------------------------------------------------------------
 
@@ -420,7 +468,8 @@ class Log:
 
     def _close_files(self) -> None:
         self._segs.close()
-        self._dir_lock.release()
+        if self._dir_lock is not None:
+            self._dir_lock.release()
 
     def __enter__(self) -> Log:
         return self

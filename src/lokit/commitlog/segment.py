@@ -4,6 +4,10 @@ Both files are named by the base offset, zero-padded so that names sort in offse
 order: ``00000000000000000016.store`` and ``00000000000000000016.index``.
 A segment never decides to roll itself: the Log asks `room()` first and rolls
 *before* a record would push either file over its limit.
+
+A segment's files are open only while its `FilePool` lets them be (`files`): call
+`use()` before touching `store.fd`, `index.fd` or index positions; sizes and counts
+stay known while it is closed.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import repair
 from .config import LogConfig
 from .errors import CorruptRecordError, OffsetOutOfRangeError, SegmentFullError
+from .files import FilePool, Standalone
 from .index import ENTRY_SIZE, Index
 from .record import HEADER, HEADER_SIZE, decode, decode_frames, frame, positions_after
 from .recovery import plan
 from .store import Store
+
+if TYPE_CHECKING:
+    from .files import Owner
 
 SEGMENT_FILE = re.compile(r"^(\d{20})\.(store|index)$")
 _BAD_ENTRY = "its index entry points outside the store (the index is damaged)"
@@ -38,28 +47,83 @@ class Segment:
     """Store + index for a run of consecutive offsets. The Log serialises all use."""
 
     __slots__ = (
+        "_paths",
         "base",
         "capacity",
         "damaged",
         "index",
         "max_store_bytes",
+        "owner",
+        "pool",
         "record_limit",
         "store",
     )
 
-    def __init__(self, directory: Path, base: int, config: LogConfig) -> None:
-        store_path, index_path = segment_paths(directory, base)
+    def __init__(
+        self,
+        directory: Path,
+        base: int,
+        config: LogConfig,
+        pool: FilePool | None = None,
+        owner: Owner | None = None,
+    ) -> None:
+        """Open (creating if needed) the segment's files, through `pool`; `owner` is the
+        log's segment set, which the pool asks to close it (by default a pool and an
+        owner of its own: a segment used on its own, as in tests)."""
+        if pool is None or owner is None:
+            pool = pool or FilePool()
+            owner = owner or Standalone()
+        self._paths = segment_paths(directory, base)
         self.base = base
         self.max_store_bytes = config.max_store_bytes
         self.capacity = config.index_capacity
         self.record_limit = config.record_limit
         self.damaged: list[int] = []  # record numbers recovery found damaged, ascending
-        self.store = Store(store_path)
+        self.pool = pool
+        self.owner = owner
+        pool.open(self, create=True)
+
+    # -- open files ------------------------------------------------------------------------
+
+    def use(self) -> None:
+        """Make sure the files are open, and mark the segment used (the log's lock is
+        held). OSError if they cannot be reopened."""
+        if self.store.fd < 0:
+            self.pool.open(self)
+        elif self.pool.last is not self:
+            self.pool.touch(self)
+
+    def open_files(self, create: bool = False) -> None:
+        """Open both files: the first time (`create`), or again after `close_files`."""
+        if create:
+            self.store = Store(self._paths[0])
+            try:
+                self.index = Index(self._paths[1])
+            except BaseException:
+                self.store.close()
+                raise
+            return
+        self.store.reopen()
         try:
-            self.index = Index(index_path)
+            self.index.reopen()
         except BaseException:
             self.store.close()
             raise
+
+    def close_files(self) -> None:
+        """Close both files (flushing the index first)."""
+        try:
+            self.index.close()
+        finally:
+            self.store.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self.store.fd >= 0
+
+    @property
+    def open_fds(self) -> int:
+        return (self.store.fd >= 0) + self.index.open_fds
 
     # -- state ---------------------------------------------------------------------------
 
@@ -140,6 +204,7 @@ class Segment:
 
     def truncate(self, count: int, store_size: int | None = None) -> None:
         """Keep only the first `count` records."""
+        self.use()
         if store_size is None:
             store_size = self.index.position(count) if count < self.index.count else self.store.size
         self.index.truncate(min(count, self.index.count))
@@ -154,7 +219,7 @@ class Segment:
         return self.index.position(k + 1) if k + 1 < self.index.count else self.store.size
 
     def read(self, offset: int) -> bytes:
-        """The record at `offset`, checksum verified."""
+        """The record at `offset`, checksum verified (the caller called `use`)."""
         k = offset - self.base
         index = self.index
         n = index.count
@@ -244,6 +309,8 @@ class Segment:
     def files_match(self) -> bool:
         """True if both files on disk are as long as this segment believes it wrote
         (after a failed write: False means the rollback failed too)."""
+        if self.store.fd < 0:
+            return True  # closed: its files were checked when it closed
         try:
             return (
                 os.fstat(self.store.fd).st_size == self.store.size
@@ -301,13 +368,13 @@ class Segment:
 
     def mtime(self) -> float:
         """When the store was last written (retention by age)."""
+        if self.store.fd < 0:
+            return os.stat(self.store.path).st_mtime
         return os.fstat(self.store.fd).st_mtime
 
     def close(self) -> None:
-        try:
-            self.index.close()
-        finally:
-            self.store.close()
+        """Close for good (the log is closing; the pool forgets it)."""
+        self.pool.forget(self)
 
     def remove(self) -> None:
         """Close and delete both files; the store goes first, so a crash in between leaves

@@ -6,11 +6,15 @@ the log's `Durability` -- a segment written or cut is dirty, a segment created o
 deleted makes the directory dirty -- so the next sync round makes it durable.
 Segments are contiguous (each starts where the one before ends) unless a store was
 damaged; `find` tells a missing record from one that is out of range.
+
+Segments' files are open only while the log's `FilePool` lets them be: every use goes
+through `Segment.use()`, and the pool asks `evict` (under the log's lock) to close one.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from bisect import bisect_right
 from pathlib import Path
@@ -20,6 +24,7 @@ import structlog
 from .config import LogConfig
 from .durability import Durability
 from .errors import CorruptRecordError, OffsetOutOfRangeError
+from .files import FilePool
 from .repair import fsync_dir
 from .segment import SEGMENT_FILE, Segment, segment_paths
 
@@ -33,14 +38,59 @@ class SegmentSet:
     append path. `load()` fills it from the directory.
     """
 
-    __slots__ = ("_bases", "_durability", "config", "directory", "segments")
+    __slots__ = (
+        "_bases",
+        "_durability",
+        "_syncs",
+        "config",
+        "directory",
+        "lock",
+        "pool",
+        "segments",
+    )
 
-    def __init__(self, directory: Path, config: LogConfig, durability: Durability) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        config: LogConfig,
+        durability: Durability,
+        lock: threading.RLock,
+        pool: FilePool,
+    ) -> None:
         self.directory = directory
         self.config = config
         self.segments: list[Segment] = []
         self._bases: list[int] = []  # segments[i].base, for bisecting
         self._durability = durability
+        self._syncs = config.fsync_policy.mode != "never"
+        self.lock = lock
+        """The log's lock: held for every use of the segments."""
+        self.pool = pool
+
+    def _new(self, base: int) -> Segment:
+        return Segment(self.directory, base, self.config, self.pool, self)
+
+    def evict(self, seg: Segment) -> bool:
+        """Close `seg`'s files for the pool (under the log's lock). A segment written
+        since the last sync round is fsynced first (unless fsync is ``never``: it stays
+        dirty, and the next round reopens it). False keeps it open: its index cannot be
+        flushed, or the fsync failed (which fails the log, as a failed round does)."""
+        d = self._durability
+        try:
+            if seg in d.dirty and self._syncs:
+                seg.index.flush()
+                os.fdatasync(seg.store.fd)
+                os.fdatasync(seg.index.fd)
+                del d.dirty[seg]
+            else:
+                seg.index.flush()
+        except OSError as e:
+            if seg in d.dirty and self._syncs and d.failed is None:
+                _log.error("commitlog.fsync_failed", path=str(seg.store.path), error=str(e))
+                d.poison(e)
+            return False
+        seg.close_files()
+        return True
 
     def load(self) -> None:
         """Open every segment in the directory and recover them (or create the first).
@@ -65,10 +115,11 @@ class SegmentSet:
             os.unlink(segment_paths(self.directory, base)[1])
         bases = sorted(stores) or [self.config.initial_offset]
         segments = self.segments
-        for base in bases:
-            segments.append(Segment(self.directory, base, self.config))
-        for i, seg in enumerate(segments):
-            newest = i == len(segments) - 1
+        at_least = 0
+        for i, base in enumerate(bases):  # one at a time: the pool may close earlier ones
+            seg = self._new(base)
+            segments.append(seg)
+            newest = i == len(bases) - 1
             expected = None if newest else bases[i + 1] - seg.base
             at_least = seg.recover(newest, expected)
             if not newest:
@@ -94,8 +145,8 @@ class SegmentSet:
     def _start_at(self, base: int) -> Segment:
         """Seal the active segment and start a new one at `base` (>= its next offset;
         offsets in between read as missing)."""
-        self.segments[-1].index.seal()
-        seg = Segment(self.directory, base, self.config)
+        self.segments[-1].index.seal()  # (a closed segment's index is already flushed)
+        seg = self._new(base)
         self.segments.append(seg)
         self._bases.append(seg.base)
         self._durability.dir_dirty = True
@@ -111,6 +162,7 @@ class SegmentSet:
         n = len(sizes)
         while i < n:
             seg = self.segments[-1]
+            seg.use()
             k = seg.room(sizes, i, total - pos)
             if k == 0:
                 seg = self.roll()
@@ -188,6 +240,7 @@ class SegmentSet:
             raise OffsetOutOfRangeError(offset)
         seg = self.segments[i]
         if offset < seg.next_offset:
+            seg.use()
             return i, seg
         if i + 1 < len(self.segments):
             raise CorruptRecordError(
@@ -216,6 +269,7 @@ class SegmentSet:
             if i >= len(segments) or segments[i].base != offset:
                 break
             seg = segments[i]
+            seg.use()
         return out
 
     def close(self) -> None:

@@ -103,6 +103,7 @@ def snapshot_of(segments: Sequence[Segment], end: int) -> SnapshotReader:
         for s in segments:
             if s.base >= end:
                 break
+            s.use()
             k = end - s.base
             size = s.index.position(k) if k < s.count else s.store.size
             if size:

@@ -7,10 +7,12 @@ are in the page cache and visible to `os.pread`; durability is the Log's sync ro
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 from .errors import CorruptRecordError
+from .files import FILE_MODE
 from .record import HEADER, HEADER_SIZE, decode, frame
 
 
@@ -21,8 +23,20 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
         self.size = os.fstat(self.fd).st_size
+
+    def reopen(self) -> None:
+        """Open the file again after `close` (the file pool closed it); OSError if it is
+        gone or its size is not what this store last wrote."""
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        size = os.fstat(fd).st_size
+        if size != self.size:
+            os.close(fd)
+            raise OSError(
+                errno.EIO, f"changed while closed ({size} bytes, not {self.size})", str(self.path)
+            )
+        self.fd = fd
 
     def append_frames(self, data: bytes | memoryview) -> int:
         """Write ready-framed bytes at the end; returns their start position."""

@@ -3,6 +3,12 @@
 A topic is created the first time it is asked for. Names become directory names,
 so they are validated first: nothing that is empty, too long, hidden, or able to
 escape the data directory.
+
+All topics share one `FilePool`, so the descriptors their segments hold stay under one
+bound however many topics there are (idle topics' files are closed and reopened on
+use), and one lock on the data directory (``.topics.lock``, taken on the first `get`)
+stands for every topic's own ``LOCK``: a topic directory opened as a standalone `Log`
+while a `Topics` has the data directory is not detected.
 """
 
 from __future__ import annotations
@@ -16,12 +22,17 @@ from pathlib import Path
 
 from .asynclog import AsyncLog
 from .config import LogConfig
+from .dirlock import DirLock
 from .errors import InvalidTopicNameError, LogClosedError
+from .files import FilePool
 
 DEFAULT_TOPIC = "default"
 """The topic the network service uses when a request names none."""
 
 MAX_TOPIC_NAME = 200
+
+TOPICS_LOCK = ".topics.lock"
+"""The data directory's lock file (a name no topic can have)."""
 
 
 def validate_topic_name(name: object) -> str:
@@ -55,6 +66,8 @@ class Topics:
     """Named AsyncLogs under `data_dir`, opened on first use and shared afterwards.
 
     `on_fsync(topic, seconds)`, if given, observes every sync round of every topic.
+    `max_open_files` bounds the descriptors all topics' segments hold together (by
+    default `config.max_open_files`, else half the soft RLIMIT_NOFILE).
     """
 
     def __init__(
@@ -63,9 +76,19 @@ class Topics:
         config: LogConfig | None = None,
         *,
         on_fsync: Callable[[str, float], None] | None = None,
+        max_open_files: int | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.config = config or LogConfig()
+        self.pool = FilePool(max_open_files or self.config.max_open_files)
+        """The descriptor pool every topic's segments share."""
+        self._dir_lock = DirLock(
+            self.data_dir,
+            TOPICS_LOCK,
+            in_use="the topics in {dir} are already open (in this or another process)",
+            unusable="cannot open the topics in {dir}: {strerror}",
+            create=True,
+        )
         self._on_fsync = on_fsync
         self._logs: dict[str, AsyncLog] = {}
         self._opening: dict[str, asyncio.Lock] = {}
@@ -85,7 +108,11 @@ class Topics:
             if alog is not None:
                 return alog
             hook = partial(self._on_fsync, name) if self._on_fsync is not None else None
-            alog = await AsyncLog.open(self.data_dir / name, self.config, on_fsync=hook)
+            if not self._dir_lock.held:
+                await asyncio.to_thread(self._dir_lock.acquire)
+            alog = await AsyncLog.open(
+                self.data_dir / name, self.config, on_fsync=hook, pool=self.pool, lock_dir=False
+            )
             if self._closed:
                 await alog.close()
                 raise LogClosedError(self.data_dir)
@@ -110,12 +137,21 @@ class Topics:
     def is_open(self, name: str) -> bool:
         return name in self._logs
 
+    @property
+    def open_files(self) -> int:
+        """File descriptors the engine holds now for these topics: every open segment's
+        (at most about `pool.max_open_files`) and the data directory's lock."""
+        return self.pool.open_files + self._dir_lock.held
+
     async def close(self) -> None:
         """Close every open topic."""
         self._closed = True
         logs = list(self._logs.values())
         self._logs.clear()
-        await asyncio.gather(*(log.close() for log in logs))
+        try:
+            await asyncio.gather(*(log.close() for log in logs))
+        finally:
+            self._dir_lock.release()
 
     async def __aenter__(self) -> Topics:
         return self
