@@ -26,7 +26,6 @@ from lokit.errors import (
 ERROR_TRAILER = "lokit-error"
 
 # Longest details an unexpected exception may put on the wire.
-_MAX_INTERNAL_DETAILS = 200
 
 _BY_NUMBER: dict[int, Any] = {sc.value[0]: sc for sc in grpc.StatusCode}
 
@@ -40,17 +39,15 @@ def grpc_status(code: Code) -> Any:
 
 
 def server_error(exc: BaseException) -> Error:
-    """What a server sends for `exc`: lokit errors as they are, others as a short INTERNAL.
+    """What a server sends for `exc`: lokit errors as they are, others as INTERNAL "internal error".
 
-    The observer gets the original exception (and logs its traceback); the client
-    only ever sees one line.
+    No exception text reaches a caller (it may name paths or data); the observer
+    gets the original exception and logs it. The HTTP transport answers the same.
     """
     if isinstance(exc, Error):
         return exc
     err = as_error(exc)
-    if isinstance(err, Internal) and len(err.message) > _MAX_INTERNAL_DETAILS:
-        return Internal(err.message[: _MAX_INTERNAL_DETAILS - 3] + "...")
-    return err
+    return Internal("internal error") if isinstance(err, Internal) else err
 
 
 def trailer_value(metadata: Any, key: str) -> str | None:
