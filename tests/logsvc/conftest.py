@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +63,21 @@ async def client(server: InProcess) -> AsyncIterator[LogClient]:
         await c.close()
 
 
+def _limit_fds(n: int) -> None:
+    """In the child before exec: RLIMIT_NOFILE = n (as `ulimit -n n`)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
 class ServerProcess:
     """`python -m lokit serve log ARGS` in `cwd`, ready once its listeners are up."""
 
     def __init__(
-        self, cwd: Path, *args: str, listeners: int = 2, env: dict[str, str] | None = None
+        self,
+        cwd: Path,
+        *args: str,
+        listeners: int = 2,
+        env: dict[str, str] | None = None,
+        fd_limit: int | None = None,
     ) -> None:
         self.cwd = cwd
         self.args = list(args)
@@ -75,6 +87,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            preexec_fn=None if fd_limit is None else partial(_limit_fds, fd_limit),
         )
         self.addrs: dict[str, str] = {}
         self.stderr_lines: list[str] = []
@@ -131,8 +144,13 @@ def spawn(tmp_path: Path) -> Iterator[Any]:
     """Start log server processes in tmp_path (all stopped at the end)."""
     procs: list[ServerProcess] = []
 
-    def start(*args: str, listeners: int = 2, env: dict[str, str] | None = None) -> ServerProcess:
-        p = ServerProcess(tmp_path, *args, listeners=listeners, env=env)
+    def start(
+        *args: str,
+        listeners: int = 2,
+        env: dict[str, str] | None = None,
+        fd_limit: int | None = None,
+    ) -> ServerProcess:
+        p = ServerProcess(tmp_path, *args, listeners=listeners, env=env, fd_limit=fd_limit)
         procs.append(p)
         return p
 

@@ -3,17 +3,12 @@ the child), one tail-cache budget for all topics, and owner-only files."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import resource
 import signal
 import stat
-import subprocess
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import aiohttp
 import pytest
@@ -30,17 +25,6 @@ ARGS = ("--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock")
 
 def sample(name: str) -> float:
     return REGISTRY.get_sample_value(name) or 0.0
-
-
-@contextlib.contextmanager
-def fd_limit(n: int) -> Iterator[None]:
-    """Servers spawned inside start with RLIMIT_NOFILE = n (set in the child)."""
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-
-    with mock.patch.object(subprocess, "Popen", partial(subprocess.Popen, preexec_fn=limit)):
-        yield
 
 
 async def http_post(sock: Path, path: str, body: bytes) -> tuple[int, bytes]:
@@ -104,8 +88,7 @@ async def test_max_topics_refuses_one_more_and_serves_the_rest(tmp_path: Path, s
 
 async def test_the_default_limit_keeps_a_low_fd_limit_serving(tmp_path: Path, spawn: Any) -> None:
     """With 256 fds the server allows 16 topics: refusals, not "Too many open files"."""
-    with fd_limit(256):
-        server = spawn(*ARGS)
+    server = spawn(*ARGS, fd_limit=256)
     c = LogClient(f"unix:{tmp_path}/g.sock")
     refused = 0
     try:
@@ -121,8 +104,7 @@ async def test_the_default_limit_keeps_a_low_fd_limit_serving(tmp_path: Path, sp
     finally:
         await c.close()
     assert server.stop(signal.SIGTERM) == 0
-    with fd_limit(256):
-        server = spawn(*ARGS)
+    server = spawn(*ARGS, fd_limit=256)
     c = LogClient(f"unix:{tmp_path}/g.sock")
     try:
         assert len((await c.list_topics()).topics) == 16

@@ -20,7 +20,6 @@ from lokit.errors import Internal, ResourceExhausted, Unavailable
 from lokit.logsvc.client import LogClient
 from lokit.logsvc.storage import mapped
 from tests.logsvc.conftest import start_in_process
-from tests.logsvc.test_limits import fd_limit
 
 
 def _unusable(why: str) -> None:
@@ -179,8 +178,7 @@ async def test_too_many_open_files_is_resource_exhausted(tmp_path: Path, spawn: 
     opened but its first sync round could not dup its fds (the engine then poisons
     that topic's log)."""
     args = ("--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock")
-    with fd_limit(128):
-        server = spawn(*args, "--max-topics", "1000")
+    server = spawn(*args, "--max-topics", "1000", fd_limit=128)
     c = LogClient(f"unix:{tmp_path}/g.sock")
     errors: list[str] = []
     try:
