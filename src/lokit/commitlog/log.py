@@ -23,27 +23,26 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
 
 import structlog
 
 from .config import FsyncPolicy, LogConfig
 from .dirlock import DirLock
 from .durability import Durability
-from .errors import LogClosedError, LogError, LogFailedError, OffsetOutOfRangeError
+from .errors import LogClosedError, LogError, LogFailedError
 from .files import FilePool, make_dirs
+from .maintenance import Maintenance
 from .record import check_batch, check_value, frame, frame_batch
 from .segmentset import SegmentSet
-from .snapshot import SnapshotReader, open_reader, restore_dir, snapshot_of
+from .snapshot import SnapshotReader
 
 _log = structlog.get_logger("lokit.commitlog")
 
 LOCK_FILE = "LOCK"
 
 
-class Log:
+class Log(Maintenance):
     """A segmented, offset-addressed, crash-safe commit log in one directory.
 
     Open with `Log.open(directory, config)`. Offsets are consecutive integers from
@@ -249,7 +248,8 @@ class Log:
             self._check_writable()
             seg = self._segments[-1]
             try:
-                seg.use()
+                if self._pool.last is not seg:
+                    seg.use()
                 if seg.store.size + size > seg.max_store_bytes or seg.index.count >= seg.capacity:
                     seg = self._segs.roll()
                 offset = seg.append_one(data)
@@ -301,13 +301,6 @@ class Log:
         self._durability.sync_round()
 
     # -- failed writes, durable rounds ----------------------------------------------------
-
-    def _undo_to(self, next_offset: int) -> None:
-        """Best-effort rollback of a failed batch to `next_offset`."""
-        try:
-            self._truncate_suffix_locked(next_offset - 1)
-        except OSError as e:
-            self._durability.poison(e)
 
     def _write_failed(self, e: OSError) -> LogError:
         """Turn a failed write into a LogError; poison the log if the rollback failed too
@@ -368,85 +361,6 @@ class Log:
 
     def _read_failed(self, e: OSError) -> LogError:
         return LogError(f"read from {self.directory} failed: {e.strerror or e}")
-
-    # -- truncation and retention ------------------------------------------------------------
-
-    def truncate_prefix(self, offset: int) -> None:
-        """Delete whole segments whose records are all below `offset` (never the active one)."""
-        offset = operator.index(offset)
-        with self._durability.round_lock:
-            with self._lock:
-                self._check_writable()
-                removed = self._segs.remove_below(offset)
-            if removed and self._syncs:
-                self._durability.sync_round_held()
-
-    def truncate_suffix(self, offset: int) -> None:
-        """Delete every record after `offset` (so `offset` becomes the highest), for
-        replication conflicts. `offset` may be lowest-1 to empty the log; below that is
-        OffsetOutOfRangeError. The next append gets offset+1."""
-        offset = operator.index(offset)
-        with self._durability.round_lock:
-            with self._lock:
-                self._check_writable()
-                if offset >= self._segments[-1].next_offset - 1:
-                    return
-                if offset < self._segments[0].base - 1:
-                    raise OffsetOutOfRangeError(offset)
-                self._truncate_suffix_locked(offset)
-            if self._syncs:
-                self._durability.sync_round_held()
-
-    def _truncate_suffix_locked(self, offset: int) -> None:
-        keep_next = offset + 1
-        for r in self._readers:  # before any byte they may still read is rewritten
-            if keep_next < r.end_offset:
-                r.truncated = True
-        self._segs.truncate_after(keep_next)
-        self._end = min(self._end, keep_next)
-
-    def enforce_retention(self) -> int:
-        """Apply retention_bytes / retention_age now; returns segments deleted."""
-        with self._lock:
-            self._check_writable()
-            return self._segs.enforce_retention()
-
-    # -- snapshots ---------------------------------------------------------------------------
-
-    def reader(self) -> BinaryIO:
-        """A binary stream of the readable log as it is now (a snapshot for `Log.restore`).
-
-        Format: a 20-byte header (``LOKITLOG``, uint32 version 1, uint64 first offset),
-        then every segment's store bytes in order: the frames described in `record`.
-        The stream holds its own file descriptors, so later appends, `truncate_prefix`
-        and retention do not change what it yields. A `truncate_suffix` below its end
-        rewrites bytes it has yet to read: its next read from disk then raises LogError
-        (bytes it already returned or buffered were read before and are correct).
-        """
-        with self._lock:
-            if self._closed:
-                raise LogClosedError(self.directory)
-            raw = snapshot_of(self._segments, self._end)
-            self._readers.add(raw)
-        return open_reader(raw)
-
-    @classmethod
-    def restore(
-        cls, directory: str | os.PathLike[str], stream: BinaryIO, config: LogConfig | None = None
-    ) -> Log:
-        """Build a log in `directory` (absent or empty) from a `reader()` stream and open it.
-
-        Every record's checksum is verified; the log appears in `directory` only once
-        complete (it is built in a sibling temporary directory and renamed).
-        """
-        config = config or LogConfig()
-        target = Path(directory)
-
-        def open_tmp(tmp: Path, first: int) -> Log:
-            return cls.open(tmp, replace(config, initial_offset=first, fsync="never"))
-
-        restore_dir(target, stream, open_tmp, LOCK_FILE)
-        return cls.open(target, config)
 
     # -- closing ---------------------------------------------------------------------------
 

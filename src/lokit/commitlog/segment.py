@@ -88,10 +88,13 @@ class Segment:
     def use(self) -> None:
         """Make sure the files are open, and mark the segment used (the log's lock is
         held). OSError if they cannot be reopened."""
+        pool = self.pool
+        if pool.last is self:  # (it is then open: closing a segment clears `last`)
+            return
         if self.store.fd < 0:
-            self.pool.open(self)
-        elif self.pool.last is not self:
-            self.pool.touch(self)
+            pool.open(self)
+        else:
+            pool.touch(self)
 
     def open_files(self, create: bool = False) -> None:
         """Open both files: the first time (`create`), or again after `close_files`."""

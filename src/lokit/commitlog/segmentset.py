@@ -240,7 +240,8 @@ class SegmentSet:
             raise OffsetOutOfRangeError(offset)
         seg = self.segments[i]
         if offset < seg.next_offset:
-            seg.use()
+            if self.pool.last is not seg:  # (the hot path: the segment used last)
+                seg.use()
             return i, seg
         if i + 1 < len(self.segments):
             raise CorruptRecordError(
