@@ -11,6 +11,23 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+# Sets RLIMIT_NOFILE, then execs the real command: a child's limit without a preexec_fn.
+# A preexec_fn runs Python in a forked copy of this process, whose gRPC threads (a test's
+# client) make grpc-core's fork handlers race the exec: the child can abort (SIGABRT,
+# "epoll_wait error: Bad file descriptor") before it starts. DESIGN: never fork after
+# importing grpc.
+_WITH_NOFILE = (
+    "import os, resource, sys; n = int(sys.argv[1]); "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])"
+)
+
+
+def with_nofile(nofile: int, argv: list[str]) -> list[str]:
+    """`argv` (a `python ...` command) run with an open-file limit of `nofile`."""
+    assert argv[0] == sys.executable
+    return [sys.executable, "-c", _WITH_NOFILE, str(nofile), *argv[1:]]
+
 
 class LokitProcess:
     """A `python -m lokit ARGS...` child: ready addresses, captured stderr, clean stop."""

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -12,7 +11,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from lokit.logsvc.client import LogClient
 from lokit.logsvc.config import ServerConfig
 from lokit.logsvc.definition import log_definition
 from lokit.runtime import Listeners, Runtime
+from tests.e2e.procs import with_nofile
 
 
 @dataclass
@@ -63,11 +62,6 @@ async def client(server: InProcess) -> AsyncIterator[LogClient]:
         await c.close()
 
 
-def _limit_fds(n: int) -> None:
-    """In the child before exec: RLIMIT_NOFILE = n (as `ulimit -n n`)."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-
-
 class ServerProcess:
     """`python -m lokit serve log ARGS` in `cwd`, ready once its listeners are up."""
 
@@ -81,13 +75,15 @@ class ServerProcess:
     ) -> None:
         self.cwd = cwd
         self.args = list(args)
+        argv = [sys.executable, "-m", "lokit", "serve", "log", *args]
+        # The fd limit is set by an exec wrapper, not a preexec_fn (which races gRPC's fork
+        # handlers in this process: see tests.e2e.procs.with_nofile).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lokit", "serve", "log", *args],
+            argv if fd_limit is None else with_nofile(fd_limit, argv),
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            preexec_fn=None if fd_limit is None else partial(_limit_fds, fd_limit),
         )
         self.addrs: dict[str, str] = {}
         self.stderr_lines: list[str] = []

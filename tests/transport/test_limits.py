@@ -9,7 +9,6 @@ here only bounds how long the test waits for the server to act.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -26,7 +25,7 @@ import orjson
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.procs import LokitProcess
+from tests.e2e.procs import LokitProcess, with_nofile
 
 LIMITS = [
     "--max-body-bytes",
@@ -46,17 +45,14 @@ class Server(LokitProcess):
             super().__init__(args, cwd)
             return
 
-        def limit() -> None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        # LokitProcess.__init__ with a preexec_fn: the same readers, the same stop.
+        # LokitProcess.__init__ with the limit set by an exec wrapper (no preexec_fn: see
+        # with_nofile): the same readers, the same stop.
         self.args, self.cwd = args, cwd
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lokit", *args],
+            with_nofile(nofile, [sys.executable, "-m", "lokit", *args]),
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=limit,
         )
         self.addrs = defaultdict(list)
         self.stdout_lines, self.stderr_lines = [], []
