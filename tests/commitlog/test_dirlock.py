@@ -7,12 +7,13 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from lokit.commitlog import DirLock, DirLockError, Log, LogConfig, LogError
 
-SERVICE = {
+SERVICE: dict[str, Any] = {
     "in_use": "data directory {dir} is in use by another log server",
     "unusable": "cannot use data directory {dir}: {strerror}",
 }
