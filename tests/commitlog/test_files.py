@@ -227,3 +227,43 @@ def test_a_segment_changed_while_closed_is_refused_with_a_log_error(tmp_path: Pa
         a.append(b"y")
     for log in (a, *others):
         log.close()
+
+
+# -- a group -----------------------------------------------------------------------------------
+
+
+def test_with_a_group_files_are_0640_and_directories_0750_of_that_group(
+    tmp_path: Path, umask: int
+) -> None:
+    import grp
+
+    gid = os.getgid()
+    if os.geteuid() == 0:  # root may give its files any group: prove it is not its own
+        gid = next((g.gr_gid for g in grp.getgrall() if g.gr_gid != gid), gid)
+    name = grp.getgrgid(gid).gr_name
+    for group in (gid, name):
+        root = tmp_path / str(group)
+        cfg = LogConfig(max_store_bytes=100, fsync="never", group=group)
+        log = Log.open(root / "a" / "log", cfg)
+        for i in range(8):  # rolls
+            log.append(value_for(i)[:40])
+        assert log.segment_count > 1
+        log.close()
+        for p in [root, root / "a", root / "a" / "log"]:
+            assert mode(p) == 0o750 and os.stat(p).st_gid == gid, p
+        for p in (root / "a" / "log").iterdir():
+            want = 0o600 if p.name == "LOCK" else 0o640
+            assert mode(p) == want and (p.name == "LOCK" or os.stat(p).st_gid == gid), p
+    assert LogConfig.from_mapping({"group": str(gid)}).perms.gid == gid
+    with pytest.raises(ValueError, match="does not exist"):
+        LogConfig(group="no-such-group-lokit")
+
+
+async def test_topics_with_a_group(tmp_path: Path) -> None:
+    topics = Topics(tmp_path / "data", LogConfig(fsync="never", group=os.getgid()))
+    await (await topics.get("orders")).append(b"x")
+    await topics.close()
+    assert mode(tmp_path / "data") == 0o750
+    assert mode(tmp_path / "data" / "orders") == 0o750
+    assert {mode(p) for p in (tmp_path / "data" / "orders").glob("*.store")} == {0o640}
+    assert mode(tmp_path / "data" / TOPICS_LOCK) == 0o600

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from .files import MIN_OPEN_FILES
+from .files import MIN_OPEN_FILES, Perms
 from .index import ENTRY_SIZE as INDEX_ENTRY_SIZE
 from .record import HEADER_SIZE
 
@@ -107,6 +107,8 @@ class LogConfig:
     many seconds; None turns a rule off. max_open_files: file descriptors a log's
     segments may hold open together (a `Topics` applies it to all its topics at once;
     None: half the soft RLIMIT_NOFILE); the least recently used are closed beyond it.
+    group: a group name or id; data files are then created 0640 and directories 0750,
+    owned by that group (None: 0600 and 0700).
     """
 
     max_store_bytes: int = 64 * 1024 * 1024
@@ -117,6 +119,7 @@ class LogConfig:
     retention_bytes: int | None = None
     retention_age: float | None = None
     max_open_files: int | None = None
+    group: str | int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fsync", FsyncPolicy.parse(self.fsync))
@@ -146,6 +149,7 @@ class LogConfig:
             or self.max_open_files < MIN_OPEN_FILES
         ):
             raise ValueError(f"max_open_files must be an integer of at least {MIN_OPEN_FILES}")
+        object.__setattr__(self, "_perms", Perms.for_group(self.group))
         if self.retention_age is not None:
             if isinstance(self.retention_age, bool) or not isinstance(
                 self.retention_age, int | float
@@ -159,6 +163,12 @@ class LogConfig:
         """The parsed fsync policy (`fsync` is always a FsyncPolicy after init)."""
         assert isinstance(self.fsync, FsyncPolicy)
         return self.fsync
+
+    @property
+    def perms(self) -> Perms:
+        """Modes and group for the files and directories a log creates (`group`)."""
+        perms: Perms = self.__dict__["_perms"]
+        return perms
 
     @property
     def record_limit(self) -> int:
@@ -188,6 +198,8 @@ class LogConfig:
                 kw[key] = None if v in (None, "", "none", "off") else parse_size(v, key)
             elif key == "retention_age":
                 kw[key] = None if v in (None, "", "none", "off") else parse_age(v, key)
+            elif key == "group":
+                kw[key] = None if v in (None, "", "none") else v
             elif key == "max_open_files":
                 kw[key] = None if v in (None, "", "auto") else _int(v, key)
             elif key == "initial_offset":

@@ -2,7 +2,8 @@
 
 **Modes.** Every file the engine creates is created 0600 (`FILE_MODE`) and every
 directory 0700 (`DIR_MODE`): records are readable by their owner only, whatever the
-umask.
+umask; with a `group` set (`LogConfig.group`), data files and directories are 0640
+and 0750 and belong to that group (lock files stay 0600).
 
 **The pool.** A segment holds up to `FDS_PER_SEGMENT` descriptors while open (its
 store, its index, and the index's mmap, which keeps a descriptor of its own). A
@@ -29,10 +30,12 @@ only changes under its log's lock, held by the caller.
 
 from __future__ import annotations
 
+import grp
 import os
 import resource
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+GROUP_FILE_MODE = 0o640
+GROUP_DIR_MODE = 0o750
 FDS_PER_SEGMENT = 3
 """Descriptors an open segment may hold: store, index, and the index's mmap."""
 MIN_OPEN_FILES = 2 * FDS_PER_SEGMENT
@@ -48,8 +53,47 @@ DEFAULT_OPEN_FILES = 4096
 """The bound when the process has no file limit."""
 
 
-def make_dirs(path: Path) -> None:
-    """Create `path` and any missing parents, each 0700 (an existing one is left as is)."""
+@dataclass(frozen=True, slots=True)
+class Perms:
+    """Modes (and group) for what the engine creates: 0600/0700 by default; with a
+    group, 0640/0750 and that group (`LogConfig.group`)."""
+
+    file_mode: int = FILE_MODE
+    dir_mode: int = DIR_MODE
+    gid: int = -1
+
+    @classmethod
+    def for_group(cls, group: str | int | None) -> Perms:
+        """The permissions for `group` (a name or a gid; None: owner only)."""
+        if group is None:
+            return PRIVATE
+        if isinstance(group, bool) or not isinstance(group, int | str):
+            raise ValueError(f"group must be a group name or id, not {group!r}")
+        gid = group if isinstance(group, int) else _gid(group)
+        return cls(GROUP_FILE_MODE, GROUP_DIR_MODE, gid)
+
+    def apply(self, fd: int) -> None:
+        """Give a file this engine just created its group and mode (with a group)."""
+        if self.gid >= 0:
+            os.fchown(fd, -1, self.gid)
+            os.fchmod(fd, self.file_mode)
+
+
+def _gid(name: str) -> int:
+    if name.isdigit():
+        return int(name)
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ValueError(f"group {name!r} does not exist") from None
+
+
+PRIVATE = Perms()
+
+
+def make_dirs(path: Path, perms: Perms = PRIVATE) -> None:
+    """Create `path` and any missing parents, each 0700 (0750 and the group, with a
+    group); an existing one is left as is."""
     missing: list[Path] = []
     p = path
     while not p.exists():
@@ -59,10 +103,12 @@ def make_dirs(path: Path) -> None:
         p = p.parent
     for d in reversed(missing):
         try:
-            os.mkdir(d, DIR_MODE)
+            os.mkdir(d, perms.dir_mode)
         except FileExistsError:
             continue
-        os.chmod(d, DIR_MODE)  # exact even under a umask stricter than 0o077
+        if perms.gid >= 0:
+            os.chown(d, -1, perms.gid)
+        os.chmod(d, perms.dir_mode)  # exact even under a umask stricter than the mode
 
 
 def default_max_open_files() -> int:

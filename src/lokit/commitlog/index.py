@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import IndexEOFError
-from .files import FILE_MODE
+from .files import PRIVATE, Perms
 
 ENTRY: Final = struct.Struct(">IQ")
 ENTRY_SIZE: Final = ENTRY.size  # 12
@@ -71,9 +71,17 @@ class Index:
 
     __slots__ = ("_mm", "_mm_n", "_tail", "count", "fd", "path", "raw_size", "written")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, perms: Perms = PRIVATE) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        self.fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, perms.file_mode
+        )
+        if perms.gid >= 0:
+            try:
+                perms.apply(self.fd)
+            except BaseException:
+                os.close(self.fd)
+                raise
         self.raw_size = os.fstat(self.fd).st_size  # bytes in the file
         self.count = self.raw_size // ENTRY_SIZE
         self.written = self.count

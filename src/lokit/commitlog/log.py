@@ -115,7 +115,7 @@ class Log(Maintenance):
         config = config or LogConfig()
         path = Path(directory)
         try:
-            make_dirs(path)
+            make_dirs(path, config.perms)
         except OSError as e:
             raise LogError(f"cannot create log directory {path}: {e.strerror or e}") from e
         if not path.is_dir():

@@ -54,6 +54,7 @@ class Segment:
         "index",
         "max_store_bytes",
         "owner",
+        "perms",
         "pool",
         "record_limit",
         "store",
@@ -81,6 +82,7 @@ class Segment:
         self.damaged: list[int] = []  # record numbers recovery found damaged, ascending
         self.pool = pool
         self.owner = owner
+        self.perms = config.perms
         pool.open(self, create=True)
 
     # -- open files ------------------------------------------------------------------------
@@ -99,9 +101,9 @@ class Segment:
     def open_files(self, create: bool = False) -> None:
         """Open both files: the first time (`create`), or again after `close_files`."""
         if create:
-            self.store = Store(self._paths[0])
+            self.store = Store(self._paths[0], self.perms)
             try:
-                self.index = Index(self._paths[1])
+                self.index = Index(self._paths[1], self.perms)
             except BaseException:
                 self.store.close()
                 raise

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from .errors import CorruptRecordError
-from .files import FILE_MODE
+from .files import PRIVATE, Perms
 from .record import HEADER, HEADER_SIZE, decode, frame
 
 
@@ -21,9 +21,17 @@ class Store:
 
     __slots__ = ("fd", "path", "size")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, perms: Perms = PRIVATE) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
+        self.fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, perms.file_mode
+        )
+        if perms.gid >= 0:
+            try:
+                perms.apply(self.fd)
+            except BaseException:
+                os.close(self.fd)
+                raise
         self.size = os.fstat(self.fd).st_size
 
     def reopen(self) -> None:

@@ -24,7 +24,7 @@ from .asynclog import AsyncLog
 from .config import LogConfig
 from .dirlock import DirLock
 from .errors import InvalidTopicNameError, LogClosedError
-from .files import FilePool
+from .files import FilePool, make_dirs
 
 DEFAULT_TOPIC = "default"
 """The topic the network service uses when a request names none."""
@@ -109,6 +109,7 @@ class Topics:
                 return alog
             hook = partial(self._on_fsync, name) if self._on_fsync is not None else None
             if not self._dir_lock.held:
+                await asyncio.to_thread(make_dirs, self.data_dir, self.config.perms)
                 await asyncio.to_thread(self._dir_lock.acquire)
             alog = await AsyncLog.open(
                 self.data_dir / name, self.config, on_fsync=hook, pool=self.pool, lock_dir=False
