@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 def main() -> None:
-    from lokit.examples.addsvc.definition import addsvc_contract
+    from lokit.examples.addsvc.contract import addsvc_contract
     from lokit.examples.addsvc.service import AddService
     from lokit.observability.logs import configure_logging
     from lokit.runtime import Listeners, run, serve

@@ -16,7 +16,8 @@ import grpc
 import pytest
 
 from lokit.errors import Error, Unavailable
-from lokit.examples.addsvc.definition import addsvc_contract, addsvc_definition
+from lokit.examples.addsvc.contract import addsvc_contract
+from lokit.examples.addsvc.definition import addsvc_definition
 from lokit.examples.addsvc.service import TeapotError, TwoZeroesError
 from lokit.proto import addsvc_pb2, addsvc_pb2_grpc
 from lokit.routes import GrpcRoute

@@ -10,7 +10,8 @@ from structlog.testing import capture_logs
 
 from lokit.endpoint import Endpoint, Middleware
 from lokit.errors import Unavailable
-from lokit.examples.addsvc.definition import addsvc_contract, addsvc_definition
+from lokit.examples.addsvc.contract import addsvc_contract
+from lokit.examples.addsvc.definition import addsvc_definition
 from lokit.examples.addsvc.middleware import (
     ConcatTransform,
     InstrumentingMiddleware,

@@ -31,7 +31,7 @@ def serve_addsvc(stringsvc: str | None, **opts: Any) -> None:
 
 
 def _contract() -> Contract[Any]:
-    from lokit.examples.addsvc.definition import addsvc_contract
+    from lokit.examples.addsvc.contract import addsvc_contract
 
     return addsvc_contract()
 

@@ -1,6 +1,6 @@
-"""addsvc's wiring: its contract (go-kit's `pb.Add` on gRPC, JSON on HTTP) and its ServiceDef.
+"""addsvc's wiring: the service, wrapped in its service middlewares, bound to its contract.
 
-The contract is what servers and clients share; `addsvc_definition` binds the
+The contract (`contract`) is what servers and clients share; `addsvc_definition` binds the
 service, wrapped in its service middlewares, to it. `addsvc_with_stringsvc`
 adds the workshop's dependency: Concat's result uppercased by a remote stringsvc.
 """
@@ -11,25 +11,15 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from lokit.contract import Contract, contract
 from lokit.endpoint import Middleware
+from lokit.examples.addsvc.contract import addsvc_contract
 from lokit.examples.addsvc.middleware import (
     ConcatTransform,
     InstrumentingMiddleware,
     LoggingMiddleware,
 )
-from lokit.examples.addsvc.pb import PbCodec
-from lokit.examples.addsvc.service import AddService, Service
+from lokit.examples.addsvc.service import AddService
 from lokit.service import ServiceDef, define
-
-GRPC_SERVICE = "pb.Add"
-
-
-def addsvc_contract() -> Contract[Service]:
-    """`pb.Add` with go-kit's protobuf codecs over gRPC, derived JSON over HTTP; all idempotent."""
-    return contract(
-        "addsvc", Service, grpc_service=GRPC_SERVICE, grpc_codecs=PbCodec, idempotent=True
-    )
 
 
 def addsvc_definition(
@@ -49,7 +39,7 @@ def addsvc_definition(
 def addsvc_with_stringsvc(stringsvc: str) -> ServiceDef:
     """addsvc whose Concat goes through stringsvc at `stringsvc` (gRPC); closed at shutdown."""
     from lokit.client import connect
-    from lokit.examples.stringsvc.definition import stringsvc_contract
+    from lokit.examples.stringsvc.contract import stringsvc_contract
 
     remote = connect(stringsvc_contract(), grpc=stringsvc, timeout=2.0)
 

@@ -23,7 +23,7 @@ def serve_stringsvc(**opts: Any) -> None:
 
 
 def _contract() -> Contract[Any]:
-    from lokit.examples.stringsvc.definition import stringsvc_contract
+    from lokit.examples.stringsvc.contract import stringsvc_contract
 
     return stringsvc_contract()
 

@@ -1,19 +1,12 @@
-"""stringsvc's wiring: its contract (derived JSON on both transports) and its ServiceDef."""
+"""stringsvc's wiring: the service, wrapped in its service middlewares, bound to its contract."""
 
 from __future__ import annotations
 
-from lokit.contract import Contract, contract
 from lokit.endpoint import Middleware
+from lokit.examples.stringsvc.contract import stringsvc_contract
 from lokit.examples.stringsvc.middleware import InstrumentingMiddleware, LoggingMiddleware
-from lokit.examples.stringsvc.service import Service, StringService
+from lokit.examples.stringsvc.service import StringService
 from lokit.service import ServiceDef, define
-
-GRPC_SERVICE = "stringsvc.v1.StringService"
-
-
-def stringsvc_contract() -> Contract[Service]:
-    """gRPC `stringsvc.v1.StringService`, HTTP `POST /uppercase`, `POST /count`; idempotent."""
-    return contract("stringsvc", Service, grpc_service=GRPC_SERVICE, idempotent=True)
 
 
 def stringsvc_definition(endpoint_middlewares: tuple[Middleware, ...] = ()) -> ServiceDef:
