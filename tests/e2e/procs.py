@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 # Sets RLIMIT_NOFILE, then execs the real command: a child's limit without a preexec_fn.
@@ -73,7 +74,26 @@ class LokitProcess:
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
-            self.stderr_lines.append(raw.decode(errors="replace").rstrip("\n"))
+            with self._ready:
+                self.stderr_lines.append(raw.decode(errors="replace").rstrip("\n"))
+                self._ready.notify_all()
+        with self._ready:
+            self._ready.notify_all()
+
+    def wait_stderr(self, match: Callable[[str], bool], timeout: float = 20.0) -> list[str]:
+        """The stderr lines so far, once one of them satisfies `match` (or the time is up).
+
+        A server logs a request (and ends its span) after it answered, and this process
+        reads the pipe in a thread: a line is not there yet when the answer arrives.
+        """
+        deadline = time.monotonic() + timeout
+        with self._ready:
+            while not any(match(line) for line in self.stderr_lines):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._ready.wait(min(left, 0.2))
+            return list(self.stderr_lines)
 
     def wait_ready(self, listeners: int, timeout: float = 20.0) -> LokitProcess:
         """Block until `listeners` ready lines arrived; fail with the child's stderr otherwise."""

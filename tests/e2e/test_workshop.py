@@ -138,7 +138,8 @@ async def test_health_metrics_and_request_id(addsvc: LokitProcess, tmp_path: Pat
     assert "lokit_requests_in_flight" in text
     assert "addsvc_integers_summed_total" in text
     assert "process_cpu_seconds_total" in text
-    lines = [ln for ln in p.stderr_lines if "request_id=req-e2e-42" in ln]
+    logged = p.wait_stderr(lambda ln: "request_id=req-e2e-42" in ln and "event=request" in ln)
+    lines = [ln for ln in logged if "request_id=req-e2e-42" in ln]
     assert any("event=call" in ln and "logger=addsvc" in ln for ln in lines)  # service middleware
     line = next(ln for ln in lines if "event=request" in ln)
     for field in ("service=addsvc", "method=Sum", "transport=http", "took=", "code=OK"):
@@ -180,8 +181,9 @@ async def test_stringsvc_dependency(start: Start, tmp_path: Path) -> None:
     )
     assert (status, orjson.loads(body)) == (200, {"v": "ABCD"})
     # the request id and the trace reached stringsvc
-    assert any("dep-1" in ln and "Uppercase" in ln for ln in strings.stderr_lines)
-    assert trace_id in strings.stderr
+    logged = strings.wait_stderr(lambda ln: "dep-1" in ln and "Uppercase" in ln)
+    assert any("dep-1" in ln and "Uppercase" in ln for ln in logged)
+    assert trace_id in "\n".join(strings.wait_stderr(lambda ln: trace_id in ln))
 
     status, _, body = await http(
         f"unix:{tmp_path}/run/s.http.sock", "POST", "/uppercase", b'{"s":""}'
