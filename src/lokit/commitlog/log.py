@@ -23,7 +23,9 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -35,7 +37,7 @@ from .files import FilePool, make_dirs
 from .maintenance import Maintenance
 from .record import check_batch, check_value, frame, frame_batch
 from .segmentset import SegmentSet
-from .snapshot import SnapshotReader
+from .snapshot import SnapshotReader, restore_dir
 
 _log = structlog.get_logger("lokit.commitlog")
 
@@ -169,6 +171,24 @@ class Log(Maintenance):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @classmethod
+    def restore(
+        cls, directory: str | os.PathLike[str], stream: BinaryIO, config: LogConfig | None = None
+    ) -> Log:
+        """Build a log in `directory` (absent or empty) from a `reader()` stream and open it.
+
+        Every record's checksum is verified; the log appears in `directory` only once
+        complete (it is built in a sibling temporary directory and renamed).
+        """
+        config = config or LogConfig()
+        target = Path(directory)
+
+        def open_tmp(tmp: Path, first: int) -> Log:
+            return cls.open(tmp, replace(config, initial_offset=first, fsync="never"))
+
+        restore_dir(target, stream, open_tmp, LOCK_FILE)
+        return cls.open(target, config)
 
     @property
     def open_files(self) -> int:

@@ -9,20 +9,16 @@ after letting the log's lock go.
 from __future__ import annotations
 
 import operator
-import os
 import threading
 import weakref
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from .config import LogConfig
 from .errors import LogClosedError, OffsetOutOfRangeError
-from .snapshot import SnapshotReader, open_reader, restore_dir, snapshot_of
+from .snapshot import SnapshotReader, open_reader, snapshot_of
 
 if TYPE_CHECKING:
     from .durability import Durability
-    from .log import Log
     from .segment import Segment
     from .segmentset import SegmentSet
 
@@ -110,23 +106,3 @@ class Maintenance:
             raw = snapshot_of(self._segments, self._end)
             self._readers.add(raw)
         return open_reader(raw)
-
-    @classmethod
-    def restore(
-        cls, directory: str | os.PathLike[str], stream: BinaryIO, config: LogConfig | None = None
-    ) -> Log:
-        """Build a log in `directory` (absent or empty) from a `reader()` stream and open it.
-
-        Every record's checksum is verified; the log appears in `directory` only once
-        complete (it is built in a sibling temporary directory and renamed).
-        """
-        from .log import LOCK_FILE, Log
-
-        config = config or LogConfig()
-        target = Path(directory)
-
-        def open_tmp(tmp: Path, first: int) -> Log:
-            return Log.open(tmp, replace(config, initial_offset=first, fsync="never"))
-
-        restore_dir(target, stream, open_tmp, LOCK_FILE)
-        return Log.open(target, config)
