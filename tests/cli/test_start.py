@@ -72,21 +72,11 @@ def test_clients_load_no_server_side(tmp_path: Path, args: tuple[str, ...]) -> N
     assert loaded(imported(tmp_path, *args), SERVER_SIDE) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="outside the CLI: lokit/transport/http/__init__.py imports the server"
-)
 def test_an_http_call_loads_no_server(tmp_path: Path) -> None:
     args = ("call", "stringsvc", "count", "abc", "--http", "127.0.0.1:1")
     assert loaded(imported(tmp_path, *args), SERVER_SIDE) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outside the CLI: lokit/transport/grpc/__init__.py imports GrpcServer (health, "
-    "structlog, rich, prometheus); lokit/observability/tracing.py imports the OpenTelemetry "
-    "SDK at import; lokit/examples/*/definition.py import their middlewares (structlog, "
-    "prometheus) with the contract",
-)
 @pytest.mark.parametrize(
     "args",
     [

@@ -19,19 +19,15 @@ import os
 import sys
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
+
+if TYPE_CHECKING:  # the SDK loads only when tracing is configured (clients start faster)
+    from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 EXPORTERS = ("console", "otlp", "none")
 TRACER_NAME = "lokit"
@@ -62,6 +58,14 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
     `exporter` (tests, embedding) bypasses `OTEL_TRACES_EXPORTER` and exports
     each span synchronously as it ends. Calling again replaces the earlier setup.
     """
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
+
     if exporter is not None:
         processors: list[Any] = [SimpleSpanProcessor(exporter)]
     else:
@@ -87,6 +91,8 @@ def configure_tracing(service_name: str, exporter: SpanExporter | None = None) -
 
 
 def _exporters_from_env() -> list[SpanExporter]:
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
     raw = os.environ.get("OTEL_TRACES_EXPORTER", "")
     names = [n.strip().lower() for n in raw.split(",") if n.strip()]
     for n in names:
@@ -108,6 +114,7 @@ def _one_line(span: ReadableSpan) -> str:
 
 def shutdown_tracing() -> None:
     """Flush and stop the exporters; tracing is off afterwards."""
+
     provider = STATE.provider
     STATE.tracer = None
     STATE.provider = None
