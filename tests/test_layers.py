@@ -124,9 +124,9 @@ def _violation(name: str, dep: str) -> str | None:
         allowed = (
             within(name, ("lokit.cli",))
             or name in ("lokit", "lokit.__main__")
-            or (within(name, SERVICES) and name.endswith(".cli"))
+            or (within(name, SERVICES) and name.rpartition(".")[2] in ("cli", "commands"))
         )
-        return None if allowed else "only the CLI and a service's own cli module import lokit.cli"
+        return None if allowed else "only the CLI and a service's cli/commands import lokit.cli"
     if name in BUSINESS:
         own = BUSINESS[name]
         return None if within(dep, own) else "business logic imports only " + ", ".join(sorted(own))

@@ -202,6 +202,6 @@ def test_the_http_socket_is_named_as_such(served: Path) -> None:
 
 def test_the_client_commands_default_topic_is_the_logs() -> None:
     from lokit.commitlog import DEFAULT_TOPIC
-    from lokit.logsvc import cli
+    from lokit.logsvc import defaults
 
-    assert cli.DEFAULT_TOPIC == DEFAULT_TOPIC
+    assert defaults.DEFAULT_TOPIC == DEFAULT_TOPIC

@@ -18,3 +18,6 @@ ENV_PREFIX = "LOKIT_LOG_"
 """Server settings come from `LOKIT_LOG_<KEY>` variables."""
 ADDR_ENV = ENV_PREFIX + "ADDR"
 """The client commands' server address; not a server setting."""
+DEFAULT_TOPIC = "default"
+"""The topic of a write without one: the storage engine's DEFAULT_TOPIC, written here so
+the client commands do not load the engine (a test keeps the two equal)."""
