@@ -78,6 +78,17 @@ class Perms:
             os.fchown(fd, -1, self.gid)
             os.fchmod(fd, self.file_mode)
 
+    def open_append(self, path: Path) -> int:
+        """`path` opened read-write for appending (created with these permissions)."""
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, self.file_mode)
+        if self.gid >= 0:
+            try:
+                self.apply(fd)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
+
 
 def _gid(name: str) -> int:
     if name.isdigit():

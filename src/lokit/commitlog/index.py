@@ -73,15 +73,7 @@ class Index:
 
     def __init__(self, path: Path, perms: Perms = PRIVATE) -> None:
         self.path = path
-        self.fd = os.open(
-            path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, perms.file_mode
-        )
-        if perms.gid >= 0:
-            try:
-                perms.apply(self.fd)
-            except BaseException:
-                os.close(self.fd)
-                raise
+        self.fd = perms.open_append(path)
         self.raw_size = os.fstat(self.fd).st_size  # bytes in the file
         self.count = self.raw_size // ENTRY_SIZE
         self.written = self.count

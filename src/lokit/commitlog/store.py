@@ -23,15 +23,7 @@ class Store:
 
     def __init__(self, path: Path, perms: Perms = PRIVATE) -> None:
         self.path = path
-        self.fd = os.open(
-            path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, perms.file_mode
-        )
-        if perms.gid >= 0:
-            try:
-                perms.apply(self.fd)
-            except BaseException:
-                os.close(self.fd)
-                raise
+        self.fd = perms.open_append(path)
         self.size = os.fstat(self.fd).st_size
 
     def reopen(self) -> None:
