@@ -6,6 +6,8 @@ nothing of the storage engine.
 
 from __future__ import annotations
 
+import functools
+
 from lokit.contract import Contract, contract
 from lokit.logsvc.api import LogAPI
 from lokit.logsvc.http import log_http_routes
@@ -14,8 +16,11 @@ from lokit.logsvc.pb import GRPC_SERVICE, codec
 __all__ = ["log_contract"]
 
 
+@functools.cache
 def log_contract() -> Contract[LogAPI]:
     """proglog's `log.v1.Log` over gRPC (protobuf), the log's own HTTP JSON routes.
+
+    Derived once per process (a contract is immutable): every `LogClient` shares it.
 
     Actions for an ACL: `produce` for every write (and CommitPosition),
     `consume` for every read; reads and CommitPosition are idempotent.
