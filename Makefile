@@ -29,6 +29,7 @@ lint: install
 	$(BIN)/mypy
 
 test: install
+	bash scripts/ensure-servers.sh
 	$(MAKE) lint
 	$(BIN)/python -m pytest -q
 

@@ -1,7 +1,9 @@
 """The layers, checked: dependencies point inward (DESIGN.md), including imports inside functions.
 
 core (errors, context, endpoint, derive, codec, routes, contract, service, types)
-  <- observability <- transport <- client, runtime <- services (logsvc, examples) <- cli.
+  <- security (certificates, TLS material) and observability
+  <- the endpoint middlewares (lb, circuitbreaker, ratelimit, auth) and discovery (sd)
+  <- transport <- client, runtime <- services (logsvc, examples) <- cli.
 Business modules import only `lokit.errors` (the log's also its storage engine);
 the storage engine imports nothing of lokit; only the CLI, a service's own `cli`
 module, `python -m lokit` and the package's lazy `main` import `lokit.cli`.
@@ -27,12 +29,22 @@ CORE = {
     "lokit.types",
 }
 # What each layer may import from lokit, by module-name prefix (besides itself).
+MIDDLEWARES = {"lokit.lb", "lokit.circuitbreaker", "lokit.ratelimit", "lokit.auth"}
 LAYERS: list[tuple[str, set[str]]] = [
     ("lokit.commitlog", set()),
+    ("lokit.security", CORE),
     ("lokit.observability", CORE),
-    ("lokit.transport", CORE | {"lokit.observability"}),
-    ("lokit.client", CORE | {"lokit.transport"}),
-    ("lokit.runtime", CORE | {"lokit.observability", "lokit.transport"}),
+    *((m, CORE | {"lokit.observability"}) for m in sorted(MIDDLEWARES)),
+    ("lokit.sd", CORE | {"lokit.observability", "lokit.transport.address"}),
+    ("lokit.transport", CORE | {"lokit.observability", "lokit.security"}),
+    (
+        "lokit.client",
+        CORE
+        | MIDDLEWARES
+        | {"lokit.observability", "lokit.security", "lokit.sd"}
+        | {"lokit.transport"},
+    ),
+    ("lokit.runtime", CORE | {"lokit.observability", "lokit.security", "lokit.transport"}),
 ]
 SERVICES = ("lokit.logsvc", "lokit.examples")
 # Business logic: what a service does, with no transport, observability or runtime.

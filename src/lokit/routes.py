@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lokit.codec import Codec, JsonCodec
 from lokit.derive import http_path
-from lokit.endpoint import Endpoint, Method
+from lokit.endpoint import Endpoint, Method, Middleware
 
 if TYPE_CHECKING:
     from lokit.contract import Contract
@@ -30,11 +30,13 @@ __all__ = [
     "HttpInput",
     "HttpRoute",
     "Lifespan",
+    "MethodMiddleware",
     "ServiceDef",
     "bound_routes",
     "codec_for",
     "grpc_routes",
     "http_routes",
+    "wrap_service",
 ]
 
 
@@ -131,3 +133,39 @@ def bound_routes(routes: Iterable[R], endpoints: Mapping[str, Endpoint]) -> list
         dataclasses.replace(r, method=r.method.with_endpoint(endpoints[r.method.name]))
         for r in routes
     ]
+
+
+MethodMiddleware = Callable[[Method], Middleware | None]
+"""A middleware made for one method (it sees the method's name, kind and action); None skips it."""
+
+
+def wrap_service(service: ServiceDef, *factories: MethodMiddleware) -> ServiceDef:
+    """A copy of `service` whose endpoints are wrapped by what `factories` make for each method.
+
+    The first factory's middleware is outermost, and all of them sit outside the
+    middlewares the service was defined with: this is how serve-time concerns
+    (an ACL, a rate limit) reach every method of any service. A method served on
+    both transports is wrapped once, so both share one wrapped endpoint.
+    """
+    if not factories:
+        return service
+    wrapped: dict[str, Endpoint] = {}
+
+    def endpoint(method: Method) -> Endpoint:
+        hit = wrapped.get(method.name)
+        if hit is None:
+            hit = method.endpoint
+            for make in reversed(factories):
+                mw = make(method)
+                if mw is not None:
+                    hit = mw(hit)
+            wrapped[method.name] = hit
+        return hit
+
+    def rebind(routes: list[R]) -> list[R]:
+        return [
+            dataclasses.replace(r, method=r.method.with_endpoint(endpoint(r.method)))
+            for r in routes
+        ]
+
+    return dataclasses.replace(service, grpc=rebind(service.grpc), http=rebind(service.http))

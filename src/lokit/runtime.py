@@ -4,6 +4,10 @@
 sentence), reports each as ready, waits for SIGTERM or SIGINT, then shuts down
 gracefully: stop accepting, let in-flight calls finish within the grace period,
 leave the service's lifespan, remove socket files, and return 0.
+
+`Extension`s are the serve-time concerns the CLI's flags turn on (an ACL, a
+rate limit, a discovery registration): each may wrap every endpoint, hold
+resources for the service's life, and announce the service once it is ready.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +26,7 @@ from lokit.observability.debug import debug_app
 from lokit.observability.logs import get_logger
 from lokit.observability.request import RequestObserver
 from lokit.observability.tracing import configure_tracing
+from lokit.routes import Lifespan, MethodMiddleware, wrap_service
 from lokit.service import ServiceDef
 from lokit.transport.address import Address, AddressError, parse
 from lokit.transport.grpc.server import GrpcServer
@@ -41,19 +47,40 @@ class Listeners:
 
 
 Ready = Callable[[str, Address], None]
+Bound = list[tuple[str, Address]]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """A serve-time concern: what it adds to a service while the service runs.
+
+    `middleware` wraps every endpoint (outside the service's own middlewares);
+    `lifespan` is entered before the listeners start and left after they stop;
+    `announce` is entered with the bound listeners once all are ready, and left
+    first at shutdown (a registration: deregister before draining).
+    """
+
+    middleware: MethodMiddleware | None = None
+    lifespan: Lifespan | None = None
+    announce: Callable[[Bound], AbstractAsyncContextManager[Any]] | None = None
 
 
 class Runtime:
     """The running servers of one service."""
 
-    def __init__(self, service: ServiceDef, listeners: Listeners) -> None:
-        self.service = service
+    def __init__(
+        self, service: ServiceDef, listeners: Listeners, extensions: tuple[Extension, ...] = ()
+    ) -> None:
+        middlewares = [x.middleware for x in extensions if x.middleware is not None]
+        self.service = wrap_service(service, *middlewares)
         self.listeners = listeners
-        self.bound: list[tuple[str, Address]] = []
+        self.extensions = extensions
+        self.bound: Bound = []
         self._grpc: GrpcServer | None = None
         self._http: HttpServer | None = None
         self._debug: HttpServer | None = None
         self._lifespan = contextlib.AsyncExitStack()
+        self._announced = contextlib.AsyncExitStack()
 
     async def start(self, ready: Ready | None = None) -> None:
         """Enter the service's lifespan, start every listener; on failure undo both and re-raise."""
@@ -64,6 +91,9 @@ class Runtime:
         observer = RequestObserver(self.service.name)
         limits = self.listeners.limits
         try:
+            for x in self.extensions:
+                if x.lifespan is not None:
+                    await self._lifespan.enter_async_context(x.lifespan())
             if self.service.lifespan is not None:
                 await self._lifespan.enter_async_context(self.service.lifespan())
             if grpc_addrs:
@@ -90,6 +120,9 @@ class Runtime:
                 )
                 for a in await self._debug.start([debug_addr]):
                     self._ready("debug", a, ready)
+            for x in self.extensions:
+                if x.announce is not None:
+                    await self._announced.enter_async_context(x.announce(list(self.bound)))
         except BaseException:
             await self.stop()
             raise
@@ -101,6 +134,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Graceful shutdown of everything that started, in reverse order (the lifespan last)."""
+        await self._announced.aclose()
         if self._grpc is not None or self._http is not None:
             stops = []
             if self._grpc is not None:
@@ -115,10 +149,15 @@ class Runtime:
         await self._lifespan.aclose()
 
 
-async def serve(service: ServiceDef, listeners: Listeners, ready: Ready | None = None) -> int:
+async def serve(
+    service: ServiceDef,
+    listeners: Listeners,
+    ready: Ready | None = None,
+    extensions: tuple[Extension, ...] = (),
+) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a clean shutdown, 1 when a listener cannot start."""
     log = get_logger("lokit")
-    runtime = Runtime(service, listeners)
+    runtime = Runtime(service, listeners, extensions)
     # Handlers go in before the listeners report ready, so a signal sent right after
     # the ready lines is a graceful stop; and further signals (a terminal's Ctrl-C
     # reaches the whole process group, then a supervisor's SIGTERM) only set the

@@ -3,12 +3,19 @@
 A service's command module (`lokit.logsvc.cli`, `lokit.examples.*.cli`) adds its
 own flags on top and calls `serve_service` with a function that builds its
 `ServiceDef` inside the running loop.
+
+Besides the listener flags here, each serve-time concern keeps its flags in a
+module of its own (`SERVE_GROUPS`): a list `OPTIONS` of click decorators, and
+`configure(opts, listeners)`, which takes its values out of `opts`, may adjust
+the `Listeners`, and returns the runtime `Extension`s it needs.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,7 +23,14 @@ import click
 if TYPE_CHECKING:
     from lokit.service import ServiceDef
 
-__all__ = ["common_serve_options", "serve_service"]
+__all__ = ["SERVE_GROUPS", "common_serve_options", "serve_service"]
+
+# The modules that add flags (and runtime extensions) to every `lokit serve`.
+SERVE_GROUPS: tuple[str, ...] = ()
+
+
+def _groups() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in SERVE_GROUPS]
 
 
 class _Size(click.ParamType[int]):
@@ -133,6 +147,9 @@ def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
         ]
     ):
         fn = option(fn)
+    for group in reversed(_groups()):
+        for option in reversed(group.OPTIONS):
+            fn = option(fn)
     return fn
 
 
@@ -152,17 +169,18 @@ def serve_service(
     max_connections: int = 0,
     max_streams: int = 100,
     max_body_rate: int = 64 << 20,
+    **groups: Any,
 ) -> None:
     """Configure logs, check addresses, build the service inside the loop and serve it.
 
     The limits (`--max-body-bytes` ... `--max-body-rate`) apply to every listener;
-    see `lokit.transport.limits`.
+    see `lokit.transport.limits`; `groups` holds the flags of `SERVE_GROUPS`.
 
     Without `--grpc` and `--http` the service listens on its default sockets
     (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`).
     """
     from lokit.observability.logs import configure_logging
-    from lokit.runtime import Listeners, run
+    from lokit.runtime import Extension, Listeners, run
     from lokit.runtime import serve as serve_def
     from lokit.transport.address import default_address, parse
     from lokit.transport.limits import Limits
@@ -177,12 +195,17 @@ def serve_service(
         max_body_bytes, idle_timeout, header_timeout, max_connections, max_streams, max_body_rate
     )
     listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
+    extensions: list[Extension] = []
+    for group in _groups():
+        extensions.extend(group.configure(groups, listeners))
+    if groups:
+        raise TypeError(f"serve_service got unknown options: {', '.join(sorted(groups))}")
 
     def ready(kind: str, addr: object) -> None:
         click.echo(f"{service}: {kind} listening on {addr}")
         sys.stdout.flush()
 
     async def main() -> int:
-        return await serve_def(build(), listeners, ready)
+        return await serve_def(build(), listeners, ready, tuple(extensions))
 
     sys.exit(run(main))
