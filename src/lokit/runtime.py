@@ -57,12 +57,14 @@ class Extension:
     `middleware` wraps every endpoint (outside the service's own middlewares);
     `lifespan` is entered before the listeners start and left after they stop;
     `announce` is entered with the bound listeners once all are ready, and left
-    first at shutdown (a registration: deregister before draining).
+    first at shutdown (a registration: deregister before draining); `reload`
+    runs on SIGHUP (re-read a policy file) and returns one sentence for the log.
     """
 
     middleware: MethodMiddleware | None = None
     lifespan: Lifespan | None = None
     announce: Callable[[Bound], AbstractAsyncContextManager[Any]] | None = None
+    reload: Callable[[], str] | None = None
 
 
 class Runtime:
@@ -167,9 +169,11 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # SIGHUP (a closed terminal, `systemctl reload`) would end the process without
-    # any cleanup, leaving socket files behind. A service's settings come from its
-    # flags, fixed for its life, so there is nothing to reload: say so and serve on.
-    loop.add_signal_handler(signal.SIGHUP, _hangup, log, service.name)
+    # any cleanup, leaving socket files behind. It reloads what extensions can
+    # reload (an ACL policy); the rest of a service's settings come from its flags,
+    # fixed for its life.
+    reloads = [x.reload for x in extensions if x.reload is not None]
+    loop.add_signal_handler(signal.SIGHUP, _hangup, log, service.name, reloads)
     try:
         try:
             await runtime.start(ready)
@@ -189,11 +193,17 @@ async def serve(
     return 0
 
 
-def _hangup(log: Any, name: str) -> None:
-    log.warning(
-        "SIGHUP ignored: nothing to reload; restart the service to change its settings",
-        service=name,
-    )
+def _hangup(log: Any, name: str, reloads: list[Callable[[], str]]) -> None:
+    if not reloads:
+        log.warning(
+            "SIGHUP ignored: nothing to reload; restart the service to change its settings",
+            service=name,
+        )
+    for reload in reloads:
+        try:
+            log.info("reloaded", service=name, what=reload())
+        except Exception as e:  # a bad file keeps the old settings; the service serves on
+            log.error("reload failed, keeping the old settings", service=name, err=str(e))
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, int | None]]) -> int:

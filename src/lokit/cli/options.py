@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 __all__ = ["SERVE_GROUPS", "common_serve_options", "serve_service"]
 
 # The modules that add flags (and runtime extensions) to every `lokit serve`.
-SERVE_GROUPS: tuple[str, ...] = ()
+SERVE_GROUPS: tuple[str, ...] = (
+    "lokit.cli.serve_security",  # TLS, socket permissions
+    "lokit.cli.serve_acl",  # casbin ACLs
+    "lokit.cli.serve_resilience",  # rate limits, discovery registration
+)
 
 
 def _groups() -> list[ModuleType]:
