@@ -29,7 +29,8 @@ __all__ = ["SERVE_GROUPS", "common_serve_options", "serve_service"]
 SERVE_GROUPS: tuple[str, ...] = (
     "lokit.cli.serve_security",  # TLS, socket permissions
     "lokit.cli.serve_acl",  # casbin ACLs
-    "lokit.cli.serve_resilience",  # rate limits, discovery registration
+    "lokit.cli.serve_resilience",  # rate limits
+    "lokit.cli.serve_register",  # registering with discovery (serf)
 )
 
 

@@ -1,4 +1,4 @@
-"""`lokit serve` flags for rate limits and registering with discovery."""
+"""`lokit serve` flags for rate limits."""
 
 from __future__ import annotations
 
