@@ -27,8 +27,9 @@ from lokit.observability.logs import get_logger
 from lokit.observability.request import RequestObserver
 from lokit.observability.tracing import configure_tracing
 from lokit.routes import Lifespan, MethodMiddleware, wrap_service
+from lokit.security.tls import ServerTLS
 from lokit.service import ServiceDef
-from lokit.transport.address import Address, AddressError, parse
+from lokit.transport.address import SOCKET_MODE, Address, AddressError, parse
 from lokit.transport.grpc.server import GrpcServer
 from lokit.transport.http.app import asgi_app
 from lokit.transport.http.server import HttpServer
@@ -44,6 +45,10 @@ class Listeners:
     debug: str | None = None
     grace: float = 10.0
     limits: Limits = field(default_factory=Limits)  # for every listener
+    tls: ServerTLS | None = None  # TCP listeners (and Unix ones with tls.unix)
+    debug_tls: bool = False  # TLS on the debug listener too (no client certificate asked)
+    socket_mode: int = SOCKET_MODE  # of every Unix socket file
+    socket_group: int | None = None  # their group (a gid); None: the process's
 
 
 Ready = Callable[[str, Address], None]
@@ -91,7 +96,9 @@ class Runtime:
         debug_addr = parse(self.listeners.debug) if self.listeners.debug else None
         configure_tracing(self.service.name)
         observer = RequestObserver(self.service.name)
-        limits = self.listeners.limits
+        lst = self.listeners
+        limits = lst.limits
+        access: dict[str, Any] = {"socket_mode": lst.socket_mode, "socket_group": lst.socket_group}
         try:
             for x in self.extensions:
                 if x.lifespan is not None:
@@ -99,7 +106,9 @@ class Runtime:
             if self.service.lifespan is not None:
                 await self._lifespan.enter_async_context(self.service.lifespan())
             if grpc_addrs:
-                self._grpc = GrpcServer(self.service, observer, limits=limits)
+                self._grpc = GrpcServer(
+                    self.service, observer, limits=limits, tls=lst.tls, **access
+                )
                 for a in await self._grpc.start(grpc_addrs):
                     self._ready("grpc", a, ready)
             if http_addrs:
@@ -109,6 +118,8 @@ class Runtime:
                     graceful_timeout=self.listeners.grace,
                     limits=limits,
                     service=self.service.name,
+                    tls=lst.tls,
+                    **access,
                 )
                 for a in await self._http.start(http_addrs):
                     self._ready("http", a, ready)
@@ -119,6 +130,9 @@ class Runtime:
                     graceful_timeout=1.0,
                     limits=limits,
                     service=self.service.name,
+                    tls=lst.tls if lst.debug_tls else None,
+                    client_auth=False,  # probes and scrapers need only the CA
+                    **access,
                 )
                 for a in await self._debug.start([debug_addr]):
                     self._ready("debug", a, ready)

@@ -4,6 +4,9 @@ Both grpcio and asyncio silently unlink an existing Unix socket file before
 binding, which would steal the address from a live server. `bind` checks first:
 a socket file a live server answers on is refused with one clear sentence, a
 stale one is replaced; a TCP port in use is refused too (no SO_REUSEPORT).
+A socket file gets its mode (`SOCKET_MODE`, 0660, unless told otherwise) and
+group before anyone can connect: Linux checks write permission on the file at
+connect(), so the file's mode and group decide which local users may call.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ import errno
 import os
 import socket
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # Wildcard listening hosts and the loopback host a local client dials instead.
 _WILDCARDS: dict[str | None, str] = {"0.0.0.0": "127.0.0.1", "::": "::1"}
 
+
+SOCKET_MODE = 0o660
+"""The mode of the socket files servers create: owner and group may connect."""
 
 RUN_DIR = "run"
 """Where services put their sockets by default (relative to the working directory)."""
@@ -118,8 +125,38 @@ def unix_socket_alive(path: str) -> bool:
         probe.close()
 
 
-def bind(addr: Address, backlog: int = 1024) -> socket.socket:
-    """A listening socket on `addr`, refusing live owners and replacing stale socket files."""
+@contextlib.contextmanager
+def socket_umask(mode: int) -> Iterator[None]:
+    """A umask under which a new socket file gets `mode` (for libraries that create it)."""
+    old = os.umask(0o777 & ~mode)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def set_socket_access(addr: Address, mode: int = SOCKET_MODE, group: int | None = None) -> None:
+    """Give the socket file at `addr` its `mode` and, when given, its group (a gid)."""
+    assert addr.path is not None
+    try:
+        if group is not None:
+            os.chown(addr.path, -1, group)
+        os.chmod(addr.path, mode)
+    except OSError as e:
+        raise AddressError(f"cannot set the mode or group of {addr}: {e.strerror or e}") from None
+
+
+def bind(
+    addr: Address,
+    backlog: int = 1024,
+    *,
+    mode: int = SOCKET_MODE,
+    group: int | None = None,
+) -> socket.socket:
+    """A listening socket on `addr`, refusing live owners and replacing stale socket files.
+
+    A Unix socket file gets `mode` and `group` before the socket listens.
+    """
     if addr.path is not None:
         path = addr.path
         parent = os.path.dirname(os.path.abspath(path))
@@ -137,7 +174,12 @@ def bind(addr: Address, backlog: int = 1024) -> socket.socket:
         except OSError as e:
             sock.close()
             raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
-        os.chmod(path, 0o660)
+        try:
+            set_socket_access(addr, mode, group)
+        except AddressError:
+            sock.close()
+            os.unlink(path)
+            raise
     else:
         assert addr.host is not None and addr.port is not None
         family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET

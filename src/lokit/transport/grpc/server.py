@@ -5,8 +5,10 @@ is served, and where its request id and deadline come from, is described
 there). This module owns the server's life: binding its addresses by lokit's
 rules, the standard health service, the listener limits (`limits.grpc_options`:
 idle and handshake timeouts, streams per connection, connections per port,
-keepalive enforcement), and a graceful stop that removes the socket files it
-created.
+keepalive enforcement), TLS (`ServerTLS`: every TCP port, Unix sockets only
+with `tls.unix`; mTLS with a client CA, so `context.auth_context()` carries the
+peer's CN), the socket files' mode and group, and a graceful stop that removes
+the socket files it created.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from lokit.observability.observer import Observer
 from lokit.routes import ServiceDef
+from lokit.security.tls import ServerTLS
 from lokit.transport import address
 from lokit.transport.address import Address, AddressError
 from lokit.transport.grpc.handlers import method_handler
@@ -72,8 +75,14 @@ class GrpcServer:
         *,
         max_message_bytes: int = 64 << 20,
         limits: Limits | None = None,
+        tls: ServerTLS | None = None,
+        socket_mode: int = address.SOCKET_MODE,
+        socket_group: int | None = None,
     ) -> None:
         self.service = service
+        self.tls = tls
+        self.socket_mode = socket_mode
+        self.socket_group = socket_group
         self.observer = observer
         self.max_message_bytes = max_message_bytes
         self.limits = limits or Limits()
@@ -81,6 +90,7 @@ class GrpcServer:
         self._server: Any = None
         self._health: Any = None
         self._sockets: list[tuple[Address, int]] = []  # unix addresses and their inode
+        self._creds: Any = None
 
     def _handlers(self) -> dict[str, dict[str, Any]]:
         by_service: dict[str, dict[str, Any]] = {}
@@ -134,7 +144,7 @@ class GrpcServer:
             for addr in parsed:
                 bound.append(self._add_port(server, addr))
                 if addr.path is not None:
-                    os.chmod(addr.path, 0o660)
+                    address.set_socket_access(addr, self.socket_mode, self.socket_group)
                     sockets.append((addr, os.stat(addr.path).st_ino))
         except AddressError:
             await self._health.stop_polling()
@@ -149,10 +159,34 @@ class GrpcServer:
         self.addresses = bound
         return bound
 
-    @staticmethod
-    def _add_port(server: Any, addr: Address) -> Address:
+    def _credentials(self, addr: Address) -> Any:
+        """The port's TLS credentials, or None for plaintext."""
+        tls = self.tls
+        if tls is None or (addr.path is not None and not tls.unix):
+            return None
+        if self._creds is None:
+            self._creds = tls.grpc_credentials()
+        return self._creds
+
+    def _add_port(self, server: Any, addr: Address) -> Address:
+        creds = self._credentials(addr)
+        target = addr.grpc_target()
         try:
-            port = server.add_insecure_port(addr.grpc_target())
+            if addr.path is None:
+                port = (
+                    server.add_insecure_port(target)
+                    if creds is None
+                    else server.add_secure_port(target, creds)
+                )
+            else:
+                # grpcio creates the socket file: with this umask it has the final
+                # mode from the start (no moment in which others may connect).
+                with address.socket_umask(self.socket_mode):
+                    port = (
+                        server.add_insecure_port(target)
+                        if creds is None
+                        else server.add_secure_port(target, creds)
+                    )
         except RuntimeError:
             port = 0
         if addr.path is not None:

@@ -9,6 +9,11 @@ The protocol is uvicorn's httptools one with lokit's listener limits
 (`protocol.limited_protocol`: connections per socket, a header deadline, a
 declared body size); `Limits.idle_timeout` is uvicorn's keep-alive timeout, and
 the once-a-second tick also sweeps connections whose headers are overdue.
+
+With `tls` (a `ServerTLS`) every TCP listener serves HTTPS, and Unix sockets too
+with `tls.unix`; with its client CA a client certificate is required (unless
+`client_auth=False`: the debug listener). The connection's asyncio transport
+carries the peer's certificate (`get_extra_info("ssl_object")`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
+from lokit.security.tls import ServerTLS
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.http.protocol import ListenerState, limited_protocol, state_key, sweep
@@ -67,7 +74,10 @@ async def _serve(server: _Uvicorn, sockets: list[socket.socket]) -> None:
 
 
 class HttpServer:
-    """One ASGI app served by uvicorn (httptools) on any number of addresses."""
+    """One ASGI app served by uvicorn (httptools) on any number of addresses.
+
+    `socket_mode` and `socket_group` (a gid) are given to the Unix socket files.
+    """
 
     def __init__(
         self,
@@ -77,14 +87,21 @@ class HttpServer:
         graceful_timeout: float = 5.0,
         limits: Limits | None = None,
         service: str = "",
+        tls: ServerTLS | None = None,
+        client_auth: bool = True,
+        socket_mode: int = address.SOCKET_MODE,
+        socket_group: int | None = None,
     ) -> None:
         self._app = app
+        self._tls = tls
+        self._client_auth = client_auth
+        self._socket_mode = socket_mode
+        self._socket_group = socket_group
         self._name = name
         self._limits = limits or Limits()
         self._service = service
         self._graceful_timeout = graceful_timeout
-        self._server: _Uvicorn | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._servers: list[tuple[_Uvicorn, asyncio.Task[None]]] = []
         self._addresses: list[Address] = []
 
     @property
@@ -94,12 +111,13 @@ class HttpServer:
 
     async def start(self, addrs: list[Address]) -> list[Address]:
         """Bind `addrs`, start serving, and return the bound addresses."""
-        if self._task is not None:
+        if self._servers:
             raise RuntimeError(f"the {self._name} server is already running")
         bound: list[tuple[Address, socket.socket]] = []
         try:
             for addr in addrs:
-                bound.append((addr, address.bind(addr)))
+                sock = address.bind(addr, mode=self._socket_mode, group=self._socket_group)
+                bound.append((addr, sock))
         except BaseException:
             _release(bound)
             raise
@@ -110,6 +128,34 @@ class HttpServer:
             states[state_key(sock.getsockname())] = ListenerState(
                 self._name, str(real), limits.connections
             )
+        # One uvicorn server per kind of listener (plaintext, TLS): uvicorn has one
+        # SSL setting for all its sockets. They share the app, the limits' states
+        # and the loop.
+        groups: dict[bool, list[socket.socket]] = {}
+        for addr, sock in bound:
+            groups.setdefault(self._ssl_for(addr) is not None, []).append(sock)
+        started: list[tuple[_Uvicorn, asyncio.Task[None]]] = []
+        try:
+            for secure, socks in groups.items():
+                started.append(await self._start_one(states, socks, secure))
+        except BaseException:
+            await _stop_all(started, self._graceful_timeout)
+            _release(bound)
+            raise
+        self._servers = started
+        self._addresses = [address.bound_address(addr, sock) for addr, sock in bound]
+        return list(self._addresses)
+
+    def _ssl_for(self, addr: Address) -> ssl.SSLContext | None:
+        tls = self._tls
+        if tls is None or (addr.path is not None and not tls.unix):
+            return None
+        return tls.ssl_context(client_auth=self._client_auth)
+
+    async def _start_one(
+        self, states: dict[Any, ListenerState], socks: list[socket.socket], secure: bool
+    ) -> tuple[_Uvicorn, asyncio.Task[None]]:
+        limits = self._limits
         options: dict[str, Any] = {
             "loop": "none",
             "http": limited_protocol(limits, self._service, states),
@@ -124,51 +170,57 @@ class HttpServer:
             "timeout_keep_alive": limits.idle_timeout,
             "timeout_graceful_shutdown": self._graceful_timeout,
         }
+        if secure:
+            assert self._tls is not None
+            context = self._tls.ssl_context(client_auth=self._client_auth)
+            options["ssl_context_factory"] = lambda config, default: context
         server = _Uvicorn(uvicorn.Config(self._app, **options), limits.header_timeout)
-        task = asyncio.create_task(  # noqa: RUF006 (kept in self._task once started)
-            _serve(server, [sock for _, sock in bound]), name=f"lokit-{self._name}-server"
-        )
+        task = asyncio.create_task(_serve(server, socks), name=f"lokit-{self._name}-server")
         ready = asyncio.create_task(server.ready.wait())
         try:
             await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
             task.cancel()
-            _release(bound)
             raise
         finally:
             ready.cancel()
         if not server.ready.is_set():
-            _release(bound)
             exc = task.exception() if task.done() and not task.cancelled() else None
             if not task.done():
                 task.cancel()
             raise RuntimeError(f"the {self._name} server failed to start: {exc}") from exc
-        self._server = server
-        self._task = task
-        self._addresses = [address.bound_address(addr, sock) for addr, sock in bound]
-        return list(self._addresses)
+        return server, task
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish within the grace period, clean up."""
-        server, task, addrs = self._server, self._task, self._addresses
-        if server is None or task is None:
+        servers, addrs = self._servers, self._addresses
+        if not servers:
             return
-        self._server, self._task, self._addresses = None, None, []
-        server.should_exit = True
-        server.wake.set()
+        self._servers, self._addresses = [], []
         try:
-            # uvicorn cancels what is still running after the grace period; allow it a moment.
-            await asyncio.wait_for(asyncio.shield(task), self._graceful_timeout + 1.0)
-        except TimeoutError:
-            server.force_exit = True
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        except Exception:
-            pass  # the server had already failed; it is stopped either way
+            await _stop_all(servers, self._graceful_timeout)
         finally:
             for addr in addrs:
                 address.remove_socket_file(addr)
+
+
+async def _stop_all(servers: list[tuple[_Uvicorn, asyncio.Task[None]]], grace: float) -> None:
+    await asyncio.gather(*(_stop(server, task, grace) for server, task in servers))
+
+
+async def _stop(server: _Uvicorn, task: asyncio.Task[None], grace: float) -> None:
+    server.should_exit = True
+    server.wake.set()
+    try:
+        # uvicorn cancels what is still running after the grace period; allow it a moment.
+        await asyncio.wait_for(asyncio.shield(task), grace + 1.0)
+    except TimeoutError:
+        server.force_exit = True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    except Exception:
+        pass  # the server had already failed; it is stopped either way
 
 
 def _release(bound: list[tuple[Address, socket.socket]]) -> None:
