@@ -16,10 +16,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
 
 from lokit.contract import Contract, Interface, as_contract
 from lokit.endpoint import Endpoint, Method, Middleware, chain
+
+if TYPE_CHECKING:
+    from lokit.security.tls import ClientTLS
 
 __all__ = ["Connection", "connect", "proxy"]
 
@@ -64,6 +67,7 @@ def connect(
     http: str | None = ...,
     timeout: float | None = ...,
     middlewares: tuple[Middleware, ...] = ...,
+    tls: ClientTLS | None = ...,
 ) -> Connection[T]: ...
 
 
@@ -76,6 +80,7 @@ def connect(
     name: str | None = ...,
     timeout: float | None = ...,
     middlewares: tuple[Middleware, ...] = ...,
+    tls: ClientTLS | None = ...,
 ) -> Connection[T]: ...
 
 
@@ -87,27 +92,35 @@ def connect(
     name: str | None = None,
     timeout: float | None = None,
     middlewares: tuple[Middleware, ...] = (),
+    tls: ClientTLS | None = None,
 ) -> Connection[T]:
     """A client for the service `target` describes: a contract, or an interface.
 
     An interface gets its default contract (`name` defaults to its lowercased
     class name, as `define(name, ...)` derives it). Give exactly one of `grpc`
     or `http` (an address); `timeout` is the default per-call timeout in seconds.
+    `tls` (a `lokit.security.tls.ClientTLS`) turns on TLS (mTLS with a client
+    certificate); None takes it from LOKIT_TLS_CA / _CERT / _KEY when one is set,
+    else the connection is plaintext.
     """
     if (grpc is None) == (http is None):
         raise ValueError("connect needs exactly one of grpc= or http=")
     spec = as_contract(target, name)
+    if tls is None:
+        from lokit.security.tls import ClientTLS
+
+        tls = ClientTLS.from_env()
     transport: Any
     if grpc is not None:
         from lokit.transport.grpc.client import GrpcClient
 
-        transport = GrpcClient(grpc, timeout=timeout, name=spec.name)
+        transport = GrpcClient(grpc, timeout=timeout, name=spec.name, tls=tls)
         raw = transport.endpoints(list(spec.grpc))
     else:
         from lokit.transport.http.client import HttpClient
 
         assert http is not None
-        transport = HttpClient(http, timeout=timeout)
+        transport = HttpClient(http, timeout=timeout, tls=tls)
         raw = transport.endpoints(list(spec.http))
     wrap = chain(*middlewares)
     endpoints = {name: wrap(e) for name, e in raw.items()}

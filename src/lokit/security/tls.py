@@ -225,6 +225,22 @@ class ClientTLS:
         unix = (env.get(ENV_UNIX) or "").strip().lower() in ("1", "true", "yes", "on")
         return cls.load(ca, cert, key, unix=unix)
 
+    def refused_reason(self) -> str:
+        """What a server closing the connection right after the handshake most likely means.
+
+        Under TLS 1.3 a server checks the client's certificate after the client
+        finished its side of the handshake, and then just closes the connection.
+        """
+        if self.cert is None:
+            return (
+                "the server closed the connection (it may require a client certificate: "
+                "--tls-cert and --tls-key, or LOKIT_TLS_CERT and LOKIT_TLS_KEY)"
+            )
+        return (
+            f"the server closed the connection (it may refuse the client certificate "
+            f"{self.cert}: expired, or not signed by a CA it trusts)"
+        )
+
     def applies_to(self, is_unix: bool) -> bool:
         """True when a connection to such an address uses TLS."""
         return self.unix or not is_unix

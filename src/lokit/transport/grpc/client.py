@@ -8,6 +8,13 @@ the server's span is parented on. Calls fail fast (no
 wait_for_ready): a dependency that is down raises `Unavailable` at once, with a
 sentence naming its address. `endpoints(routes)` turns the client back into
 Go-kit endpoints so the same middlewares wrap both sides.
+
+With `tls` (a `ClientTLS`) the channel is a TLS one (mTLS with a client
+certificate) for TCP addresses, and for Unix sockets with `tls.unix`. A server
+whose certificate does not verify, or that refuses ours, is `Unavailable`:
+`TLS handshake with HOST:PORT failed: REASON`; a Unix socket whose file
+permissions refuse this user is `PermissionDenied`: `permission denied
+connecting to unix:PATH`.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ from opentelemetry.trace import Span
 from lokit.codec import Codec
 from lokit.context import outgoing_headers
 from lokit.endpoint import Endpoint, Kind
+from lokit.errors import Error, PermissionDenied, Unavailable
 from lokit.observability import tracing
 from lokit.observability.propagation import inject
 from lokit.observability.tracing import client_span, end_span, start_client_span
 from lokit.routes import GrpcRoute
+from lokit.security.tls import ClientTLS
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.grpc.status import client_error
@@ -67,6 +76,32 @@ class _Requests:
             raise
 
 
+def handshake_failure(details: str) -> str | None:
+    """The reason in grpc's text for a failed TLS handshake, or None for another failure.
+
+    `...: Ssl handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL
+    routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: self signed certificate in
+    certificate chain` -> `certificate verify failed: self signed certificate in certificate
+    chain`.
+    """
+    low = details.lower()
+    if "handshake" not in low and "ssl" not in low and "tls" not in low:
+        return None
+    if "openssl_internal:" in low:
+        tail = details[low.rindex("openssl_internal:") + len("openssl_internal:") :]
+        words = [w.strip() for w in tail.split(":") if w.strip()]
+        if words:
+            head = words[0].replace("_", " ").lower()
+            if head.startswith("sslv3 alert ") or head.startswith("tlsv1 alert "):
+                head = "the server refused it: " + head.split(" alert ", 1)[1]
+            while len(words) > 1 and words[-1] == "OK":  # grpc appends its status
+                words.pop()
+            return ": ".join([head, *words[1:]])
+    if "handshake" in low:
+        return details.rsplit(": ", 1)[-1].strip().rstrip(".") or "handshake failed"
+    return None
+
+
 async def _in_span(path: str, call: Coroutine[Any, Any, Any]) -> Any:
     """Await a single-reply call inside its CLIENT span (tracing on)."""
     with client_span(path):
@@ -81,10 +116,16 @@ class GrpcClient:
     """
 
     def __init__(
-        self, addr: str | Address, *, timeout: float | None = None, name: str = ""
+        self,
+        addr: str | Address,
+        *,
+        timeout: float | None = None,
+        name: str = "",
+        tls: ClientTLS | None = None,
     ) -> None:
         self.address = addr if isinstance(addr, Address) else address.parse(addr)
         self.name = name
+        self.tls = tls if tls is not None and tls.applies_to(self.address.is_unix) else None
         self.timeout = timeout
         self._label = str(self.address)
         self._target = self.address.dialable().grpc_target()
@@ -96,7 +137,12 @@ class GrpcClient:
         loop = asyncio.get_running_loop()
         if self._channel is None:
             self._loop = loop
-            self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
+            if self.tls is None:
+                self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
+            else:
+                self._channel = grpc.aio.secure_channel(
+                    self._target, self.tls.grpc_credentials(), options=_CHANNEL_OPTIONS
+                )
         elif loop is not self._loop:
             raise RuntimeError(
                 f"GrpcClient for {self._label} was first used on another event loop; "
@@ -136,8 +182,22 @@ class GrpcClient:
         if sent.error is not None:
             return sent.error
         if isinstance(exc, grpc.aio.AioRpcError):
-            return client_error(exc, self._label, path, self.name)
+            return self._rpc_error(exc, path)
         return exc
+
+    def _rpc_error(self, exc: Any, path: str) -> Error:
+        """The lokit error for a failed call: a failed handshake or a refused socket file in
+        one sentence of their own, anything else as `status.client_error` says."""
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and not exc.trailing_metadata():
+            details = exc.details() or ""
+            reason = handshake_failure(details)
+            if reason is None and self.tls is not None and "socket closed" in details.lower():
+                reason = self.tls.refused_reason()
+            if reason is not None:
+                return Unavailable(f"TLS handshake with {self._label} failed: {reason}")
+            if self.address.is_unix and "permission denied" in details.lower():
+                return PermissionDenied(f"permission denied connecting to {self._label}")
+        return client_error(exc, self._label, path, self.name)
 
     async def unary(
         self,
@@ -157,7 +217,7 @@ class GrpcClient:
         try:
             data = await mc(codec.encode_request(request), timeout=seconds, metadata=metadata)
         except grpc.aio.AioRpcError as e:
-            raise client_error(e, self._label, path, self.name) from None
+            raise self._rpc_error(e, path) from None
         return codec.decode_response(data)
 
     def server_stream(

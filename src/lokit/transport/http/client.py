@@ -6,24 +6,35 @@ context propagates without the caller doing anything; with tracing on, each call
 is a CLIENT span the server's span is parented on. A non-2xx answer raises
 the error class the server raised (`X-Lokit-Error`); a server that cannot be
 reached raises `Unavailable` at once, naming the address.
+
+With `tls` (a `ClientTLS`) the client speaks HTTPS (with a client certificate:
+mTLS) to TCP addresses, and to Unix sockets with `tls.unix`; one SSLContext
+serves every connection. A failed handshake is `Unavailable`: `TLS handshake
+with HOST:PORT failed: REASON`; a Unix socket whose file permissions refuse
+this user is `PermissionDenied`: `permission denied connecting to unix:PATH`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import functools
 import os
+import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import orjson
+from aiohttp.client_exceptions import UnixClientConnectorError
 from opentelemetry.trace import Span
 
 from lokit import context, errors
 from lokit.endpoint import Endpoint, Kind
 from lokit.observability import propagation, tracing
 from lokit.routes import HttpRoute
+from lokit.security.tls import ClientTLS
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.http.wire import (
@@ -46,13 +57,21 @@ _trace = tracing.STATE  # `_trace.tracer is None`: tracing is off
 class HttpClient:
     """Calls one lokit HTTP server (`unix:PATH` or `HOST:PORT`) with keep-alive connections."""
 
-    def __init__(self, addr: str | Address, *, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        addr: str | Address,
+        *,
+        timeout: float | None = None,
+        tls: ClientTLS | None = None,
+    ) -> None:
         self._addr = addr if isinstance(addr, Address) else address.parse(addr)
         self._timeout = timeout
         self._label = str(self._addr)
         self._session: aiohttp.ClientSession | None = None
+        self._tls = tls if tls is not None and tls.applies_to(self._addr.is_unix) else None
         dial = self._addr.dialable()
-        self._base = "http://localhost" if dial.path is not None else f"http://{dial}"
+        scheme = "http" if self._tls is None else "https"
+        self._base = f"{scheme}://localhost" if dial.path is not None else f"{scheme}://{dial}"
         self._templates: dict[str, list[tuple[bool, str]]] = {}
 
     @property
@@ -157,12 +176,21 @@ class HttpClient:
         session = self._session
         if session is None or session.closed:
             connector: aiohttp.BaseConnector
+            context = None if self._tls is None else self._tls.ssl_context()
             if self._addr.path is not None:
-                connector = aiohttp.UnixConnector(
-                    path=os.path.abspath(self._addr.path), keepalive_timeout=KEEP_ALIVE_SECONDS
-                )
+                path = os.path.abspath(self._addr.path)
+                if context is None:
+                    connector = aiohttp.UnixConnector(
+                        path=path, keepalive_timeout=KEEP_ALIVE_SECONDS
+                    )
+                else:
+                    connector = _TLSUnixConnector(
+                        context, path=path, keepalive_timeout=KEEP_ALIVE_SECONDS
+                    )
             else:
-                connector = aiohttp.TCPConnector(keepalive_timeout=KEEP_ALIVE_SECONDS)
+                connector = aiohttp.TCPConnector(
+                    keepalive_timeout=KEEP_ALIVE_SECONDS, ssl=context if context else True
+                )
             session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=_NO_TIMEOUT,
@@ -297,11 +325,79 @@ class HttpClient:
             return errors.DeadlineExceeded(
                 f"{verb} {path} on {self._addr} did not finish before its deadline"
             )
+        if self._tls is not None:
+            reason = handshake_failure(exc)
+            if reason is None and _closed(exc):
+                reason = self._tls.refused_reason()
+            if reason is not None:
+                return errors.Unavailable(f"TLS handshake with {self._label} failed: {reason}")
         if isinstance(exc, aiohttp.ClientConnectorError):
+            if self._addr.is_unix and exc.os_error.errno == errno.EACCES:
+                return errors.PermissionDenied(f"permission denied connecting to {self._label}")
             reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
             return errors.Unavailable(f"{self._label} is unavailable: cannot connect ({reason})")
         detail = str(exc) or type(exc).__name__
         return errors.Unavailable(f"{self._label} is unavailable: {verb} {path} failed ({detail})")
+
+
+class _TLSUnixConnector(aiohttp.UnixConnector):
+    """HTTPS over a Unix socket (aiohttp's UnixConnector has no TLS): the server is
+    checked as `localhost`, what Unix-socket clients of grpc check too."""
+
+    def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._context = context
+
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+        try:
+            async with asyncio.timeout(timeout.sock_connect):
+                _, proto = await self._loop.create_unix_connection(
+                    self._factory, self.path, ssl=self._context, server_hostname="localhost"
+                )
+        except ssl.SSLError as exc:
+            raise aiohttp.ClientConnectorError(req.connection_key, exc) from exc
+        except OSError as exc:
+            raise UnixClientConnectorError(self.path, req.connection_key, exc) from exc
+        return proto
+
+
+def handshake_failure(exc: BaseException) -> str | None:
+    """The reason of a failed TLS handshake behind an aiohttp error, or None for another failure.
+
+    The server's own refusal (no or a bad client certificate) can arrive after the
+    client finished its side of the handshake: as the SSL error of the first read.
+    """
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return None
+        if isinstance(seen, aiohttp.ClientConnectorCertificateError):
+            cert_error = seen.certificate_error
+            return _ssl_reason(cert_error)
+        if isinstance(seen, ssl.SSLError):
+            return _ssl_reason(seen)
+        inner = getattr(seen, "os_error", None)
+        seen = inner if isinstance(inner, BaseException) else (seen.__cause__ or seen.__context__)
+    return None
+
+
+def _closed(exc: BaseException) -> bool:
+    """A connection the server closed or reset before answering."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ECONNRESET
+
+
+def _ssl_reason(e: BaseException) -> str:
+    """`CERTIFICATE_VERIFY_FAILED` + `certificate has expired` -> one phrase, lower case."""
+    verify = getattr(e, "verify_message", None)
+    reason = getattr(e, "reason", None)
+    head = reason.replace("_", " ").lower() if isinstance(reason, str) and reason else ""
+    if head.startswith(("sslv3 alert ", "tlsv1 alert ", "tlsv13 alert ")):
+        head = "the server refused it: " + head.split(" alert ", 1)[1]
+    if isinstance(verify, str) and verify:
+        return f"{head}: {verify}" if head else verify
+    return head or str(e) or type(e).__name__
 
 
 def _http_error(status: int, data: bytes, name: str | None) -> errors.Error:
