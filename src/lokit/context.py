@@ -1,8 +1,16 @@
 """Request-scoped context carried in `contextvars`.
 
 Server transports set it for each request; every lokit client reads it and sends
-the request id, the remaining deadline and the caller identity on to the next
+the request id, the remaining deadline and the caller hint on to the next
 service. Trace context rides in OpenTelemetry's own context variable.
+
+Who is calling comes in two strengths. `caller` is an authenticated `Caller`
+the transport vouches for: the CN of a verified client certificate (`cert`,
+mTLS on TCP or a Unix socket) or the user of the process at the other end of a
+Unix socket (`unix`, from SO_PEERCRED, where the transport exposes the
+connection's socket: lokit's HTTP server). Transports work it out once per
+connection. `caller_hint` is the `x-caller-id` header: anyone can set it, so it
+is only written to logs and passed on, never used to authorize.
 """
 
 from __future__ import annotations
@@ -28,16 +36,42 @@ INCOMING_HEADERS = (REQUEST_ID_HEADER, TIMEOUT_HEADER, CALLER_HEADER, TRACEPAREN
 MAX_REQUEST_ID = 256
 
 
+NO_TRANSPORT_SECURITY = "no transport security being used"
+"""Why a request has no authenticated caller when it came over plaintext TCP (proglog's text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated caller: `name` as the transport established it, and how.
+
+    `source` is `cert` (the common name of a client certificate the server
+    verified) or `unix` (the user name of the connecting process, SO_PEERCRED;
+    its uid when it has no passwd entry).
+    """
+
+    name: str
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.source})"
+
+
 @dataclass(frozen=True, slots=True)
 class RequestContext:
-    """What is known about the request being served."""
+    """What is known about the request being served.
+
+    `caller` is None when the transport could not authenticate one; `anonymous`
+    then says why, in one sentence (an ACL answers UNAUTHENTICATED with it).
+    """
 
     request_id: str
     service: str = ""
     method: str = ""
     transport: str = ""
     deadline: float | None = None  # time.monotonic() instant
-    identity: str | None = None
+    caller_hint: str | None = None  # x-caller-id: for logs only
+    caller: Caller | None = None
+    anonymous: str = NO_TRANSPORT_SECURITY
 
     def time_remaining(self) -> float | None:
         """Seconds left before the deadline, or None without one."""
@@ -91,7 +125,7 @@ def with_deadline(timeout: float) -> contextvars.Token[RequestContext | None]:
 
 
 def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | None]:
-    """(request id, timeout in seconds, caller identity) for an outgoing call.
+    """(request id, timeout in seconds, caller hint) for an outgoing call.
 
     The timeout is the smaller of `timeout` and the time left on the current
     deadline; the request id is the current one or a fresh one.
@@ -102,7 +136,7 @@ def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | Non
     left = ctx.time_remaining()
     if left is not None:
         timeout = left if timeout is None else min(timeout, left)
-    return ctx.request_id, timeout, ctx.identity
+    return ctx.request_id, timeout, ctx.caller_hint
 
 
 _Key = TypeVar("_Key", str, bytes)
@@ -142,6 +176,8 @@ def incoming(
     timeout_ms: str | bytes | None,
     caller: str | None,
     left: float | None = None,
+    peer: Caller | None = None,
+    anonymous: str = NO_TRANSPORT_SECURITY,
 ) -> tuple[RequestContext, Error | None]:
     """The context of an incoming request, and the error to answer it with, if any.
 
@@ -150,7 +186,9 @@ def incoming(
     `MAX_REQUEST_ID` request id is replaced by a fresh one; `timeout_ms`
     (`x-request-timeout-ms`) must be a number of milliseconds >= 0, else the
     error is InvalidArgument; `left` is the seconds the transport itself allows
-    (gRPC's deadline), and the deadline is the earlier of the two.
+    (gRPC's deadline), and the deadline is the earlier of the two. `caller` is
+    the `x-caller-id` hint; `peer` the caller the transport authenticated, and
+    `anonymous` why there is none.
     """
     bad: Error | None = None
     if timeout_ms is not None:
@@ -170,7 +208,12 @@ def incoming(
     if not request_id or len(request_id) > MAX_REQUEST_ID:
         request_id = new_request_id()
     deadline = None if left is None else time.monotonic() + left
-    return RequestContext(request_id, service, method, transport, deadline, caller or None), bad
+    return (
+        RequestContext(
+            request_id, service, method, transport, deadline, caller or None, peer, anonymous
+        ),
+        bad,
+    )
 
 
 def outgoing_headers(
@@ -186,7 +229,7 @@ def outgoing_headers(
     """
     if default is not None and (timeout is None or default < timeout):
         timeout = default
-    request_id, timeout, identity = outgoing(timeout)
+    request_id, timeout, hint = outgoing(timeout)
     headers = {REQUEST_ID_HEADER: request_id}
     if timeout is not None:
         if timeout <= 0:
@@ -194,6 +237,6 @@ def outgoing_headers(
                 f"call to {method} at {peer} not started: the deadline has passed"
             )
         headers[TIMEOUT_HEADER] = str(max(1, int(timeout * 1000)))
-    if identity:
-        headers[CALLER_HEADER] = identity
+    if hint:
+        headers[CALLER_HEADER] = hint
     return headers, timeout

@@ -256,3 +256,11 @@ def as_error(exc: BaseException) -> Error:
     if isinstance(exc, TimeoutError):
         return DeadlineExceeded("deadline exceeded")
     return Internal(f"internal error: {type(exc).__name__}: {exc}")
+
+
+def internal_error(request_id: str) -> Internal:
+    """What a caller learns of an unexpected failure: `internal error (request id RID)`.
+
+    Every transport answers it (no exception text: it may name paths, data or key
+    material); the request id finds the failure in the server's log."""
+    return Internal(f"internal error (request id {request_id})")

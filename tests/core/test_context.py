@@ -14,7 +14,7 @@ def test_outgoing_without_a_request_makes_a_fresh_id() -> None:
 
 
 def test_outgoing_inherits_request_id_identity_and_remaining_deadline() -> None:
-    ctx = RequestContext(request_id="r1", identity="alice", deadline=time.monotonic() + 0.5)
+    ctx = RequestContext(request_id="r1", caller_hint="alice", deadline=time.monotonic() + 0.5)
     with context.scope(ctx):
         assert context.current() is ctx
         rid, timeout, identity = context.outgoing(10.0)

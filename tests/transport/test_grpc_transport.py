@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -82,7 +83,9 @@ class Svc:
     async def whoami(self) -> Info:
         ctx = context.current()
         assert ctx is not None
-        return Info(ctx.request_id, ctx.identity, ctx.time_remaining(), ctx.transport, ctx.method)
+        return Info(
+            ctx.request_id, ctx.caller_hint, ctx.time_remaining(), ctx.transport, ctx.method
+        )
 
     async def slow(self, seconds: float) -> float:
         self.slow_started.set()
@@ -200,7 +203,8 @@ async def test_error_in_the_middle_of_a_stream(served: Served) -> None:
 async def test_unexpected_exception_is_internal_without_traceback(served: Served) -> None:
     with pytest.raises(Internal) as info:
         await served.ep["Crash"](served.req("Crash"))
-    assert info.value.message == "internal error"  # no exception text reaches a caller
+    # No exception text reaches a caller: only the request id that finds it in the log.
+    assert re.fullmatch(r"internal error \(request id [0-9a-f]{32}\)", info.value.message)
     assert "Traceback" not in info.value.message
     assert "\n" not in info.value.message
 
@@ -245,7 +249,7 @@ async def test_request_id_visible_to_endpoint_and_echoed(served: Served) -> None
 
 
 async def test_lokit_client_propagates_request_id_and_caller(served: Served) -> None:
-    with context.scope(RequestContext(request_id="rid-up", identity="svc-a")):
+    with context.scope(RequestContext(request_id="rid-up", caller_hint="svc-a")):
         info = await served.ep["Whoami"](served.req("Whoami"))
     assert info.request_id == "rid-up"
     assert info.caller == "svc-a"

@@ -84,7 +84,7 @@ class Svc:
         span = trace.get_current_span().get_span_context()
         return Info(
             ctx.request_id,
-            ctx.identity,
+            ctx.caller_hint,
             ctx.time_remaining(),
             ctx.service,
             ctx.method,
@@ -308,9 +308,10 @@ async def test_errors_map_to_status_and_back_to_the_same_class(served: Served) -
 
 async def test_unexpected_exception_is_500_without_details(served: Served) -> None:
     _, bound, client = await served.start()
-    status, _, body = await raw(bound, "POST", "/crash")
-    assert (status, body) == (500, b'{"error":"internal error"}')
-    with pytest.raises(Internal, match=r"^internal error$"):
+    status, headers, body = await raw(bound, "POST", "/crash")
+    rid = headers["x-request-id"]
+    assert (status, body) == (500, b'{"error":"internal error (request id %s)"}' % rid.encode())
+    with pytest.raises(Internal, match=r"^internal error \(request id [0-9a-f]{32}\)$"):
         await client.unary(served.route["Crash"], served.req("Crash"))
     errs = [e for ctx, e in served.observer.calls if ctx.method == "Crash"]
     assert errs and all(isinstance(e, RuntimeError) and "secret" in str(e) for e in errs)
@@ -339,7 +340,7 @@ async def test_request_id_is_taken_echoed_or_generated(served: Served) -> None:
     assert status == 418 and headers["X-Request-ID"] == "t-1"
 
     # The lokit client sends the current request's id and identity on.
-    with context.scope(RequestContext(request_id="outer-7", identity="svc-a")):
+    with context.scope(RequestContext(request_id="outer-7", caller_hint="svc-a")):
         info = await client.unary(served.route["Info"], served.req("Info"))
     assert (info.request_id, info.caller) == ("outer-7", "svc-a")
     assert [c.request_id for c, _ in served.observer.calls if c.method == "Info"][-1] == "outer-7"

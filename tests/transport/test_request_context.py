@@ -14,7 +14,7 @@ from lokit.errors import DeadlineExceeded, InvalidArgument
 def test_incoming_reads_headers_alike_for_every_transport() -> None:
     ctx, bad = context.incoming("svc", "Sum", "grpc", "rid-1", "250", "alice")
     assert bad is None
-    assert (ctx.request_id, ctx.service, ctx.method, ctx.transport, ctx.identity) == (
+    assert (ctx.request_id, ctx.service, ctx.method, ctx.transport, ctx.caller_hint) == (
         "rid-1",
         "svc",
         "Sum",
@@ -25,7 +25,7 @@ def test_incoming_reads_headers_alike_for_every_transport() -> None:
     assert left is not None and 0 < left <= 0.25
     ctx, bad = context.incoming("svc", "Sum", "http", None, None, "")
     assert bad is None and len(ctx.request_id) == 32
-    assert ctx.deadline is None and ctx.identity is None
+    assert ctx.deadline is None and ctx.caller_hint is None
 
 
 def test_incoming_takes_the_earlier_of_header_and_transport_deadline() -> None:
@@ -67,7 +67,7 @@ def test_outgoing_headers_min_of_call_and_default_and_at_least_one_ms() -> None:
 
 
 def test_outgoing_headers_carry_the_current_request() -> None:
-    ctx = RequestContext("up-1", identity="svc-a", deadline=time.monotonic() + 0.3)
+    ctx = RequestContext("up-1", caller_hint="svc-a", deadline=time.monotonic() + 0.3)
     with context.scope(ctx):
         headers, seconds = context.outgoing_headers(10.0, None, "/p", "unix:x")
     assert headers["x-request-id"] == "up-1" and headers["x-caller-id"] == "svc-a"

@@ -26,6 +26,7 @@ import orjson
 import structlog
 from structlog.typing import FilteringBoundLogger
 
+from lokit.context import Caller
 from lokit.context import current as current_request
 
 DEBUG = 10
@@ -234,11 +235,28 @@ class _SinkFactory:
 # --- the request line -------------------------------------------------------------
 
 
+_CALLER_FIELDS: dict[Caller, str] = {}
+
+
+def _caller_fields(caller: Caller) -> str:
+    """` caller=NAME caller_source=SOURCE`, formatted once per caller (a bounded cache)."""
+    fields = _CALLER_FIELDS.get(caller)
+    if fields is None:
+        if len(_CALLER_FIELDS) >= 4096:
+            _CALLER_FIELDS.clear()
+        fields = _CALLER_FIELDS[caller] = (
+            f" caller={logfmt_value(caller.name)} caller_source={logfmt_value(caller.source)}"
+        )
+    return fields
+
+
 class RequestLine:
     """The precompiled per-request log line for one (service, method, transport).
 
-    Fields, in order: service, method, transport, request_id, took (seconds),
-    code (canonical name), err (only when there is one), then any extras.
+    Fields, in order: service, method, transport, request_id, the authenticated
+    caller (`caller`, `caller_source`) and the `x-caller-id` hint (`caller_hint`)
+    when there are, took (seconds), code (canonical name), err (only when there
+    is one), then any extras.
     """
 
     __slots__ = ("_fields", "_head")
@@ -263,6 +281,8 @@ class RequestLine:
         code: str,
         err: str | None = None,
         extra: dict[str, Any] | None = None,
+        caller: Caller | None = None,
+        hint: str | None = None,
     ) -> None:
         """Write the line if `level` passes the threshold."""
         st = _state
@@ -272,6 +292,11 @@ class RequestLine:
             out: dict[str, Any] = {"ts": timestamp(), "level": _LEVEL_NAME[level]}
             out.update(self._fields)
             out["request_id"] = request_id
+            if caller is not None:
+                out["caller"] = caller.name
+                out["caller_source"] = caller.source
+            if hint is not None:
+                out["caller_hint"] = hint
             out["took"] = round(took, 6)
             out["code"] = code
             if err is not None:
@@ -283,6 +308,10 @@ class RequestLine:
         rid = request_id
         if not rid or _NEEDS_QUOTE.search(rid) is not None:
             rid = logfmt_value(rid)
+        if caller is not None:
+            rid += _caller_fields(caller)
+        if hint is not None:
+            rid += " caller_hint=" + logfmt_value(hint)
         ts = timestamp()
         line = f"ts={ts} level={_LEVEL_NAME[level]}{self._head}{rid} took={took:.6f} code={code}"
         if err is not None:

@@ -10,6 +10,11 @@ How a failure is reported:
 - anything else is a bug: error level, `err="Type: message"` on one line, and
   a `traceback` field only when the log level is debug.
 
+Who called: the authenticated caller (`ctx.caller`: name and source) and the
+`x-caller-id` hint are on the request line (`caller=`, `caller_source=`,
+`caller_hint=`) and on the span (`lokit.caller`, `lokit.caller.source`,
+`lokit.caller.hint`).
+
 Cost: per (method, transport) the metric children, the precompiled log line and
 the span attributes are resolved once and cached; a request then costs a few
 dict lookups, four metric updates, one formatted line, and no span when tracing
@@ -28,7 +33,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from prometheus_client import Counter
 
 from lokit import errors
-from lokit.context import RequestContext
+from lokit.context import Caller, RequestContext
 from lokit.observability import logs, metrics, tracing
 from lokit.observability.observer import Call
 
@@ -93,18 +98,22 @@ class RequestObserver:
                 self.service, ctx.method, ctx.transport, ctx.service
             )
         route.in_flight.inc()
-        call = _RequestCall(route, ctx.request_id)
+        call = _RequestCall(route, ctx.request_id, ctx.caller, ctx.caller_hint)
         if _tracing_state.tracer is not None:
             call.open_span()
         return call
 
 
 class _RequestCall:
-    __slots__ = ("_rid", "_route", "_span", "_t0", "_token")
+    __slots__ = ("_caller", "_hint", "_rid", "_route", "_span", "_t0", "_token")
 
-    def __init__(self, route: _Route, request_id: str) -> None:
+    def __init__(
+        self, route: _Route, request_id: str, caller: Caller | None, hint: str | None
+    ) -> None:
         self._route: _Route | None = route
         self._rid = request_id
+        self._caller = caller
+        self._hint = hint
         self._span: Span | None = None
         self._token: object | None = None
         self._t0 = perf_counter()
@@ -114,6 +123,11 @@ class _RequestCall:
         assert route is not None
         attrs = dict(route.span_attrs)
         attrs["lokit.request_id"] = self._rid
+        if self._caller is not None:
+            attrs["lokit.caller"] = self._caller.name
+            attrs["lokit.caller.source"] = self._caller.source
+        if self._hint is not None:
+            attrs["lokit.caller.hint"] = self._hint
         span = tracing.start_server_span(route.span_name, attrs)
         if span is not None:
             self._span = span
@@ -130,7 +144,7 @@ class _RequestCall:
         route.duration.observe(took)
         if error is None:
             route.ok.inc()
-            route.line.write(_INFO, self._rid, took, _OK)
+            route.line.write(_INFO, self._rid, took, _OK, None, None, self._caller, self._hint)
             if self._span is not None:
                 self._close_span(_OK, None, None)
             return
@@ -155,7 +169,7 @@ class _RequestCall:
         extra = None
         if unexpected and logs.debug_enabled():
             extra = {"traceback": "".join(traceback.format_exception(error)).rstrip()}
-        route.line.write(level, self._rid, took, code, err, extra)
+        route.line.write(level, self._rid, took, code, err, extra, self._caller, self._hint)
         if self._span is not None:
             self._close_span(code, err, error if unexpected else None)
 

@@ -13,6 +13,14 @@ The deadline is grpc's (`time_remaining()`), tightened by the exact
 wire timeout up; `lokit.context.scan_incoming` and `incoming` read the metadata
 as the HTTP side reads its headers.
 
+Who is calling (`context.Caller`): the CN of a verified client certificate, from
+grpc's `auth_context()` (mTLS, on TCP and Unix sockets alike). grpc.aio gives a
+handler no access to the connection's socket (`peer()` of a Unix connection is
+just `unix:`), so there is no SO_PEERCRED identity on gRPC: a gRPC Unix socket
+authenticates its callers only with mTLS (`--tls-unix`). `auth_context()` costs
+about 1 µs per call in plaintext and 6 µs with TLS (it copies the peer's PEM);
+grpc has no per-connection hook to do it once per connection.
+
 Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
 (initial metadata would cost a separate batch, ~20 % of a unary call here);
@@ -32,7 +40,9 @@ import grpc
 from lokit.codec import JsonCodec, malformed
 from lokit.context import (
     INCOMING_HEADERS,
+    NO_TRANSPORT_SECURITY,
     REQUEST_ID_HEADER,
+    Caller,
     incoming,
     reset,
     scan_incoming,
@@ -45,10 +55,38 @@ from lokit.observability.propagation import detach, extract_and_attach
 from lokit.routes import GrpcRoute
 from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status, server_error
 
-__all__ = ["method_handler"]
+__all__ = ["method_handler", "peer_identity"]
 
 _TRANSPORT = "grpc"
 _KEYS = INCOMING_HEADERS  # gRPC metadata keys are str, lower-case
+_NO_CLIENT_CERT = "no client certificate was presented"
+_UNIX_PLAINTEXT = (
+    "a plaintext gRPC Unix socket gives no caller identity (use mTLS: --tls-unix with "
+    "--tls-client-ca)"
+)
+_SSL = [b"ssl"]
+# Caller per certificate CN (verified certificates: as many as a CA issued); bounded anyway.
+_CALLERS: dict[bytes, Caller] = {}
+_MAX_CALLERS = 4096
+
+
+def peer_identity(sctx: Any) -> tuple[Caller | None, str]:
+    """The call's authenticated caller (a client certificate's CN), or None and why not."""
+    auth = sctx.auth_context()
+    names = auth.get("x509_common_name")
+    if names:
+        raw = names[0]
+        caller = _CALLERS.get(raw)
+        if caller is None:
+            if len(_CALLERS) >= _MAX_CALLERS:
+                _CALLERS.clear()
+            caller = _CALLERS[raw] = Caller(raw.decode("utf-8", "replace"), "cert")
+        return caller, ""
+    if auth.get("transport_security_type") == _SSL:
+        return None, _NO_CLIENT_CERT
+    if sctx.peer().startswith("unix:"):
+        return None, _UNIX_PLAINTEXT
+    return None, NO_TRANSPORT_SECURITY
 
 
 def method_handler(route: GrpcRoute, service: str, observer: Observer) -> Any:
@@ -190,15 +228,18 @@ class _Request:
 
     def __init__(self, sctx: Any, route: _Route) -> None:
         metadata = sctx.invocation_metadata()
-        request_id, timeout_ms, caller, traced = scan_incoming(metadata, _KEYS)
+        request_id, timeout_ms, hint, traced = scan_incoming(metadata, _KEYS)
+        caller, anonymous = peer_identity(sctx)
         ctx, self.bad = incoming(
             route.service,
             route.method,
             _TRANSPORT,
             request_id,
             timeout_ms,
-            caller,
+            hint,
             sctx.time_remaining(),
+            caller,
+            anonymous,
         )
         self.ctx = ctx
         self.token = set_current(ctx)
@@ -251,7 +292,7 @@ async def _failed(
     call had already ended). The observer gets `e` itself and maps it alike.
     """
     call.finish(e)
-    err = server_error(e)
+    err = server_error(e, rid)
     blob = encode_error(err)
     if blob is None:
         await _abort(sctx, err, rid)

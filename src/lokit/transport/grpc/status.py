@@ -20,12 +20,11 @@ from lokit.errors import (
     Internal,
     Unavailable,
     as_error,
+    internal_error,
     rebuild,
 )
 
 ERROR_TRAILER = "lokit-error"
-
-# Longest details an unexpected exception may put on the wire.
 
 _BY_NUMBER: dict[int, Any] = {sc.value[0]: sc for sc in grpc.StatusCode}
 
@@ -38,16 +37,17 @@ def grpc_status(code: Code) -> Any:
     return GRPC_STATUS.get(code, grpc.StatusCode.UNKNOWN)
 
 
-def server_error(exc: BaseException) -> Error:
-    """What a server sends for `exc`: lokit errors as they are, others as INTERNAL "internal error".
+def server_error(exc: BaseException, request_id: str) -> Error:
+    """What a server sends for `exc`: lokit errors as they are, others as `internal_error`.
 
-    No exception text reaches a caller (it may name paths or data); the observer
-    gets the original exception and logs it. The HTTP transport answers the same.
+    No exception text reaches a caller (it may name paths, data or key material);
+    the observer gets the original exception and logs it under the request id.
+    The HTTP transport answers the same.
     """
     if isinstance(exc, Error):
         return exc
     err = as_error(exc)
-    return Internal("internal error") if isinstance(err, Internal) else err
+    return internal_error(request_id) if isinstance(err, Internal) else err
 
 
 def trailer_value(metadata: Any, key: str) -> str | None:

@@ -11,7 +11,13 @@ observed region.
 The steps here are shared by the unary pipeline (`app`) and streams
 (`streams`): reading the body, decoding the request, answering with JSON or
 with an error (`send_error`: a lokit error's status and `X-Lokit-Error` name, or
-a bare 500 that tells nothing of an unexpected failure).
+a 500 `internal error (request id RID)` that tells nothing else of an
+unexpected failure).
+
+The caller the connection authenticated (`context.Caller`: its client
+certificate's CN, or its Unix peer's user) comes in the scope under
+`PEER_KEY`, put there by lokit's protocol once per connection; an ASGI server
+that is not lokit's gives none.
 """
 
 from __future__ import annotations
@@ -26,8 +32,9 @@ import orjson
 from lokit import context, errors
 from lokit.codec import malformed
 from lokit.routes import HttpInput
+from lokit.transport.http.peer import NO_PEER, PEER_KEY
 from lokit.transport.http.router import Target
-from lokit.transport.http.wire import ERROR_HEADER, INTERNAL_ERROR_BODY, JSON_TYPE, error_body
+from lokit.transport.http.wire import ERROR_HEADER, JSON_TYPE, error_body
 from lokit.transport.limits import HTTP_REFUSED, PACE_FREE_BYTES, BodyPacer, BodyTooLarge
 from lokit.types import Receive, Scope, Send
 
@@ -52,6 +59,7 @@ _KEYS = (
     context.TRACEPARENT_HEADER.encode(),
 )
 _CLOSE = (b"connection", b"close")
+
 _INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
 
 
@@ -94,15 +102,19 @@ class Exchange:
         self.receive = receive
         self.send = send
         self.params = params
-        rid_b, timeout_b, caller_b, traced = context.scan_incoming(scope["headers"], _KEYS)
+        rid_b, timeout_b, hint_b, traced = context.scan_incoming(scope["headers"], _KEYS)
         rid = rid_b.decode("latin-1") if rid_b else None
+        caller, anonymous = scope.get(PEER_KEY, NO_PEER)
         ctx, self.bad = context.incoming(
             service,
             target.name,
             "http",
             rid,
             timeout_b,
-            caller_b.decode("latin-1") if caller_b else None,
+            hint_b.decode("latin-1") if hint_b else None,
+            None,
+            caller,
+            anonymous,
         )
         self.ctx = ctx
         # The request id to echo, as bytes: the client's own when it was kept.
@@ -175,10 +187,11 @@ class Exchange:
             raise malformed(e) from None
 
     async def send_error(self, exc: BaseException) -> None:
-        """Answer with the error's status and body (an unexpected failure is a bare 500)."""
+        """Answer with the error's status and body (an unexpected failure: 500, its request id)."""
         err = client_error(exc)
         if err is None:
-            await send_json(self.send, 500, INTERNAL_ERROR_BODY, self.rid, _INTERNAL_NAME)
+            body = error_body(errors.internal_error(self.ctx.request_id).message)
+            await send_json(self.send, 500, body, self.rid, _INTERNAL_NAME)
             return
         if isinstance(err, BodyTooLarge):  # the rest of the body is not read: close
             name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))

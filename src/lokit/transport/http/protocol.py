@@ -18,8 +18,14 @@ protocol adds, per connection:
   answered 413 before any of it is read, and the connection closed (a chunked
   body is counted as it is read, by the app: `Exchange.read_body`).
 
-Per request this costs a look at the headers for Content-Length and two
-attribute writes; the timers are one sweep a second over the connections.
+It also works out, once per connection, who is calling (`peer.connection_peer`:
+the verified client certificate's CN, or the Unix peer's user from
+SO_PEERCRED) and hands it to every request of the connection in its scope
+(`exchange.PEER_KEY`).
+
+Per request this costs a look at the headers for Content-Length, two
+attribute writes and one scope entry; the timers are one sweep a second over
+the connections.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from lokit.context import Caller
+from lokit.transport.http.peer import PEER_KEY, connection_peer
 from lokit.transport.http.wire import ERROR_HEADER, error_body
 from lokit.transport.limits import (
     CONNECTIONS_OPEN,
@@ -105,6 +113,7 @@ def limited_protocol(
         _refused = False
         waiting_since: float | None = None  # the start of the headers being waited for
         header_bytes = 0
+        peer: tuple[Caller | None, str]
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             state = states.get(state_key(transport.get_extra_info("sockname")))
@@ -119,8 +128,13 @@ def limited_protocol(
                 state.gauge.inc()
                 self._state = state
             self._accepted = True
+            self.peer = connection_peer(transport)
             super().connection_made(transport)  # type: ignore[arg-type]
             self.waiting_since = self.loop.time()
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
 
         def connection_lost(self, exc: Exception | None) -> None:
             if not self._accepted:

@@ -33,7 +33,7 @@ from lokit.transport.http.exchange import (
     stopping,
 )
 from lokit.transport.http.router import Target
-from lokit.transport.http.wire import INTERNAL_ERROR_LINE, NDJSON_TYPE, LineSplitter, error_line
+from lokit.transport.http.wire import NDJSON_TYPE, LineSplitter, error_line
 from lokit.transport.limits import BodyPacer
 from lokit.types import Receive, Scope, Send
 
@@ -153,7 +153,7 @@ async def _serve(stream: Stream) -> BaseException | None:
             await stream.send_error(failure)
             return failure
         err = client_error(failure)
-        final = error_line(err) if err is not None else INTERNAL_ERROR_LINE
+        final = error_line(err if err is not None else errors.internal_error(stream.ctx.request_id))
         await send({"type": "http.response.body", "body": final + b"\n", "more_body": False})
         return failure
     finally:

@@ -19,8 +19,6 @@ from lokit import errors
 
 __all__ = [
     "ERROR_HEADER",
-    "INTERNAL_ERROR_BODY",
-    "INTERNAL_ERROR_LINE",
     "JSON_TYPE",
     "NDJSON_TYPE",
     "STREAM_ERROR_KEY",
@@ -48,13 +46,6 @@ def error_line(err: errors.Error) -> bytes:
     return orjson.dumps(
         {"error": err.message, STREAM_ERROR_KEY: err.error_name, "status": err.status}
     )
-
-
-# An unexpected failure tells the client no more than this (a bare 500, or the last line).
-INTERNAL_ERROR_BODY = b'{"error":"internal error"}'
-INTERNAL_ERROR_LINE = orjson.dumps(
-    {"error": "internal error", STREAM_ERROR_KEY: errors.Internal.error_name, "status": 500}
-)
 
 
 class LineSplitter:
