@@ -79,6 +79,7 @@ def contract(
     http_codecs: Codecs | None = None,
     http: HttpRoutes | None = None,
     actions: Mapping[str, str] | None = None,
+    objects: Mapping[str, Callable[[Any], str]] | None = None,
     idempotent: Iterable[str] | bool = (),
 ) -> Contract[T]:
     """The contract of `interface` (a class or Protocol: its public async methods).
@@ -88,18 +89,25 @@ def contract(
       factory taking each `Method` (default derived JSON on both);
     - `http`: the service's own HTTP routes instead of `POST /<method-name>`;
     - `actions`: RPC name -> the action an ACL checks (default the Python name);
+    - `objects`: RPC name -> how the object an ACL checks is read from a request
+      (an item of a request stream); default `*`, the whole service;
     - `idempotent`: RPC names a retry may run twice (True: every method).
 
-    A name in `actions`, `idempotent` or a codec mapping that is no method is
-    refused at once, naming the methods there are.
+    A name in `actions`, `objects`, `idempotent` or a codec mapping that is no
+    method is refused at once, naming the methods there are.
     """
     if not isinstance(interface, type):
         raise TypeError(f"a contract is derived from a class or Protocol, not {interface!r}")
     methods = methods_of(interface)
     known = {m.name for m in methods}
     actions = dict(actions or {})
+    objects = dict(objects or {})
     again = known if idempotent is True else set(idempotent or ())
-    named = [("actions", actions), ("idempotent", again)]
+    named: list[tuple[str, Iterable[str]]] = [
+        ("actions", actions),
+        ("objects", objects),
+        ("idempotent", again),
+    ]
     for what, codecs in (("grpc_codecs", grpc_codecs), ("http_codecs", http_codecs)):
         if isinstance(codecs, Mapping):
             named.append((what, codecs))
@@ -111,7 +119,12 @@ def contract(
                 f"(its methods: {', '.join(sorted(known))})"
             )
     methods = [
-        dataclasses.replace(m, action=actions.get(m.name, m.action), idempotent=m.name in again)
+        dataclasses.replace(
+            m,
+            action=actions.get(m.name, m.action),
+            idempotent=m.name in again,
+            acl_object=objects.get(m.name),
+        )
         for m in methods
     ]
     by_name = {m.name: m for m in methods}

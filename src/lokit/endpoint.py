@@ -50,8 +50,9 @@ class Method:
     `request_type` and `response_type` are the per-message types (the item type
     for streams). `spread` says the request is a struct built from the Python
     method's parameters (else the single parameter is the request itself).
-    `action` is what an ACL checks (the Python name unless declared) and
-    `idempotent` whether a retry may run it twice. A method in a contract has no
+    `action` is what an ACL checks (the Python name unless declared),
+    `acl_object` reads the object an ACL checks from a request (None: `*`, the
+    whole service) and `idempotent` whether a retry may run it twice. A method in a contract has no
     endpoint (`unbound`); `with_endpoint` gives the served or client-side one.
     """
 
@@ -66,6 +67,7 @@ class Method:
     spread: bool = False
     action: str = ""
     idempotent: bool = False
+    acl_object: Callable[[Any], str] | None = None
 
     def with_endpoint(self, endpoint: Endpoint) -> Method:
         return dataclasses.replace(self, endpoint=endpoint)

@@ -7,9 +7,11 @@ nothing of the storage engine.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from lokit.contract import Contract, contract
 from lokit.logsvc.api import LogAPI
+from lokit.logsvc.defaults import DEFAULT_TOPIC
 from lokit.logsvc.http import log_http_routes
 from lokit.logsvc.pb import GRPC_SERVICE, codec
 
@@ -23,7 +25,9 @@ def log_contract() -> Contract[LogAPI]:
     Derived once per process (a contract is immutable): every `LogClient` shares it.
 
     Actions for an ACL: `produce` for every write (and CommitPosition),
-    `consume` for every read; reads and CommitPosition are idempotent.
+    `consume` for every read; the object is the request's topic (the default
+    topic's name for ""), `*` for GetServers and ListTopics, which name none
+    (ListTopics shows every topic). Reads and CommitPosition are idempotent.
     """
     return contract(
         "log",
@@ -32,10 +36,18 @@ def log_contract() -> Contract[LogAPI]:
         grpc_codecs=lambda method: codec(method.name),
         http=log_http_routes,
         actions={name: "produce" for name in _WRITES} | {name: "consume" for name in _READS},
+        objects={name: _topic for name in (*_WRITES, *_READS) if name not in _NO_TOPIC},
         idempotent=(*_READS, "CommitPosition"),
     )
 
 
+def _topic(request: Any) -> str:
+    """The ACL object of a request: its topic."""
+    topic: str = request.topic
+    return topic or DEFAULT_TOPIC
+
+
+_NO_TOPIC = ("GetServers", "ListTopics")
 _WRITES = ("Produce", "ProduceStream", "ProduceBatch", "ProduceBatchStream", "CommitPosition")
 _READS = (
     "Consume",
