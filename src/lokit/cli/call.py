@@ -118,6 +118,12 @@ async def _wrong_protocol(addr: str, expected: str) -> str | None:
     return f"{addr} is an HTTP listener, not gRPC: call it with --http {addr}"
 
 
+async def _tls_hint(addr: str) -> str | None:
+    from lokit.cli.tls_options import plaintext_to_tls, speaks_tls
+
+    return plaintext_to_tls(addr) if await speaks_tls(addr) else None
+
+
 def call_method(
     spec: Contract[Any],
     name: str,
@@ -125,6 +131,7 @@ def call_method(
     grpc_addr: str | None,
     http_addr: str | None,
     timeout: float,
+    tls: Any = None,
 ) -> None:
     """Call `name` (any spelling: `concat`, `Concat`, `get-servers`); print the result as JSON."""
     import asyncio
@@ -148,7 +155,7 @@ def call_method(
     assert addr is not None
 
     async def main() -> int:
-        conn = connect(spec, grpc=grpc_addr, http=http_addr, timeout=timeout)
+        conn = connect(spec, grpc=grpc_addr, http=http_addr, timeout=timeout, tls=tls)
         try:
             endpoint = conn.endpoints[method.name]
             if method.kind.streams_responses:
@@ -158,6 +165,8 @@ def call_method(
                 click.echo(encode(await endpoint(request)).decode())
         except Unavailable:
             sentence = await _wrong_protocol(addr, kind)
+            if sentence is None and tls is None:
+                sentence = await _tls_hint(addr)
             if sentence is None:
                 raise
             raise Unavailable(sentence) from None

@@ -21,6 +21,7 @@ import click
 
 from lokit.cli.errors import fail, friendly
 from lokit.cli.plugins import load
+from lokit.cli.tls_options import tls_options
 
 PLUGINS = load()
 
@@ -114,6 +115,7 @@ def serve() -> None:
 @click.option("--grpc", "grpc_addr", metavar="ADDR", help="Call over gRPC at ADDR.")
 @click.option("--http", "http_addr", metavar="ADDR", help="Call over HTTP at ADDR.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds.")
+@tls_options
 @friendly
 def call(
     service: str,
@@ -122,6 +124,7 @@ def call(
     grpc_addr: str | None,
     http_addr: str | None,
     timeout: float,
+    tls: Any = None,
 ) -> None:
     """Call METHOD of a service with ARGS (positional, or name=value) and print the JSON result.
 
@@ -145,7 +148,7 @@ def call(
             f"no service {service!r} is registered (there are {_services()}); "
             "give one of those, or MODULE:OBJECT such as lokit.examples.greeter:Greeter"
         )
-    call_method(spec, method, args, grpc_addr, http_addr, timeout)
+    call_method(spec, method, args, grpc_addr, http_addr, timeout, tls=tls)
 
 
 @cli.command(name="run")
@@ -161,6 +164,14 @@ def run_stack(log_format: str) -> None:
 
     sys.exit(asyncio.run(run_local_stack(log_format)))
 
+
+def _certs_group() -> click.Group:
+    from lokit.cli.certs import certs
+
+    return certs
+
+
+cli.add_command(_certs_group())
 
 for _plugin in PLUGINS.values():
     serve.add_command(_plugin.serve, name=_plugin.name)

@@ -88,17 +88,35 @@ def _serve_log(config_file: str | None, **opts: Any) -> None:
         if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
     }
     flags = {key: value for key, value in given.items() if key in KEYS}
+    group_keys = _group_keys()
     try:
-        config = merge(flags, config_file)
+        config = merge(flags, config_file, group_keys=group_keys)
     except ConfigError as e:
         fail(str(e))
     grpc, http = config.grpc, config.http
     if not grpc and not http:
         grpc, http = (DEFAULT_GRPC_ADDR,), (DEFAULT_HTTP_ADDR,)
-    _serve(config, grpc, http)
+    # The serve flag groups' options: their defaults < the file and environment < flags.
+    groups = {name: value for name, value in opts.items() if _RENAMED.get(name, name) not in KEYS}
+    groups.update({k: v for k, v in config.groups.items() if k in groups and k not in given})
+    _serve(config, grpc, http, groups)
 
 
-def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
+def _group_keys() -> dict[str, Any]:
+    """The config keys the serve flag groups take (their `CONFIG_KEYS`, when they have one)."""
+    import importlib
+
+    from lokit.cli.options import SERVE_GROUPS
+
+    keys: dict[str, Any] = {}
+    for name in SERVE_GROUPS:
+        keys.update(getattr(importlib.import_module(name), "CONFIG_KEYS", {}))
+    return keys
+
+
+def _serve(
+    config: Any, grpc: tuple[str, ...], http: tuple[str, ...], groups: dict[str, Any]
+) -> None:
     """Serve the log through the shared runtime; tailing streams end as shutdown begins."""
     from lokit.logsvc.definition import log_definition
 
@@ -117,6 +135,7 @@ def _serve(config: Any, grpc: tuple[str, ...], http: tuple[str, ...]) -> None:
         max_connections=config.max_connections,
         max_streams=config.max_streams,
         max_body_rate=config.max_body_rate,
+        **groups,
     )
 
 

@@ -31,17 +31,28 @@ from lokit.logsvc.messages import (
     Server,
 )
 from lokit.routes import GrpcRoute
+from lokit.security.tls import ClientTLS
 from lokit.transport.grpc.client import GrpcClient
 
 
 class LogClient:
-    """Calls one log server at `addr` (`unix:PATH` or `HOST:PORT`)."""
+    """Calls one log server at `addr` (`unix:PATH` or `HOST:PORT`).
 
-    def __init__(self, addr: str = DEFAULT_GRPC_ADDR, *, timeout: float | None = 10.0) -> None:
+    `tls` (a `ClientTLS`) for a TLS or mTLS server; None takes it from the
+    LOKIT_TLS_* variables when one is set, else plaintext (as `lokit.connect`).
+    """
+
+    def __init__(
+        self,
+        addr: str = DEFAULT_GRPC_ADDR,
+        *,
+        timeout: float | None = 10.0,
+        tls: ClientTLS | None = None,
+    ) -> None:
         self.addr = addr
         self.timeout = timeout
         spec = log_contract()
-        self.grpc = GrpcClient(addr, name=spec.name)
+        self.grpc = GrpcClient(addr, name=spec.name, tls=tls or ClientTLS.from_env())
         self._routes: dict[str, GrpcRoute] = {r.method.name: r for r in spec.grpc}
 
     def _route(self, name: str) -> tuple[str, Any]:

@@ -17,6 +17,7 @@ from typing import IO, Any
 import click
 
 from lokit.cli.errors import fail, friendly
+from lokit.cli.tls_options import tls_options
 from lokit.logsvc.defaults import ADDR_ENV, DEFAULT_GRPC_ADDR, DEFAULT_TOPIC
 
 __all__ = ["PRODUCE_BATCH_BYTES", "PRODUCE_BATCH_RECORDS", "log_group"]
@@ -47,7 +48,7 @@ def log_group() -> None:
     """Produce to and consume from a lokit log server."""
 
 
-def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
+def _run(addr: str, body: Callable[[Any], Awaitable[int]], tls: Any = None) -> None:
     """Run `body(client)` on a fresh client; a server that is not there is one sentence."""
     import asyncio
 
@@ -60,7 +61,7 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]]) -> None:
         fail(f"no log server at {addr}: {address.path} does not exist (start one: lokit serve log)")
 
     async def main() -> int:
-        client = LogClient(addr)
+        client = LogClient(addr, tls=tls)
         try:
             return await body(client)
         except Unavailable as e:
@@ -79,6 +80,8 @@ async def _unavailable(addr: str, e: Exception) -> str:
 
     if isinstance(e, ServerStoppingError):
         return f"the log server at {addr} is shutting down"
+    if str(e).startswith("TLS handshake with "):
+        return str(e)
     kind = await listener_kind(addr)
     if kind == "http":
         return (
@@ -87,6 +90,10 @@ async def _unavailable(addr: str, e: Exception) -> str:
         )
     if kind == "grpc" and "is unavailable: " not in str(e):
         return str(e)  # the server's own sentence (a storage that cannot write, ...)
+    from lokit.cli.tls_options import plaintext_to_tls, speaks_tls
+
+    if await speaks_tls(addr):
+        return plaintext_to_tls(addr)
     return f"cannot reach the log server at {addr}; is `lokit serve log` running there?"
 
 
@@ -106,8 +113,9 @@ def _lines(n: int) -> str:
 @_addr_option
 @_topic_option
 @click.argument("values", nargs=-1)
+@tls_options
 @friendly
-def produce(addr: str, topic: str, values: tuple[str, ...]) -> None:
+def produce(addr: str, topic: str, values: tuple[str, ...], tls: Any = None) -> None:
     """Append VALUEs (or, without any, one record per line of stdin) to a topic.
 
     VALUEs go in one batch: all of them, or none. Each VALUE's offset is printed,
@@ -153,7 +161,7 @@ def produce(addr: str, topic: str, values: tuple[str, ...]) -> None:
             )
         return 0
 
-    _run(addr, with_values if values else from_stdin)
+    _run(addr, with_values if values else from_stdin, tls)
 
 
 class _Produced:
@@ -305,9 +313,15 @@ def _progress(total: int | None, show: bool) -> Iterator[Callable[[int, int], No
 )
 @click.option("--follow", "-f", is_flag=True, help="Keep waiting for new records.")
 @click.option("--group", metavar="NAME", help="Resume from and commit this consumer's position.")
+@tls_options
 @friendly
 def consume(
-    addr: str, topic: str, from_offset: str | None, follow: bool, group: str | None
+    addr: str,
+    topic: str,
+    from_offset: str | None,
+    follow: bool,
+    group: str | None,
+    tls: Any = None,
 ) -> None:
     """Print records, one value per line, from an offset to the end (or on, with --follow)."""
     first: int | None = None
@@ -345,7 +359,7 @@ def consume(
                 await aclose()
         return 0
 
-    _run(addr, body)
+    _run(addr, body, tls)
 
 
 def _quiet_stdout() -> None:
@@ -366,8 +380,9 @@ def _size(n: int) -> str:
 
 @log_group.command(name="info")
 @_addr_option
+@tls_options
 @friendly
-def info(addr: str) -> None:
+def info(addr: str, tls: Any = None) -> None:
     """Show topics (offset ranges, records, sizes) and consumer positions."""
 
     async def body(client: Any) -> int:
@@ -406,4 +421,4 @@ def info(addr: str) -> None:
             console.print(table)
         return 0
 
-    _run(addr, body)
+    _run(addr, body, tls)

@@ -4,14 +4,18 @@ The three use the same keys (`segment-max-bytes` or `segment_max_bytes`), with
 DESIGN.md's precedence: flags win over the file, the file over `LOKIT_LOG_<KEY>`
 environment variables, and those over the defaults. A config file may hold the
 keys at its top level or under a `log` table. Every mistake is one sentence.
+
+The serve flag groups' settings (TLS, socket permissions, ACLs, ...) are keys
+too: the CLI passes their converters as `group_keys`, and their values come back
+in `ServerConfig.groups`, apart from the log's own settings.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,8 @@ class ServerConfig:
     max_connections: int = 0  # 0: from the open-file limit
     max_streams: int = 100
     max_body_rate: int = 64 << 20
+    # the serve flag groups' settings from the file or environment, by option name
+    groups: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def log_config(self) -> LogConfig:
         """The storage engine's configuration for every topic."""
@@ -74,7 +80,8 @@ class ServerConfig:
             raise ConfigError(str(e)) from None
 
 
-KEYS: tuple[str, ...] = tuple(f.name for f in fields(ServerConfig))
+KEYS: tuple[str, ...] = tuple(f.name for f in fields(ServerConfig) if f.name != "groups")
+GroupKeys = Mapping[str, Callable[[Any], Any]]
 
 
 def _key(raw: str) -> str:
@@ -167,21 +174,34 @@ def _convert(key: str, value: Any) -> Any:
     raise ConfigError(f"unknown setting {key!r}; valid keys: {', '.join(KEYS)}")
 
 
-def _normalized(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _normalized(
+    values: Mapping[str, Any], where: str, group_keys: GroupKeys | None = None
+) -> dict[str, Any]:
+    """The settings in `values`, converted; the groups' ones under `groups`."""
     out: dict[str, Any] = {}
+    groups: dict[str, Any] = {}
+    extra = group_keys or {}
     for raw, value in values.items():
         key = _key(str(raw))
+        if key in extra:
+            try:
+                groups[key] = extra[key](value)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"{where}: {e}") from None
+            continue
         if key not in KEYS:
-            valid = ", ".join(k.replace("_", "-") for k in KEYS)
+            valid = ", ".join(k.replace("_", "-") for k in (*KEYS, *extra))
             raise ConfigError(f"{where}: unknown setting {raw!r}; valid keys: {valid}")
         try:
             out[key] = _convert(key, value)
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
+    if groups:
+        out["groups"] = groups
     return out
 
 
-def load_file(path: str | Path) -> dict[str, Any]:
+def load_file(path: str | Path, group_keys: GroupKeys | None = None) -> dict[str, Any]:
     """The settings in a TOML or YAML file (by extension; otherwise TOML, then YAML)."""
     p = Path(path)
     try:
@@ -210,10 +230,12 @@ def load_file(path: str | Path) -> dict[str, Any]:
     section = data.get("log")
     if isinstance(section, dict):
         data = section
-    return _normalized(data, f"config file {p}")
+    return _normalized(data, f"config file {p}", group_keys)
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def from_env(
+    environ: Mapping[str, str] | None = None, group_keys: GroupKeys | None = None
+) -> dict[str, Any]:
     """Settings from `LOKIT_LOG_<KEY>` variables (e.g. LOKIT_LOG_FSYNC=interval:200).
 
     The client commands' variables (`LOKIT_LOG_ADDR`) are not server settings: skipped.
@@ -224,20 +246,29 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         for name, value in env.items()
         if name.startswith(ENV_PREFIX) and value != "" and name not in CLIENT_ENV
     }
-    return _normalized(values, "environment")
+    return _normalized(values, "environment", group_keys)
 
 
 def merge(
     flags: Mapping[str, Any],
     config_file: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
+    group_keys: GroupKeys | None = None,
 ) -> ServerConfig:
-    """Defaults < environment < config file < flags (only the flags given explicitly)."""
+    """Defaults < environment < config file < flags (only the flags given explicitly).
+
+    `group_keys` are the serve flag groups' keys; their values from the environment
+    and the file end up in `groups` (the CLI lets their flags win over them).
+    """
     values: dict[str, Any] = {}
-    values.update(from_env(environ))
-    if config_file:
-        values.update(load_file(config_file))
+    groups: dict[str, Any] = {}
+    for layer in (
+        from_env(environ, group_keys),
+        load_file(config_file, group_keys) if config_file else {},
+    ):
+        groups.update(layer.pop("groups", {}))
+        values.update(layer)
     values.update(_normalized(flags, "flag"))
-    config = ServerConfig(**values)
+    config = ServerConfig(**values, groups=groups)
     config.log_config()  # surface invalid storage settings now, in one sentence
     return config

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from lokit.errors import FailedPrecondition
+from lokit.security.errors import CertError
 
 __all__ = [
     "CA_CERT",
@@ -51,13 +51,6 @@ CA_DAYS = 3650
 DAYS = 365
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class CertError(FailedPrecondition):
-    """A certificate or key that cannot be made or read; the message is one sentence.
-
-    A lokit error (FAILED_PRECONDITION), so every CLI command prints it as such.
-    """
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from lokit.security.errors import CertError
 
-from lokit.security.certs import CertError, read_certificate, read_private_key
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "ENV_CA",
@@ -56,6 +56,8 @@ def _pem(path: str, what: str) -> bytes:
 
 
 def _public(cert: x509.Certificate) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return cert.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -63,6 +65,10 @@ def _public(cert: x509.Certificate) -> bytes:
 
 def _check_pair(cert_file: str, key_file: str, flag: str) -> None:
     """The certificate parses, the key parses and belongs to it (one sentence otherwise)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from lokit.security.certs import read_certificate, read_private_key
+
     cert = read_certificate(cert_file, f"certificate ({flag}-cert)")
     key = read_private_key(key_file, f"key ({flag}-key)")
     pub = key.public_key().public_bytes(
@@ -73,10 +79,14 @@ def _check_pair(cert_file: str, key_file: str, flag: str) -> None:
 
 
 def _check_ca(ca_file: str, flag: str) -> None:
+    from lokit.security.certs import read_certificate
+
     read_certificate(ca_file, f"CA certificate ({flag})")
 
 
 def _check_validity(cert_file: str) -> None:
+    from lokit.security.certs import read_certificate
+
     cert = read_certificate(cert_file)
     now = dt.datetime.now(dt.UTC)
     if now > cert.not_valid_after_utc:
