@@ -137,6 +137,9 @@ def _load(model: Path, policy: Path) -> Any:
         parsed.load_model(str(model))
     except Exception as e:
         raise ACLError(f"ACL model {model} is not a casbin model: {_reason(e)}") from None
+    for key, section in _SECTIONS:
+        if key not in parsed.keys():
+            raise ACLError(f"ACL model {model} is not a casbin model: it has no [{section}]")
     try:
         enforcer = casbin.Enforcer(parsed, FileAdapter(str(policy)))
     except Exception as e:
@@ -144,10 +147,21 @@ def _load(model: Path, policy: Path) -> Any:
     try:
         enforcer.enforce("", WILDCARD, "")
     except Exception as e:
+        reason = _reason(e)
+        if "policy" in reason:  # casbin: "invalid policy size"
+            raise ACLError(f"ACL policy {policy} does not fit model {model}: {reason}") from None
         raise ACLError(
-            f"ACL model {model} does not take (subject, object, action) requests: {_reason(e)}"
+            f"ACL model {model} does not take (subject, object, action) requests: {reason}"
         ) from None
     return enforcer
+
+
+_SECTIONS = (
+    ("r", "request_definition"),
+    ("p", "policy_definition"),
+    ("e", "policy_effect"),
+    ("m", "matchers"),
+)
 
 
 def _reason(e: BaseException) -> str:
