@@ -140,6 +140,8 @@ def _load(model: Path, policy: Path) -> Any:
     for key, section in _SECTIONS:
         if key not in parsed.keys():
             raise ACLError(f"ACL model {model} is not a casbin model: it has no [{section}]")
+    kinds = {kind for sec in ("p", "g") if sec in parsed.keys() for kind in parsed[sec].keys()}
+    _check_rules(policy, model, kinds)
     try:
         enforcer = casbin.Enforcer(parsed, FileAdapter(str(policy)))
     except Exception as e:
@@ -162,6 +164,26 @@ _SECTIONS = (
     ("e", "policy_effect"),
     ("m", "matchers"),
 )
+
+
+def _check_rules(policy: Path, model: Path, kinds: set[str]) -> None:
+    """Every line of the policy is a rule of a kind the model defines (`p, ...`, `g, ...`).
+
+    casbin skips a line of an unknown kind without a word: a policy file mixed up
+    with another file would deny everything, silently."""
+    try:
+        text = policy.read_text(encoding="utf-8")
+    except UnicodeError:
+        raise ACLError(f"ACL policy {policy} is not UTF-8 text") from None
+    except OSError as e:
+        raise ACLError(f"cannot read ACL policy {policy}: {e.strerror or e}") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if line and not line.startswith("#") and line.split(",", 1)[0].strip() not in kinds:
+            raise ACLError(
+                f"ACL policy {policy} line {number} is not a rule of model {model} "
+                f"(rules start with {' or '.join(sorted(kinds))})"
+            )
 
 
 def _reason(e: BaseException) -> str:
