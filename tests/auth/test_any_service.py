@@ -18,10 +18,12 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import lokit
 from lokit.errors import Internal, PermissionDenied
 from lokit.observability.logs import configure_logging
+from lokit.observability.tracing import configure_tracing, shutdown_tracing
 from tests.auth.acl_files import write_acl
 from tests.auth.servers import Served, client_tls, serving
 from tests.security.pki import PKI
@@ -132,6 +134,24 @@ async def test_the_caller_is_on_the_request_line(
     assert len(lines) == 2
     assert f" caller={ME} caller_source=unix " in lines[0] and "transport=http" in lines[0]
     assert " caller=root caller_source=cert " in lines[1] and "transport=grpc" in lines[1]
+
+
+async def test_the_caller_is_in_the_trace(
+    ledger: Served, pki: PKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    exporter = InMemorySpanExporter()
+    configure_tracing("ledger", exporter=exporter)
+    try:
+        async with _connect(ledger, "grpc", pki) as client:
+            await client.balance("alice")
+        async with _connect(ledger, "http", pki) as client:
+            await client.balance("alice")
+    finally:
+        shutdown_tracing()
+    spans = [s for s in exporter.get_finished_spans() if s.name == "ledger/Balance"]
+    assert [(s.attributes or {}).get("lokit.caller") for s in spans] == ["root", ME]
+    assert [(s.attributes or {}).get("lokit.caller.source") for s in spans] == ["cert", "unix"]
 
 
 async def test_the_caller_id_header_is_only_a_hint(tmp_path: Path, log: io.StringIO) -> None:
