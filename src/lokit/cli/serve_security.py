@@ -30,10 +30,13 @@ DEFAULT_MODE = "0660"
 
 
 def parse_mode(value: Any, key: str = "--socket-mode") -> int:
-    """`0660`, `660` or `0o660` (an int is taken as written in octal) -> 0o660."""
-    text = str(value).strip().lower()
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
+    """`0660`, `660` or `0o660` -> 0o660.
+
+    Only text: a number from a config file is ambiguous (YAML reads 0660 as 432).
+    """
+    if not isinstance(value, str):
+        raise ValueError(f'{key} must be an octal mode in quotes, such as "0660", not {value!r}')
+    text = value.strip().lower()
     digits = text[2:] if text.startswith("0o") else text
     if not digits or any(c not in "01234567" for c in digits) or int(digits, 8) > 0o777:
         raise ValueError(f"{key} must be an octal file mode such as 0660, not {value!r}")

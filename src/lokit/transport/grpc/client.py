@@ -85,6 +85,8 @@ def handshake_failure(details: str) -> str | None:
     chain`.
     """
     low = details.lower()
+    if "hostname verification check failed" in low:
+        return "the server's certificate is not for this host name or address (its SANs)"
     if "handshake" not in low and "ssl" not in low and "tls" not in low:
         return None
     if "openssl_internal:" in low:
@@ -140,8 +142,11 @@ class GrpcClient:
             if self.tls is None:
                 self._channel = grpc.aio.insecure_channel(self._target, options=_CHANNEL_OPTIONS)
             else:
+                options: list[tuple[str, int | str]] = list(_CHANNEL_OPTIONS)
+                if self.address.is_unix:  # grpc would check the socket's path as the host
+                    options = [*options, ("grpc.ssl_target_name_override", "localhost")]
                 self._channel = grpc.aio.secure_channel(
-                    self._target, self.tls.grpc_credentials(), options=_CHANNEL_OPTIONS
+                    self._target, self.tls.grpc_credentials(), options=options
                 )
         elif loop is not self._loop:
             raise RuntimeError(
