@@ -8,9 +8,11 @@ Who is calling comes in two strengths. `caller` is an authenticated `Caller`
 the transport vouches for: the CN of a verified client certificate (`cert`,
 mTLS on TCP or a Unix socket) or the user of the process at the other end of a
 Unix socket (`unix`, from SO_PEERCRED, where the transport exposes the
-connection's socket: lokit's HTTP server). Transports work it out once per
-connection. `caller_hint` is the `x-caller-id` header: anyone can set it, so it
-is only written to logs and passed on, never used to authorize.
+connection's socket: lokit's HTTP server, once per connection; grpc.aio does
+not). `caller_hint` is the `x-caller-id` header: anyone can set it, so it is
+only written to logs and passed on, never used to authorize. A service calling
+the next one sends its own caller's name as the hint (else the hint it got),
+so the next service's log shows on whose behalf it is called.
 """
 
 from __future__ import annotations
@@ -128,7 +130,8 @@ def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | Non
     """(request id, timeout in seconds, caller hint) for an outgoing call.
 
     The timeout is the smaller of `timeout` and the time left on the current
-    deadline; the request id is the current one or a fresh one.
+    deadline; the request id is the current one or a fresh one; the hint is the
+    current request's authenticated caller's name, else the hint it came with.
     """
     ctx = current()
     if ctx is None:
@@ -136,7 +139,8 @@ def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | Non
     left = ctx.time_remaining()
     if left is not None:
         timeout = left if timeout is None else min(timeout, left)
-    return ctx.request_id, timeout, ctx.caller_hint
+    caller = ctx.caller
+    return ctx.request_id, timeout, ctx.caller_hint if caller is None else caller.name
 
 
 _Key = TypeVar("_Key", str, bytes)

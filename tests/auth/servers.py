@@ -43,15 +43,17 @@ async def serving(
     pki: PKI | None = None,
     *,
     unix: bool = True,
+    tls_unix: bool = False,
     socket_mode: int | None = None,
 ) -> AsyncIterator[Served]:
     """`service` on TCP (mTLS with the session's PKI, plaintext without) and, with `unix`,
-    plaintext Unix sockets, behind an ACL of `model` and `policy`."""
+    Unix sockets (plaintext, or mTLS too with `tls_unix`), behind an ACL of `model` and
+    `policy`."""
     grpc = ["127.0.0.1:0", *([f"unix:{tmp}/svc.grpc.sock"] if unix else [])]
     http = ["127.0.0.1:0", *([f"unix:{tmp}/svc.http.sock"] if unix else [])]
     tls = None
     if pki is not None:
-        tls = ServerTLS.load(str(pki.server.cert), str(pki.server.key), str(pki.ca))
+        tls = ServerTLS.load(str(pki.server.cert), str(pki.server.key), str(pki.ca), unix=tls_unix)
     listeners = Listeners(grpc, http, grace=1, tls=tls)
     if socket_mode is not None:
         listeners.socket_mode = socket_mode
@@ -67,10 +69,11 @@ async def serving(
         await runtime.stop()
 
 
-def client_tls(pki: PKI, name: str) -> ClientTLS:
-    """The client TLS of certificate `name` (root, nobody, ...) trusting the session's CA."""
+def client_tls(pki: PKI, name: str, *, unix: bool = False) -> ClientTLS:
+    """The client TLS of certificate `name` (root, nobody, ...) trusting the session's CA
+    (on Unix sockets too with `unix`)."""
     issued = pki.client(name)
-    return ClientTLS.load(str(pki.ca), str(issued.cert), str(issued.key))
+    return ClientTLS.load(str(pki.ca), str(issued.cert), str(issued.key), unix=unix)
 
 
 async def http_call(
@@ -85,13 +88,13 @@ async def http_call(
     ctx: ssl.SSLContext | bool = tls.ssl_context() if tls is not None else False
     if addr.startswith("unix:"):
         connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=addr[5:])
-        base = "http://localhost"
+        base = "https://localhost" if tls is not None and tls.unix else "http://localhost"
     else:
-        connector = aiohttp.TCPConnector(ssl=ctx)
+        connector = aiohttp.TCPConnector()
         base = f"{'https' if tls is not None else 'http'}://{addr}"
     async with (
         aiohttp.ClientSession(connector=connector) as s,
-        s.request(verb, base + path, json=json) as r,
+        s.request(verb, base + path, json=json, ssl=ctx) as r,
     ):
         text = await r.text()
         try:

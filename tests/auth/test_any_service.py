@@ -136,6 +136,31 @@ async def test_the_caller_is_on_the_request_line(
     assert " caller=root caller_source=cert " in lines[1] and "transport=grpc" in lines[1]
 
 
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+async def test_a_certificate_on_a_unix_socket_wins_over_the_unix_peer(
+    tmp_path: Path, pki: PKI, transport: str, log: io.StringIO
+) -> None:
+    """mTLS on Unix sockets (--tls-unix): the caller is the certificate's CN, not the user."""
+    model, policy = write_acl(tmp_path, "p, nobody, *, read\n")
+    service = lokit.define(LEDGER, Ledger())
+    async with serving(service, tmp_path, model, policy, pki, tls_unix=True) as served:
+        tls = client_tls(pki, "nobody", unix=True)
+        if transport == "grpc":
+            async with lokit.connect(LEDGER, grpc=served.unix("grpc"), tls=tls) as client:
+                assert await client.balance("alice") == 5
+        else:  # curl --cacert/--cert/--key over the socket
+            curl = shutil.which("curl")
+            assert curl, "curl is needed"
+            nobody = pki.client("nobody")
+            argv = [curl, "-sS", "--unix-socket", served.unix("http")[5:], "--cacert", str(pki.ca)]
+            argv += ["--cert", str(nobody.cert), "--key", str(nobody.key)]
+            argv += ["-d", '{"account":"alice"}', "https://localhost/balance"]
+            done = await _run(argv)
+            assert done.stdout == '{"v":5}', done
+    line = next(x for x in log.getvalue().splitlines() if "method=Balance" in x)
+    assert " caller=nobody caller_source=cert " in line
+
+
 async def test_the_caller_is_in_the_trace(
     ledger: Served, pki: PKI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,6 +25,14 @@ def test_outgoing_inherits_request_id_identity_and_remaining_deadline() -> None:
     assert context.current() is None
 
 
+def test_outgoing_hint_is_the_authenticated_caller_when_there_is_one() -> None:
+    """A service calling on sends its caller's name as the next service's x-caller-id hint."""
+    ctx = RequestContext("r2", caller_hint="claimed", caller=context.Caller("root", "cert"))
+    with context.scope(ctx):
+        headers, _ = context.outgoing_headers(None, None, "/x.X/Y", "peer")
+    assert headers[context.CALLER_HEADER] == "root"
+
+
 def test_with_deadline_only_tightens() -> None:
     with context.scope(RequestContext(request_id="r", deadline=time.monotonic() + 0.2)):
         token = context.with_deadline(5.0)
