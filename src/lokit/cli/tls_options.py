@@ -10,12 +10,14 @@ and `--tls-key FILE` (a client certificate, for servers that require one), and
 or `LOKIT_TLS_CA`, `LOKIT_TLS_CERT`, `LOKIT_TLS_KEY`, `LOKIT_TLS_UNIX`. The
 command gets one keyword, `tls`: the loaded `ClientTLS`, or None for plaintext.
 A bad file is one sentence and exit 1. Nothing heavy is imported unless a flag
-or variable is set.
+or variable is set. grpc core's own log lines are off in these commands
+(`GRPC_VERBOSITY=NONE` unless set): a failure is the command's one sentence.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,6 +37,9 @@ def tls_options(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # grpc core prints failed handshakes on stderr itself; a client command says
+        # what failed in one sentence instead (set GRPC_VERBOSITY to see grpc's lines).
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         ca, cert, key, unix = (kwargs.pop(name, None) for name in _NAMES)
         kwargs["tls"] = _load(ca, cert, key, bool(unix))
         return fn(*args, **kwargs)
