@@ -60,6 +60,7 @@ __all__ = ["method_handler", "peer_identity"]
 _TRANSPORT = "grpc"
 _KEYS = INCOMING_HEADERS  # gRPC metadata keys are str, lower-case
 _NO_CLIENT_CERT = "no client certificate was presented"
+_NO_COMMON_NAME = "the client certificate has no common name (CN) to go by"
 _UNIX_PLAINTEXT = (
     "a plaintext gRPC Unix socket gives no caller identity (use mTLS: --tls-unix with "
     "--tls-client-ca)"
@@ -74,7 +75,7 @@ def peer_identity(sctx: Any) -> tuple[Caller | None, str]:
     """The call's authenticated caller (a client certificate's CN), or None and why not."""
     auth = sctx.auth_context()
     names = auth.get("x509_common_name")
-    if names:
+    if names and names[0]:  # grpc gives [b""] for a certificate without one
         raw = names[0]
         caller = _CALLERS.get(raw)
         if caller is None:
@@ -83,7 +84,7 @@ def peer_identity(sctx: Any) -> tuple[Caller | None, str]:
             caller = _CALLERS[raw] = Caller(raw.decode("utf-8", "replace"), "cert")
         return caller, ""
     if auth.get("transport_security_type") == _SSL:
-        return None, _NO_CLIENT_CERT
+        return None, _NO_COMMON_NAME if "x509_subject" in auth else _NO_CLIENT_CERT
     if sctx.peer().startswith("unix:"):
         return None, _UNIX_PLAINTEXT
     return None, NO_TRANSPORT_SECURITY

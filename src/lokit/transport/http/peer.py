@@ -20,7 +20,7 @@ from typing import Any
 
 from lokit.context import NO_TRANSPORT_SECURITY, Caller
 
-__all__ = ["NO_PEER", "PEER_KEY", "connection_peer"]
+__all__ = ["NO_COMMON_NAME", "NO_PEER", "PEER_KEY", "connection_peer"]
 
 PEER_KEY = "lokit.peer"
 """The ASGI scope key of a connection's (Caller or None, why none) pair (lokit's protocol)."""
@@ -31,6 +31,7 @@ NO_PEER: tuple[Caller | None, str] = (
 
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _NO_CLIENT_CERT = "no client certificate was presented"
+NO_COMMON_NAME = "the client certificate has no common name (CN) to go by"
 _NO_CREDENTIALS = "the Unix peer's credentials could not be read"
 # Callers by uid and by certificate CN: bounded by the users and certificates there are.
 _BY_UID: dict[int, Caller] = {}
@@ -41,10 +42,14 @@ _MAX_CACHED = 4096
 def connection_peer(transport: Any) -> tuple[Caller | None, str]:
     """The caller of an asyncio transport's connection, or None and why there is none."""
     tls = transport.get_extra_info("ssl_object")
+    no_cn = ""
     if tls is not None:
-        name = _common_name(tls.getpeercert())
+        cert = tls.getpeercert()
+        name = _common_name(cert)
         if name is not None:
             return _cached(_BY_CN, name, name, "cert"), ""
+        if cert:
+            no_cn = NO_COMMON_NAME
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family == socket.AF_UNIX:
         try:
@@ -57,7 +62,9 @@ def connection_peer(transport: Any) -> tuple[Caller | None, str]:
         if caller is None:
             caller = _cached(_BY_UID, uid, _user_name(uid), "unix")
         return caller, ""
-    return None, (_NO_CLIENT_CERT if tls is not None else NO_TRANSPORT_SECURITY)
+    if tls is None:
+        return None, NO_TRANSPORT_SECURITY
+    return None, no_cn or _NO_CLIENT_CERT
 
 
 def _common_name(cert: Any) -> str | None:
