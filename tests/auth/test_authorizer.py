@@ -59,7 +59,7 @@ def test_reload_if_changed_reads_a_changed_policy_once(files: tuple[Path, Path])
     policy.write_text("p, nobody, *, produce\n")
     st = policy.stat()
     os.utime(policy, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert acl.reload_if_changed() == f"ACL policy {policy}: 1 rules"
+    assert acl.reload_if_changed() == f"ACL policy {policy}: 1 rule"
     assert acl.allowed("nobody", "*", "produce") and not acl.allowed("root", "*", "produce")
     assert acl.reload_if_changed() is None
 

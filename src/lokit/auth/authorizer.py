@@ -97,7 +97,8 @@ class Authorizer:
         stamp = self._stamps()
         enforcer = _load(self.model, self.policy)
         self._enforcer, self._stamp, self._cache = enforcer, stamp, {}
-        return f"ACL policy {self.policy}: {self.rules()} rules"
+        n = self.rules()
+        return f"ACL policy {self.policy}: {n} rule{'' if n == 1 else 's'}"
 
     def reload_if_changed(self) -> str | None:
         """`reload()` when either file changed since it was read (mtime, size); else None."""
