@@ -52,6 +52,13 @@ def test_decisions_are_cached_and_a_reload_drops_them(files: tuple[Path, Path]) 
     assert acl.allowed("nobody", "*", "consume")
 
 
+def test_a_huge_object_is_decided_but_not_cached(files: tuple[Path, Path]) -> None:
+    acl = Authorizer(*files)
+    assert acl.allowed("root", "x" * 10_000, "produce")
+    assert not acl.allowed("nobody", "x" * 10_000, "produce")
+    assert acl.cached == 0
+
+
 def test_reload_if_changed_reads_a_changed_policy_once(files: tuple[Path, Path]) -> None:
     model, policy = files
     acl = Authorizer(model, policy)

@@ -9,8 +9,9 @@ unchanged (pycasbin reads the same formats). Two things go beyond it:
   every object was `*`; a rule for one topic grants only that topic;
 - speed: pycasbin's `enforce()` costs 50-130 µs here (it evaluates the matcher
   with simpleeval), so decisions are cached per (subject, object, action), a
-  dict lookup. The cache is bounded (objects come from requests: a client
-  could name endless topics) and dropped whenever the files are read again:
+  dict lookup. The cache is bounded in entries and in object length (objects
+  come from requests: a client could name endless or huge topics) and dropped
+  whenever the files are read again:
   `reload()` (SIGHUP) and `reload_if_changed()` (their mtimes, polled by the
   serve extension).
 
@@ -32,6 +33,8 @@ WILDCARD = "*"
 """The object of a method that names none, and the object a rule grants every object with."""
 MAX_CACHED = 65536
 """Cached decisions; past this many the cache starts over."""
+MAX_CACHED_OBJECT = 256
+"""Longer objects (a request can name anything) are decided every time, never cached."""
 
 
 class ACLError(ValueError):
@@ -74,10 +77,11 @@ class Authorizer:
         ok = bool(enforce(subject, obj, action)) or (
             obj != WILDCARD and bool(enforce(subject, WILDCARD, action))
         )
-        cache = self._cache
-        if len(cache) >= MAX_CACHED:
-            cache.clear()
-        cache[key] = ok
+        if len(obj) <= MAX_CACHED_OBJECT:
+            cache = self._cache
+            if len(cache) >= MAX_CACHED:
+                cache.clear()
+            cache[key] = ok
         return ok
 
     @property
