@@ -57,6 +57,11 @@ def test_a_huge_object_is_decided_but_not_cached(files: tuple[Path, Path]) -> No
     assert acl.allowed("root", "x" * 10_000, "produce")
     assert not acl.allowed("nobody", "x" * 10_000, "produce")
     assert acl.cached == 0
+    with pytest.raises(PermissionDenied) as info:
+        acl.authorize("nobody", "x" * 10_000, "produce")
+    assert (
+        info.value.message == f"nobody not permitted to produce to {'x' * 64}... (10000 characters)"
+    )
 
 
 def test_reload_if_changed_reads_a_changed_policy_once(files: tuple[Path, Path]) -> None:

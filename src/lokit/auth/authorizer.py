@@ -69,6 +69,8 @@ class Authorizer:
         if hit is None:
             hit = self._decide(key)
         if not hit:
+            if len(obj) > MAX_CACHED_OBJECT:  # said, not echoed whole into every log line
+                obj = f"{obj[:64]}... ({len(obj)} characters)"
             raise PermissionDenied(f"{subject} not permitted to {action} to {obj}")
 
     def _decide(self, key: tuple[str, str, str]) -> bool:
