@@ -197,3 +197,28 @@ def test_client_tls_from_the_environment(pki: PKI) -> None:
         ClientTLS.from_env(env)
     tls = ClientTLS.from_env({**env, "LOKIT_TLS_KEY": str(pki.root.key)})
     assert tls is not None and tls.cert == str(pki.root.cert) and not tls.unix
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_certificate_for_another_host_is_one_sentence(pki: PKI, kind: str) -> None:
+    from lokit.security.certs import issue
+
+    elsewhere = issue(pki.dir, f"elsewhere-{kind}", server=True, hosts=["example.com"])
+    runtime = Runtime(
+        lokit.define("greeter", Greeter()),
+        Listeners(
+            ["127.0.0.1:0"] if kind == "grpc" else [],
+            ["127.0.0.1:0"] if kind == "http" else [],
+            tls=ServerTLS.load(str(elsewhere.cert), str(elsewhere.key)),
+        ),
+    )
+    await runtime.start()
+    try:
+        ((_, addr),) = runtime.bound
+        with pytest.raises(Unavailable) as refused:
+            await greet(kind, str(addr), client(pki, None))
+        message = str(refused.value)
+        assert message.startswith(f"TLS handshake with {addr} failed: ")
+        assert "not for this host" in message or "mismatch" in message, message
+    finally:
+        await runtime.stop()
