@@ -348,7 +348,7 @@ class _TLSUnixConnector(aiohttp.UnixConnector):
         super().__init__(**kwargs)
         self._context = context
 
-    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:
+    async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109 (aiohttp's signature)
         try:
             async with asyncio.timeout(timeout.sock_connect):
                 _, proto = await self._loop.create_unix_connection(
