@@ -1,0 +1,121 @@
+"""`serf:` discovery and `--register serf` against real Serf agents on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from lokit.sd import instancer_for
+from lokit.sd.serf import SerfInstancer, register
+from tests.e2e.procs import LokitProcess
+from tests.sd.conftest import SerfAgent
+from tests.sd.helpers import Recorder, errors, eventually
+
+
+def _serf(
+    agent: SerfAgent, monkeypatch: pytest.MonkeyPatch, target: str, kind: str = "grpc"
+) -> SerfInstancer:
+    monkeypatch.setenv("LOKIT_SERF_RPC", agent.rpc)
+    inst = instancer_for(target, kind)  # type: ignore[arg-type]
+    assert isinstance(inst, SerfInstancer)
+    return inst
+
+
+async def test_a_registered_serve_appears_and_disappears_with_its_process(
+    cluster: tuple[SerfAgent, SerfAgent], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    a, b = cluster
+    grpc = _serf(a, monkeypatch, "serf:stringsvc", "grpc")
+    http = _serf(a, monkeypatch, "serf:stringsvc", "http")
+    await grpc.start()
+    await http.start()
+    rec_grpc, rec_http = Recorder(grpc), Recorder(http)
+    assert rec_grpc.sets == [()]
+    # The service registers with agent b; the instancers ask agent a: the tag travels by gossip.
+    proc = LokitProcess(
+        ["serve", "stringsvc", "--register", "serf"], tmp_path, {"LOKIT_SERF_RPC": b.rpc}
+    )
+    try:
+        proc.wait_ready(2)
+        sock = tmp_path / "run" / "stringsvc"
+        await rec_grpc.wait(lambda s: s == (f"unix:{sock}.grpc.sock",))
+        await rec_http.wait(lambda s: s == (f"unix:{sock}.http.sock",))
+    finally:
+        assert proc.stop(signal.SIGTERM) == 0
+    assert "deregistered from serf" in proc.stderr
+    await rec_grpc.wait(lambda s: s == () and len(rec_grpc.sets) == 3)
+    assert rec_grpc.sets == [(), (f"unix:{sock}.grpc.sock",), ()]  # only changes are sent
+    await grpc.close()
+    await http.close()
+
+
+async def test_instances_on_one_node_share_its_tag(
+    cluster: tuple[SerfAgent, SerfAgent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tags are per node: two instances behind one agent add to the value, each removes its own."""
+    a, b = cluster
+    inst = _serf(a, monkeypatch, "serf:shared")
+    await inst.start()
+    rec = Recorder(inst)
+    async with register("shared", ["grpc=unix:/run/x.grpc.sock", "http=0.0.0.0:8080"], b.rpc):
+        async with register("shared", ["grpc=0.0.0.0:9090", "127.0.0.1:7000"], b.rpc):
+            both = ("127.0.0.1:7000", "127.0.0.1:9090", "unix:/run/x.grpc.sock")
+            await rec.wait(lambda s: s == both)  # a wildcard host: the member's own address
+        await rec.wait(lambda s: s == ("unix:/run/x.grpc.sock",))
+    await rec.wait(lambda s: s == () and len(rec.sets) > 1)
+    await inst.close()
+
+
+async def test_a_failed_agent_leaves_the_last_set_and_retries_with_backoff(
+    own_cluster: tuple[SerfAgent, SerfAgent], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = own_cluster
+    inst = _serf(a, monkeypatch, "serf:kept")
+    async with register("kept", ["grpc=127.0.0.1:7001"], b.rpc):
+        await inst.start()
+        rec = Recorder(inst)
+        await rec.wait(lambda s: s == ("127.0.0.1:7001",))
+        before = errors(inst.target)
+        a.kill()  # the agent the instancer talks to fails
+        await eventually(lambda: errors(inst.target) > before)
+        await asyncio.sleep(2.0)
+        attempts = errors(inst.target) - before
+        # Backoff from 0.25 s, doubling: a handful of reconnects in 2 s, not a hot loop.
+        assert 1 <= attempts <= 6, attempts
+        assert inst.instances == ("127.0.0.1:7001",)
+        assert rec.sets == [("127.0.0.1:7001",)]
+        # The agent comes back (rejoining the cluster): the watch recovers by itself.
+        a.start(join=b)
+        async with register("kept", ["grpc=127.0.0.1:7002"], b.rpc):
+            await rec.wait(lambda s: s == ("127.0.0.1:7001", "127.0.0.1:7002"), within=20)
+    await inst.close()
+
+
+async def test_serve_without_its_agent_serves_unregistered_then_registers(
+    cluster: tuple[SerfAgent, SerfAgent], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An unreachable agent at start: one warning, the service serves, registration retries."""
+    a, _ = cluster
+    late = SerfAgent("late", tmp_path, start=False)  # nobody listens on its RPC port yet
+    proc = LokitProcess(
+        ["serve", "stringsvc", "--register", "serf", "--grpc", "127.0.0.1:0"],
+        tmp_path,
+        {"LOKIT_SERF_RPC": late.rpc},
+    )
+    try:
+        proc.wait_ready(1)
+        lines = proc.wait_stderr(lambda line: "not registered with serf" in line)
+        assert sum("not registered with serf" in line for line in lines) == 1
+        inst = _serf(a, monkeypatch, "serf:stringsvc")
+        await inst.start()
+        rec = Recorder(inst)
+        late.start(join=a)
+        port = proc.addr("grpc").rsplit(":", 1)[1]
+        await rec.wait(lambda s: f"127.0.0.1:{port}" in s, within=30)
+        await inst.close()
+    finally:
+        proc.stop()
+        late.kill()
