@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -119,3 +122,17 @@ async def test_serve_without_its_agent_serves_unregistered_then_registers(
     finally:
         proc.stop()
         late.kill()
+
+
+def test_serve_with_a_malformed_serf_address_fails_in_one_sentence(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "lokit", "serve", "stringsvc", "--register", "serf"],
+        cwd=tmp_path,
+        env={**os.environ, "LOKIT_SERF_RPC": "nonsense"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode != 0
+    assert "must be HOST:PORT" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1

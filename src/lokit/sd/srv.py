@@ -44,7 +44,7 @@ class SrvInstancer(PollingInstancer):
     """`target:port` of every SRV record of `name`."""
 
     def __init__(self, target: str, name: str, server: str | None = None) -> None:
-        super().__init__(target, Backoff(initial=0.25, cap=MAX_INTERVAL))
+        super().__init__(target, Backoff(initial=0.25, cap=10.0))
         self.name = name
         self.server = dns_server(server) if server else None
         self._resolver: dns.asyncresolver.Resolver | None = None
