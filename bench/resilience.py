@@ -42,6 +42,11 @@ from typing import Any
 
 from _common import Row, median, parser, percentile, report
 
+# bench/limits.py would shadow the `limits` library lokit.ratelimit loads: once
+# `_common` is imported, this script's directory leaves the import path.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
 INSTANCES = ("a", "b", "c")
 RATE = "1000000/second"  # never refuses: the figure is the cost of a hit, not of a refusal
 
@@ -119,9 +124,9 @@ def per_pick(fn: Callable[[], Any], n: int, repeats: int) -> float:
 
 async def limiter_hit(storage: str | None, n: int, repeats: int) -> float:
     """µs per hit of the ingress limiter on `storage` (None: in memory)."""
-    from lokit.ratelimit import Limiter
+    from lokit.ratelimit import RateLimit
 
-    limiter = Limiter.parse([RATE], storage=storage)
+    limiter = RateLimit.parse([RATE], storage=storage)
     try:
         method = "stringsvc.v1.StringService/Uppercase"
 
