@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -173,6 +174,19 @@ class SerfAgent:
             timeout=10,
         )
         return r.stdout
+
+    def tags(self) -> dict[str, str]:
+        """This agent's own tags (`serf members -format=json`), {} while it does not answer."""
+        r = subprocess.run(
+            [self.exe, "members", f"-rpc-addr={self.rpc}", "-format=json", f"-name={self.name}"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if r.returncode != 0:
+            return {}
+        members = json.loads(r.stdout).get("members") or []
+        return dict(members[0].get("tags") or {}) if members else {}
 
 
 def serf_cluster(tmp: Path) -> tuple[SerfAgent, SerfAgent]:

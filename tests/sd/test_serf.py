@@ -93,7 +93,19 @@ async def test_a_failed_agent_leaves_the_last_set_and_retries_with_backoff(
         # The agent comes back (rejoining the cluster): the watch recovers by itself.
         a.start(join=b)
         async with register("kept", ["grpc=127.0.0.1:7002"], b.rpc):
-            await rec.wait(lambda s: s == ("127.0.0.1:7001", "127.0.0.1:7002"), within=20)
+            both = ("127.0.0.1:7001", "127.0.0.1:7002")
+            await rec.wait(lambda s: s == both, within=20)
+            # The registering agent restarts, its tags gone: both registrations set theirs again.
+            b.kill()
+            b.start(join=a)
+            await eventually(
+                lambda: (
+                    sorted(b.tags().get("lokit.kept", "").split(","))
+                    == ["grpc=127.0.0.1:7001", "grpc=127.0.0.1:7002"]
+                ),
+                within=20,
+            )
+            await rec.wait(lambda s: s == both and inst.instances == both, within=20)
     await inst.close()
 
 

@@ -119,7 +119,8 @@ class SerfRegistration:
             raise ValueError(f"cannot register {service} with serf: no addresses, or one has a ','")
         self.rpc = rpc or os.environ.get("LOKIT_SERF_RPC") or None
         self.agent = "{}:{}".format(*rpc_address(self.rpc))
-        self.registered = False
+        self.registered = False  # our entries are on the agent now
+        self._tagged = False  # we set them at least once (and did not remove them since)
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
 
@@ -146,7 +147,7 @@ class SerfRegistration:
                                 agent=self.agent,
                             )
                         failing = None
-                        self.registered = True
+                        self.registered = self._tagged = True
                         self._first.set()
                         backoff.reset()
                         with contextlib.suppress(TimeoutError):
@@ -155,16 +156,17 @@ class SerfRegistration:
                             raise SerfError("the connection to the Serf agent was lost")
                 finally:
                     await client.close()
-            except SerfError as e:
+            except Exception as e:  # the agent is unreachable or refused; never end the keeper
                 self.registered = False
-                if str(e) != failing:
+                why = str(e) or repr(e)
+                if why != failing:
                     _log.warning(
                         "not registered with serf; serving unregistered and retrying",
                         service=self.service,
                         agent=self.agent,
-                        err=str(e),
+                        err=why,
                     )
-                    failing = str(e)
+                    failing = why
                 self._first.set()
             await asyncio.sleep(backoff.next())
 
@@ -190,9 +192,9 @@ class SerfRegistration:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if not self.registered:
-            return
         self.registered = False
+        if not self._tagged:
+            return
         try:
             client = await SerfRPC.connect(self.rpc, _auth())
             try:
@@ -203,11 +205,15 @@ class SerfRegistration:
                     await client.set_tags({}, delete=[self.key])
             finally:
                 await client.close()
-        except SerfError as e:
+        except Exception as e:
             _log.warning(
-                "could not deregister from serf", service=self.service, agent=self.agent, err=str(e)
+                "could not deregister from serf",
+                service=self.service,
+                agent=self.agent,
+                err=str(e) or repr(e),
             )
             return
+        self._tagged = False
         _log.info("deregistered from serf", service=self.service, tag=self.key)
 
 
