@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from lokit.sd import instancer_for
-from lokit.sd.serf import SerfInstancer, register
+from lokit.sd.serf import SerfInstancer, member_instances, register
+from lokit.sd.serfrpc import Member
 from tests.e2e.procs import LokitProcess
 from tests.sd.conftest import SerfAgent
 from tests.sd.helpers import Recorder, errors, eventually
@@ -148,3 +149,15 @@ def test_serve_with_a_malformed_serf_address_fails_in_one_sentence(tmp_path: Pat
     assert r.returncode != 0
     assert "must be HOST:PORT" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_tag_entries_by_kind_wildcards_and_unix_sockets_elsewhere() -> None:
+    tags = {"lokit.s": "grpc=unix:/r/s.grpc.sock, http=0.0.0.0:80,10.0.0.9:81,grpc=bad"}
+    here = Member(name="n1", addr="10.0.0.1", status="alive", tags=tags)
+    there = Member(name="n2", addr="10.0.0.2", status="alive", tags=tags)
+    assert member_instances(here, "lokit.s", "grpc", "10.0.0.1") == [
+        "unix:/r/s.grpc.sock",
+        "10.0.0.9:81",
+    ]
+    assert member_instances(here, "lokit.s", "http", "10.0.0.1") == ["10.0.0.1:80", "10.0.0.9:81"]
+    assert member_instances(there, "lokit.s", "grpc", "10.0.0.1") == ["10.0.0.9:81"]

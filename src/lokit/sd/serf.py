@@ -5,11 +5,13 @@ agent; the value lists its addresses, comma-separated, each optionally marked
 with its kind: `grpc=unix:/srv/run/stringsvc.grpc.sock,http=10.0.0.5:8081`.
 A `serf:SERVICE` instancer for gRPC takes the `grpc=` entries and the unmarked
 ones of every *alive* member; a wildcard host (`0.0.0.0:PORT`) becomes the
-member's own gossip address. A Unix socket is reachable only on its own machine.
+member's own gossip address. A Unix socket is reachable only on its own machine,
+so `unix:` entries count only for members that gossip from the same address as
+the agent asked (the local agent: same address, same machine).
 
 Several instances on one machine share one agent (tags are per node), so a
 registration adds its entries to the tag's value and removes only its own at
-exit, and checks every few seconds that they are still there (the agent may
+exit, and checks every 10 s that they are still there (the agent may
 have restarted, or another instance raced its update).
 
 The instancer uses the agent's member-event stream rather than polling
@@ -53,8 +55,12 @@ def tag_entries(value: str) -> list[str]:
     return [e.strip() for e in value.split(",") if e.strip()]
 
 
-def member_instances(member: Member, key: str, kind: str) -> list[str]:
-    """The addresses of `kind` a member's tag `key` lists (malformed entries skipped)."""
+def member_instances(member: Member, key: str, kind: str, here: str = "") -> list[str]:
+    """The addresses of `kind` a member's tag `key` lists (malformed entries skipped).
+
+    `here` is the gossip address of this machine's agent: Unix sockets of members
+    elsewhere are left out (when it is known).
+    """
     found: list[str] = []
     for entry in tag_entries(member.tags.get(key, "")):
         marked, sep, rest = entry.partition("=")
@@ -66,6 +72,8 @@ def member_instances(member: Member, key: str, kind: str) -> list[str]:
             addr = parse(entry)
         except AddressError:
             _log.debug("skipping a malformed serf tag entry", member=member.name, entry=entry)
+            continue
+        if addr.is_unix and here and member.addr != here:
             continue
         if addr.host in _WILDCARDS and member.addr:
             host = f"[{member.addr}]" if ":" in member.addr else member.addr
@@ -84,12 +92,14 @@ class SerfInstancer(Instancer):
         self.kind = kind
         self.key = TAG_PREFIX + service
         self.rpc = rpc
+        self._here = ""
         rpc_address(rpc)  # a malformed LOKIT_SERF_RPC fails here, in one sentence
 
     async def _watch(self) -> None:
         client = await SerfRPC.connect(self.rpc, _auth())
         try:
             events = await client.stream()  # subscribe first: no change falls between
+            self._here = await self._local_address(client)
             await self._list(client)
             while True:
                 if await events.get() is None:
@@ -101,9 +111,16 @@ class SerfInstancer(Instancer):
         finally:
             await client.close()
 
+    async def _local_address(self, client: SerfRPC) -> str:
+        """The gossip address of the agent we ask (where its Unix sockets are reachable)."""
+        name = (await client.stats()).get("agent", {}).get("name")
+        return next((m.addr for m in await client.members() if m.name == name), "")
+
     async def _list(self, client: SerfRPC) -> None:
         members = await client.members(status="alive", tags={self.key: ".+"})
-        self._update(i for m in members for i in member_instances(m, self.key, self.kind))
+        self._update(
+            i for m in members for i in member_instances(m, self.key, self.kind, self._here)
+        )
 
 
 class SerfRegistration:
