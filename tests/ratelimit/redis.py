@@ -20,13 +20,14 @@ class RedisServer:
     has at most 107 bytes; pytest's tmp paths can be longer), removed at stop.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tcp: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             if os.environ.get("CI") == "true":
                 pytest.fail("redis-server is not installed (scripts/ensure-servers.sh installs it)")
             pytest.skip("redis-server is not installed")
         self.binary = binary
+        self.port = _free_port() if tcp else 0
         directory = self.directory = Path(tempfile.mkdtemp(prefix="lokit-redis-", dir="/tmp"))
         self.sock = directory / "redis.sock"
         self.start()
@@ -38,7 +39,9 @@ class RedisServer:
             [
                 binary,
                 "--port",
-                "0",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
                 "--unixsocket",
                 str(self.sock),
                 "--unixsocketperm",
@@ -62,7 +65,13 @@ class RedisServer:
 
     @property
     def uri(self) -> str:
+        """The Unix socket, as `--limit-storage` takes it."""
         return f"redis+unix://{self.sock}"
+
+    @property
+    def tcp_uri(self) -> str:
+        assert self.port, "started without tcp=True"
+        return f"redis://127.0.0.1:{self.port}"
 
     def _answers(self) -> bool:
         try:
@@ -96,3 +105,10 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

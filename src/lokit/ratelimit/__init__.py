@@ -13,13 +13,10 @@ from lokit.ratelimit.delaying import Delayer, delaying
 from lokit.ratelimit.ingress import FAIL_MODES, RateLimit, ingress
 from lokit.ratelimit.rates import STORAGE_SCHEMES, Rate, parse_rate, parse_spec, storage_uri
 
-Limiter = RateLimit  # the name bench/resilience.py uses
-
 __all__ = [
     "FAIL_MODES",
     "STORAGE_SCHEMES",
     "Delayer",
-    "Limiter",
     "Rate",
     "RateLimit",
     "delaying",
