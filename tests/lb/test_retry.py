@@ -370,3 +370,17 @@ async def test_client_streams_are_not_retried() -> None:
 def test_max_attempts_must_be_positive() -> None:
     with pytest.raises(ValueError, match="total number of attempts"):
         balanced(list[Node], lambda m: PLAIN.endpoint, method=PLAIN, target="x", max_attempts=0)
+
+
+async def test_a_stream_dropped_or_closed_early_frees_its_instance() -> None:
+    c = stream_cluster(1, "streams-dropped", fail_first=set(), fail_after=set())
+    ep = c.balanced(STREAM)
+    member = c.members[0]
+    stream = await ep(1)
+    assert member.load.outstanding == 1  # established, not yet read
+    del stream
+    assert member.load.outstanding == 0
+    stream = await ep(1)
+    assert await anext(stream) == f"{member.address}:1"
+    await stream.aclose()
+    assert member.load.outstanding == 0

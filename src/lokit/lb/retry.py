@@ -43,11 +43,12 @@ import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextvars import Token
 from typing import Any, TypeVar
 
 from prometheus_client import Counter
 
-from lokit.context import current, reset, with_deadline
+from lokit.context import RequestContext, current, reset, with_deadline
 from lokit.endpoint import Endpoint, Kind, Method
 from lokit.errors import Code, DeadlineExceeded, Error, as_error
 from lokit.lb.balancers import P2C, Balancer, Member
@@ -88,6 +89,14 @@ def _overall_deadline(timeout: float | None) -> float | None:
         if deadline is None or mine < deadline:
             deadline = mine
     return deadline
+
+
+def _tightened(seconds: float) -> Token[RequestContext | None] | None:
+    """Make the deadline `seconds` from now current, unless the current one is as early."""
+    ctx = current()
+    if ctx is not None and ctx.deadline is not None and ctx.deadline <= time.monotonic() + seconds:
+        return None
+    return with_deadline(seconds)
 
 
 def _with_history(last: BaseException, earlier: list[BaseException]) -> BaseException:
@@ -196,12 +205,13 @@ def balanced(
                 if limit is None:
                     response = await endpoint_of(member)(request)
                 else:
-                    token = with_deadline(limit)
+                    token = _tightened(limit)
                     try:
                         async with asyncio.timeout(limit):
                             response = await endpoint_of(member)(request)
                     finally:
-                        reset(token)
+                        if token is not None:
+                            reset(token)
             except BaseException as exc:
                 load.done(perf() - t0)
                 err: BaseException = exc
@@ -250,7 +260,7 @@ def balanced(
             load.start()
             t0 = perf()
             stream: AsyncIterator[Any] | None = None
-            token = with_deadline(limit) if limit is not None else None
+            token = _tightened(limit) if limit is not None else None
             try:
                 try:
                     async with asyncio.timeout(limit):
@@ -280,7 +290,7 @@ def balanced(
             load.done(perf() - t0)
             breaker.record(True)
             load.start()  # outstanding again until the stream ends
-            return _rest(first, stream, load)
+            return _Established(first, stream, load)
 
     async def once(requests: Any) -> Any:
         """Client and bidi streams: one attempt (the requests cannot be replayed)."""
@@ -293,7 +303,7 @@ def balanced(
         load = member.load
         load.start()
         t0 = perf()
-        token = None if deadline is None else with_deadline(deadline - mono())
+        token = None if deadline is None else _tightened(deadline - mono())
         try:
             response = await endpoint_of(member)(requests)
         except BaseException as e:
@@ -319,15 +329,48 @@ async def _empty() -> AsyncIterator[Any]:
     yield
 
 
-async def _rest(first: Any, stream: AsyncIterator[Any], load: Load) -> AsyncIterator[Any]:
-    """The established stream: its first item again, then the others."""
-    try:
-        yield first
-        async for item in stream:
-            yield item
-    finally:
-        load.outstanding -= 1
-        await _aclose(stream)
+class _Established:
+    """An established server stream: its first item again, then the others.
+
+    It keeps its instance's outstanding count up until the stream ends, fails,
+    is closed, or is dropped unread (a generator that never started would never
+    run its `finally`, and the instance would look busy for good).
+    """
+
+    __slots__ = ("_first", "_load", "_open", "_stream")
+
+    def __init__(self, first: Any, stream: AsyncIterator[Any], load: Load) -> None:
+        self._first: tuple[Any] | None = (first,)
+        self._stream = stream
+        self._load = load
+        self._open = True
+
+    def __aiter__(self) -> _Established:
+        return self
+
+    async def __anext__(self) -> Any:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first[0]
+        try:
+            return await anext(self._stream)
+        except BaseException:
+            self._end()
+            raise
+
+    async def aclose(self) -> None:
+        self._first = None
+        self._end()
+        await _aclose(self._stream)
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self._load.outstanding -= 1
+
+    def __del__(self) -> None:
+        self._end()
 
 
 async def _aclose(stream: Any) -> None:

@@ -275,8 +275,11 @@ class RateLimit:
     async def _wait_for(self, strategy: Any, item: RateLimitItem, service: str, key: str) -> float:
         """Seconds until the moving window frees a slot, at least 1."""
         try:
-            async with asyncio.timeout(self.timeout):
+            if self._memory:
                 stats = await strategy.get_window_stats(item, service, key)
+            else:
+                async with asyncio.timeout(self.timeout):
+                    stats = await strategy.get_window_stats(item, service, key)
         except Exception:
             return 1.0
         return float(max(1, math.ceil(stats.reset_time - time.time())))
