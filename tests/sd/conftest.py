@@ -106,9 +106,9 @@ class Dnsmasq:
         self.server = Server(argv, self.tmp / "dnsmasq.log")
         _wait_tcp(self.port, self.server)
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.server is not None:
-            self.server.kill(signal.SIGTERM)
+            self.server.kill(sig)
             self.server = None
 
     def restart(self, *srv_hosts: str, ttl: int = 1) -> None:

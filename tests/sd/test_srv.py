@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -46,7 +47,7 @@ async def test_srv_keeps_the_last_set_when_the_server_dies(
     await inst.start()
     rec = Recorder(inst)
     before = errors(inst.target)
-    dnsmasq.stop()
+    dnsmasq.stop(signal.SIGKILL)
     await eventually(lambda: errors(inst.target) > before, within=15)
     assert inst.instances == ("a.test:9001",)
     assert rec.sets == [("a.test:9001",)]
