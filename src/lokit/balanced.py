@@ -24,6 +24,7 @@ from lokit.circuitbreaker import Breaker
 from lokit.circuitbreaker import middleware as breaker_middleware
 from lokit.contract import Contract
 from lokit.endpoint import Endpoint, Method
+from lokit.routes import GrpcRoute, HttpRoute
 from lokit.sd import Endpointer, Instancer
 
 __all__ = ["BalancedTransport", "Member"]
@@ -73,7 +74,7 @@ class BalancedTransport:
         self._spec = spec
         self._kind = kind
         self._timeout = timeout
-        self._routes = list(spec.grpc if kind == "grpc" else spec.http)
+        self._routes: list[GrpcRoute | HttpRoute] = [*(spec.grpc if kind == "grpc" else spec.http)]
         self._options = transport_options or {}
         self._endpointer: Endpointer[Member] = Endpointer(instancer, self._member, _close)
         self._balancer = lb.balancer(balancer)
