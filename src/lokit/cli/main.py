@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from lokit.cli.client_options import lb_option
 from lokit.cli.errors import fail, friendly
 from lokit.cli.plugins import load
 
@@ -114,6 +115,7 @@ def serve() -> None:
 @click.option("--grpc", "grpc_addr", metavar="ADDR", help="Call over gRPC at ADDR.")
 @click.option("--http", "http_addr", metavar="ADDR", help="Call over HTTP at ADDR.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds.")
+@lb_option
 @friendly
 def call(
     service: str,
@@ -122,6 +124,7 @@ def call(
     grpc_addr: str | None,
     http_addr: str | None,
     timeout: float,
+    lb: str,
 ) -> None:
     """Call METHOD of a service with ARGS (positional, or name=value) and print the JSON result.
 
@@ -133,6 +136,7 @@ def call(
     \b
     lokit call addsvc sum 1 2 --grpc unix:run/addsvc.grpc.sock
     lokit call lokit.examples.greeter:Greeter greet ada --http unix:run/greeter.http.sock
+    lokit call stringsvc uppercase hi --grpc dir:run/stringsvc.d
     """
     from lokit.cli.call import call_method, contract_from_import
 
@@ -145,7 +149,7 @@ def call(
             f"no service {service!r} is registered (there are {_services()}); "
             "give one of those, or MODULE:OBJECT such as lokit.examples.greeter:Greeter"
         )
-    call_method(spec, method, args, grpc_addr, http_addr, timeout)
+    call_method(spec, method, args, grpc_addr, http_addr, timeout, lb)
 
 
 @cli.command(name="run")

@@ -16,9 +16,31 @@ when an `srv:` or `serf:` instancer is made.
 
 from __future__ import annotations
 
-from lokit.sd.endpointer import Endpointer
-from lokit.sd.instancer import FixedInstancer, Instancer, Instances
+from typing import TYPE_CHECKING, Any
+
 from lokit.sd.target import Kind, instancer_for, is_discovery
+
+if TYPE_CHECKING:
+    from lokit.sd.endpointer import Endpointer
+    from lokit.sd.instancer import FixedInstancer, Instancer, Instances
+
+_LAZY = {
+    "Endpointer": "lokit.sd.endpointer",
+    "FixedInstancer": "lokit.sd.instancer",
+    "Instancer": "lokit.sd.instancer",
+    "Instances": "lokit.sd.instancer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The instancers and the endpointer load on first use (a plain client address needs none)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lokit.sd' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "Endpointer",

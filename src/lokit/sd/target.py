@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from lokit.sd.instancer import FixedInstancer, Instancer
 from lokit.transport.address import AddressError, parse
+
+if TYPE_CHECKING:  # the instancers (and their metrics) load only for a discovery address
+    from lokit.sd.instancer import Instancer
 
 Kind = Literal["grpc", "http"]
 KINDS: tuple[Kind, ...] = ("grpc", "http")
@@ -69,6 +71,8 @@ def instancer_for(addr: str, kind: Kind) -> Instancer | None:
                     f"address list {addr!r} mixes in {p!r}: list plain addresses only"
                 )
             parse(p)
+        from lokit.sd.instancer import FixedInstancer
+
         return FixedInstancer(text, parts)
     parse(text)
     return None
