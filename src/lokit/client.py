@@ -141,7 +141,7 @@ def connect(
     if limit is not None:
         from lokit.ratelimit import delaying
 
-        middlewares = (*middlewares, delaying(limit))
+        middlewares = (*middlewares, delaying(limit, timeout=timeout))
     wrap = chain(*middlewares)
     endpoints = {name: wrap(e) for name, e in raw.items()}
     return Connection(transport, proxy(spec, endpoints), endpoints)

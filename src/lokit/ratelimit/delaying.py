@@ -3,7 +3,8 @@
 `delaying("50/second")` spaces calls evenly at the rate's interval (20 ms),
 letting `burst` calls go at once after a quiet spell (default 1: never more
 than RATE in any window). A call that would have to wait past its deadline
-(the request's own, from `lokit.context`) fails at once with DeadlineExceeded,
+(the request's own, from `lokit.context`, else `timeout` from now: a client's
+default per-call timeout) fails at once with DeadlineExceeded,
 as golang.org/x/time/rate's `Wait` does, and takes no slot.
 
 Written here (a dozen lines of GCRA) because neither library does this: the
@@ -28,15 +29,16 @@ __all__ = ["Delayer", "delaying"]
 class Delayer:
     """Hands out send times `interval` apart (a token bucket of `burst` in GCRA form)."""
 
-    __slots__ = ("_next", "burst", "interval", "rate")
+    __slots__ = ("_next", "burst", "interval", "rate", "timeout")
 
-    def __init__(self, rate: str, burst: int = 1) -> None:
+    def __init__(self, rate: str, burst: int = 1, timeout: float | None = None) -> None:
         parsed = parse_rate(rate)
         if burst < 1:
             raise ValueError(f"burst must be at least 1, not {burst}")
         self.rate = str(parsed)
         self.interval = parsed.interval
         self.burst = burst
+        self.timeout = timeout
         self._next = 0.0  # the theoretical arrival time of the next call
 
     async def wait(self) -> None:
@@ -48,7 +50,10 @@ class Delayer:
             self._next = slot + self.interval
             return
         ctx = current()
-        if ctx is not None and ctx.deadline is not None and now + wait > ctx.deadline:
+        deadline = ctx.deadline if ctx is not None else None
+        if deadline is None and self.timeout is not None:
+            deadline = now + self.timeout
+        if deadline is not None and now + wait > deadline:
             raise DeadlineExceeded(
                 f"rate limit {self.rate}: the call would wait {wait:.3f} s, past its deadline"
             )
@@ -61,9 +66,12 @@ class Delayer:
             raise
 
 
-def delaying(rate: str, burst: int = 1) -> Middleware:
-    """An endpoint middleware delaying calls to stay under `rate` (limits' notation)."""
-    delayer = Delayer(rate, burst)
+def delaying(rate: str, burst: int = 1, timeout: float | None = None) -> Middleware:
+    """An endpoint middleware delaying calls to stay under `rate` (limits' notation).
+
+    `timeout` bounds the wait of a call that carries no deadline of its own.
+    """
+    delayer = Delayer(rate, burst, timeout)
 
     def wrap(next_endpoint: Endpoint) -> Endpoint:
         async def delayed(request: Any) -> Any:
