@@ -151,7 +151,9 @@ def balanced(
 
     `members` is read at every attempt (discovery may change it); `endpoint_of`
     gives a member's endpoint for this method. `balancer` defaults to a new
-    `P2C`, `budget` to a new `RetryBudget` (share one per target).
+    `P2C`, `budget` to a new `RetryBudget` (share one per target). With a
+    custom `retryable`, attempts get all the time left (lokit cannot know
+    whether a timed-out attempt would be retried); `attempt_timeout` caps each.
     """
     if max_attempts < 1:
         raise ValueError(
