@@ -266,10 +266,29 @@ def kill_one(directory: Path, procs: dict[str, subprocess.Popen[bytes]], n: int)
 
     ok, slowest = uvloop.run(go())
     print(
-        f"kill-one-of-3: {ok}/{n} calls succeeded, the slowest took {slowest * 1e3:.1f} ms",
+        f"kill-one-of-3: {ok}/{n} calls succeeded, the slowest took {slowest * 1e3:.1f} ms;"
+        f" the client's metrics:\n{client_metrics()}",
         file=sys.stderr,
     )
     return Row("kill-one-of-3", "lokit", "success_ratio", ok / n, "")
+
+
+def client_metrics() -> str:
+    """This process's retry, budget and breaker metrics: what the kill set off."""
+    from prometheus_client import REGISTRY
+
+    keep = {
+        "lokit_retries_total",
+        "lokit_retry_budget_exhausted_total",
+        "lokit_breaker_transitions_total",
+    }
+    lines = []
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            if sample.name in keep and sample.value:
+                labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+                lines.append(f"  {sample.name}{{{labels}}} {sample.value:g}")
+    return "\n".join(lines) or "  (none)"
 
 
 def instances(directory: Path) -> dict[str, subprocess.Popen[bytes]]:

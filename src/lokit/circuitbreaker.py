@@ -27,9 +27,8 @@ import asyncio
 import enum
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from typing import Any
-
-from prometheus_client import Counter, Gauge
 
 from lokit.endpoint import Endpoint, Middleware
 from lokit.errors import Code, Error, Unavailable, as_error
@@ -47,17 +46,33 @@ TRANSPORT_FAILURES = frozenset(
 )
 """The codes that say an instance did not answer properly; only these trip a breaker."""
 
-BREAKER_STATE = Gauge(
-    "lokit_breaker_state",
-    "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-    ("target", "instance"),
-    multiprocess_mode="livemax",
-)
-BREAKER_TRANSITIONS = Counter(
-    "lokit_breaker_transitions",
-    "Circuit breaker state changes, by the state entered.",
-    ("target", "instance", "to"),
-)
+_METRICS: tuple[Any, Any] | None = None
+
+
+def _metrics() -> tuple[Any, Any]:
+    """`lokit_breaker_state` and `lokit_breaker_transitions_total`, registered on first use.
+
+    (prometheus_client loads with the first breaker, not with `import lokit`.)
+    """
+    global _METRICS
+    if _METRICS is None:
+        from prometheus_client import Counter, Gauge
+
+        _METRICS = (
+            Gauge(
+                "lokit_breaker_state",
+                "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
+                ("target", "instance"),
+                multiprocess_mode="livemax",
+            ),
+            Counter(
+                "lokit_breaker_transitions",
+                "Circuit breaker state changes, by the state entered.",
+                ("target", "instance", "to"),
+            ),
+        )
+    return _METRICS
+
 
 _BUCKETS = 10  # the failure-ratio window is kept as this many sub-windows
 
@@ -68,6 +83,10 @@ class State(enum.IntEnum):
     CLOSED = 0
     HALF_OPEN = 1
     OPEN = 2
+
+
+def _label(state: State) -> str:
+    return state.name.lower().replace("_", "-")
 
 
 def is_failure(exc: BaseException) -> bool:
@@ -146,12 +165,10 @@ class Breaker:
         self._failures = 0
         self._until = 0.0  # when an open breaker turns half-open
         self._probe_since: float | None = None  # a half-open probe in flight since
-        self._state_gauge = BREAKER_STATE.labels(target, instance)
+        state_gauge, transitions = _metrics()
+        self._state_gauge = state_gauge.labels(target, instance)
         self._state_gauge.set(0)
-        self._transitions = {
-            s: BREAKER_TRANSITIONS.labels(target, instance, s.name.lower().replace("_", "-"))
-            for s in State
-        }
+        self._transitions = {s: transitions.labels(target, instance, _label(s)) for s in State}
 
     def __repr__(self) -> str:
         where = f"{self.target} {self.instance}".strip()
@@ -229,17 +246,12 @@ class Breaker:
 
     def forget(self) -> None:
         """Drop this breaker's metric series (its instance left)."""
+        state_gauge, transitions = _metrics()
         for s in State:
-            try:
-                BREAKER_TRANSITIONS.remove(
-                    self.target, self.instance, s.name.lower().replace("_", "-")
-                )
-            except KeyError:
-                pass
-        try:
-            BREAKER_STATE.remove(self.target, self.instance)
-        except KeyError:
-            pass
+            with suppress(KeyError):
+                transitions.remove(self.target, self.instance, _label(s))
+        with suppress(KeyError):
+            state_gauge.remove(self.target, self.instance)
 
     def _count(self, ok: bool) -> None:
         epoch = int(self._clock() / self._width)

@@ -66,7 +66,7 @@ def test_run_starts_the_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         r = run_cli(concat, tmp_path)
         assert (r.returncode, orjson.loads(r.stdout)) == (0, {"v": "ABCD"}), r.stderr
         r = run_cli(
-            ["call", "stringsvc", "uppercase", "hi", "--grpc", "unix:run/stringsvc.d/a.grpc.sock"],
+            ["call", "stringsvc", "uppercase", "hi", "--grpc", "dir:run/stringsvc.d"],
             tmp_path,
         )
         assert (r.returncode, orjson.loads(r.stdout)) == (0, {"v": "HI"}), r.stderr

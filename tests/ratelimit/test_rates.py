@@ -76,3 +76,10 @@ def test_storage_uris(uri: str, mapped: str) -> None:
 def test_bad_storage_uris(uri: str, why: str) -> None:
     with pytest.raises(ValueError, match=why):
         storage_uri(uri)
+
+
+def test_passwords_stay_out_of_logs() -> None:
+    from lokit.ratelimit.rates import redacted
+
+    assert redacted("redis://:secret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redacted("redis://cache:6379") == "redis://cache:6379"

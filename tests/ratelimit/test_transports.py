@@ -20,7 +20,7 @@ from lokit.runtime import Extension, Listeners, Runtime
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[str, str]]:
     grpc_addr, http_addr = f"unix:{tmp_path}/g.sock", f"unix:{tmp_path}/h.sock"
-    limit = RateLimit(None, {"greet": "2/minute"})
+    limit = RateLimit(None, {"greet": "2/minute", "countdown": "1/minute"})
     ext = Extension(middleware=ingress(limit), lifespan=limit.lifespan)
     rt = Runtime(
         lokit.define("greeter", Greeter()),
@@ -46,9 +46,13 @@ async def test_http_429_with_retry_after(served: tuple[str, str]) -> None:
             assert orjson.loads(await refused.read()) == {"error": "rate limit exceeded"}
             after = int(refused.headers["retry-after"])
         assert 1 <= after <= 60
-        # Another method has no rate: not limited.
+        # A stream is limited when it starts, with the same answer.
         async with client.post("http://greeter/countdown", json={"n": 2}) as streamed:
             assert streamed.status == 200
+        async with client.post("http://greeter/countdown", json={"n": 2}) as refused:
+            assert refused.status == 429
+            assert orjson.loads(await refused.read()) == {"error": "rate limit exceeded"}
+            assert int(refused.headers["retry-after"]) >= 1
 
 
 async def test_grpc_resource_exhausted_with_retry_after(served: tuple[str, str]) -> None:

@@ -82,7 +82,7 @@ def _service_name() -> str:
     """The service being served: the name of the running `lokit serve NAME` command."""
     ctx = click.get_current_context(silent=True)
     name = ctx.info_name if ctx is not None else None
-    return name or "the service"
+    return name or ""
 
 
 def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
@@ -97,13 +97,13 @@ def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
     from lokit.ratelimit import RateLimit
     from lokit.runtime import Extension
 
+    service = _service_name()
     try:
         limit = RateLimit.parse(
-            specs, storage=storage, fail="closed" if fail == "closed" else "open"
+            specs, storage=storage, fail="closed" if fail == "closed" else "open", service=service
         )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="'--limit'") from None
-    service = _service_name()
     seen: list[Method] = []
 
     def middleware(method: Method) -> Middleware | None:
@@ -115,7 +115,7 @@ def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
         # Every method has been wrapped by now (the runtime wraps before it starts):
         # a --limit METHOD= that matched none is a typo, refused in one sentence.
         try:
-            limit.check_methods(seen, service)
+            limit.check_methods(seen, service or "the service")
         except ValueError as e:
             from lokit.transport.address import AddressError  # what serve() reports plainly
 

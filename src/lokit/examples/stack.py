@@ -87,6 +87,6 @@ def stack(log_format: str) -> list[Instance]:
         *strings,
         Instance(
             "addsvc",
-            _default("addsvc", 9101, "--stringsvc", f"unix:{STRINGSVC_DIR}/a.grpc.sock", *common),
+            _default("addsvc", 9101, "--stringsvc", f"dir:{STRINGSVC_DIR}", *common),
         ),
     ]

@@ -46,8 +46,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextvars import Token
 from typing import Any, TypeVar
 
-from prometheus_client import Counter
-
 from lokit.context import RequestContext, current, reset, with_deadline
 from lokit.endpoint import Endpoint, Kind, Method
 from lokit.errors import Code, DeadlineExceeded, Error, as_error
@@ -57,12 +55,25 @@ from lokit.lb.load import Load
 
 __all__ = ["RETRIED", "RETRIED_IF_IDEMPOTENT", "balanced", "default_retryable"]
 
-RETRIES = Counter("lokit_retries", "Retries made, by target and method.", ("target", "method"))
-BUDGET_EXHAUSTED = Counter(
-    "lokit_retry_budget_exhausted",
-    "Retries refused because the target's retry budget was spent.",
-    ("target",),
-)
+_METRICS: tuple[Any, Any] | None = None
+
+
+def _metrics() -> tuple[Any, Any]:
+    """`lokit_retries_total` and `lokit_retry_budget_exhausted_total`, registered on first use."""
+    global _METRICS
+    if _METRICS is None:
+        from prometheus_client import Counter
+
+        _METRICS = (
+            Counter("lokit_retries", "Retries made, by target and method.", ("target", "method")),
+            Counter(
+                "lokit_retry_budget_exhausted",
+                "Retries refused because the target's retry budget was spent.",
+                ("target",),
+            ),
+        )
+    return _METRICS
+
 
 RETRIED = frozenset({Code.UNAVAILABLE})
 """Codes retried for any method: the instance was not reached."""
@@ -140,7 +151,9 @@ def balanced(
 
     `members` is read at every attempt (discovery may change it); `endpoint_of`
     gives a member's endpoint for this method. `balancer` defaults to a new
-    `P2C`, `budget` to a new `RetryBudget` (share one per target).
+    `P2C`, `budget` to a new `RetryBudget` (share one per target). With a
+    custom `retryable`, attempts get all the time left (lokit cannot know
+    whether a timed-out attempt would be retried); `attempt_timeout` caps each.
     """
     if max_attempts < 1:
         raise ValueError(
@@ -151,8 +164,9 @@ def balanced(
     pick = (balancer or P2C()).pick
     budget = budget or RetryBudget()
     may_retry = retryable or default_retryable
-    retries = RETRIES.labels(target, method.name)
-    exhausted = BUDGET_EXHAUSTED.labels(target)
+    retries_total, exhausted_total = _metrics()
+    retries = retries_total.labels(target, method.name)
+    exhausted = exhausted_total.labels(target)
     name = method.name
     split = method.idempotent and retryable is None
     perf = time.perf_counter

@@ -13,11 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    from limits import RateLimitItem
 
 __all__ = [
     "STORAGE_SCHEMES",
@@ -71,8 +68,11 @@ class Rate:
         """Seconds between calls spaced evenly at this rate."""
         return self.window / self.amount
 
-    def item(self) -> RateLimitItem:
-        """The same rate as the `limits` library's item (imports it)."""
+    def item(self) -> Any:
+        """The same rate as the `limits` library's `RateLimitItem` (imports it).
+
+        (Typed Any: with `bench/` on mypy's path, its `limits.py` shadows the library.)
+        """
         from limits.limits import GRANULARITIES
 
         return GRANULARITIES[self.unit](self.amount, self.per)

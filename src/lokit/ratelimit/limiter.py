@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager, suppress
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from prometheus_client import Counter
 
@@ -45,8 +45,8 @@ from lokit.ratelimit.rates import (
 )
 from lokit.routes import MethodMiddleware
 
-if TYPE_CHECKING:
-    from limits import RateLimitItem
+# limits' RateLimitItem (Any: with `bench/` on mypy's path, bench/limits.py shadows the library).
+RateLimitItem = Any
 
 __all__ = ["FAIL_MODES", "RateLimit", "ingress"]
 
@@ -74,6 +74,8 @@ class RateLimit:
     name (`Sum`) or Python name (`sum`, any case) to its own rate. `storage` is
     `memory://` (default), `redis://HOST:PORT`, `rediss://...` or
     `redis+unix:///PATH`. Bad input raises ValueError with one sentence.
+    `service` names the service in log lines and metrics where no request
+    context does (the middleware takes the name from the request's context).
     Open it (`await open()`, or `lifespan()`) inside the running loop; it
     opens itself on first use otherwise.
     """
@@ -87,6 +89,7 @@ class RateLimit:
         fail: Fail = "open",
         timeout: float = 0.25,
         retry_storage: float = 1.0,
+        service: str = "",
     ) -> None:
         if fail not in FAIL_MODES:
             raise ValueError(f"fail must be 'open' or 'closed', not {fail!r}")
@@ -106,6 +109,7 @@ class RateLimit:
         self.fail: Fail = fail
         self.timeout = timeout
         self.retry_storage = retry_storage
+        self.service = service
         self._memory = self._uri.startswith("async+memory")
         self._store: Any = None
         self._strategy: Any = None
@@ -117,7 +121,12 @@ class RateLimit:
 
     @classmethod
     def parse(
-        cls, specs: Iterable[str], *, storage: str | None = None, fail: Fail = "open"
+        cls,
+        specs: Iterable[str],
+        *,
+        storage: str | None = None,
+        fail: Fail = "open",
+        service: str = "",
     ) -> RateLimit:
         """From `--limit` values: `RATE` (the default, at most once) and `METHOD=RATE`."""
         default: Rate | None = None
@@ -132,7 +141,7 @@ class RateLimit:
                 if normalize_method(method) in {normalize_method(m) for m in methods}:
                     raise ValueError(f"the rate of method {method} is given twice")
                 methods[method] = item
-        return cls(default, methods, storage=storage or "memory://", fail=fail)
+        return cls(default, methods, storage=storage or "memory://", fail=fail, service=service)
 
     def __repr__(self) -> str:
         rates = [str(self.default)] if self.default else []
@@ -151,7 +160,7 @@ class RateLimit:
             except Exception:
                 ok = False
             if not ok:
-                self._storage_failed("", "no answer to PING")
+                self._storage_failed(self.service, "no answer to PING")
 
     def _ensure(self) -> Any:
         if self._strategy is None:
@@ -327,12 +336,13 @@ class RateLimit:
         name = method.name
         retry_after = self._retry_after
         reject = self._reject
+        default_service = self.service
 
         def wrap(next_endpoint: Endpoint) -> Endpoint:
             async def limited(request: Any) -> Any:
                 if service is None:
                     ctx = current()
-                    svc = ctx.service if ctx is not None else ""
+                    svc = ctx.service if ctx is not None else default_service
                 else:
                     svc = service
                 after = await retry_after(svc, key, item)
