@@ -133,4 +133,6 @@ def _endpoint_of(name: str) -> Callable[[Member], Endpoint]:
 
 
 async def _close(member: Member) -> None:
+    """An instance left: close its transport and drop its breaker's metric series."""
+    member.breaker.forget()
     await member.transport.close()

@@ -6,8 +6,8 @@ own flags on top and calls `serve_service` with a function that builds its
 
 Besides the listener flags here, each serve-time concern keeps its flags in a
 module of its own (`SERVE_GROUPS`): a list `OPTIONS` of click decorators, and
-`configure(opts, listeners)`, which takes its values out of `opts`, may adjust
-the `Listeners`, and returns the runtime `Extension`s it needs.
+`configure(opts, listeners, service)`, which takes its values out of `opts`, may
+adjust the `Listeners`, and returns the runtime `Extension`s it needs.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def serve_service(
     listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
     extensions: list[Extension] = []
     for group in _groups():
-        extensions.extend(group.configure(groups, listeners))
+        extensions.extend(group.configure(groups, listeners, service))
     if groups:
         raise TypeError(f"serve_service got unknown options: {', '.join(sorted(groups))}")
 

@@ -11,6 +11,6 @@ if TYPE_CHECKING:
 OPTIONS: list[Callable[[Any], Any]] = []
 
 
-def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
+def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[Extension]:
     """Take this group's flags out of `opts`; adjust `listeners`; the extensions to run."""
     return []

@@ -50,21 +50,13 @@ def tag_entries(bound: Bound) -> list[str]:
     return entries
 
 
-def _service_name() -> str:
-    """The service being served: the name of the running `lokit serve NAME` command."""
-    ctx = click.get_current_context(silent=True)
-    name = ctx.info_name if ctx is not None else None
-    return name or "service"
-
-
-def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
+def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[Extension]:
     """Take this group's flags out of `opts`; adjust `listeners`; the extensions to run."""
     from lokit.runtime import Extension
 
     registry = opts.pop("register", None)
     if registry is None:
         return []
-    service = _service_name()
     rpc = os.environ.get("LOKIT_SERF_RPC") or None
     from lokit.sd.serfrpc import rpc_address
     from lokit.transport.address import AddressError

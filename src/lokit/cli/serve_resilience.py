@@ -78,14 +78,7 @@ OPTIONS: list[Callable[[Any], Any]] = [
 ]
 
 
-def _service_name() -> str:
-    """The service being served: the name of the running `lokit serve NAME` command."""
-    ctx = click.get_current_context(silent=True)
-    name = ctx.info_name if ctx is not None else None
-    return name or ""
-
-
-def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
+def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[Extension]:
     """Take this group's flags out of `opts`; the rate limit extension when `--limit` is given."""
     specs: tuple[str, ...] = opts.pop("limits", ())
     storage: str = opts.pop("limit_storage", DEFAULT_STORAGE)
@@ -97,7 +90,6 @@ def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
     from lokit.ratelimit import RateLimit
     from lokit.runtime import Extension
 
-    service = _service_name()
     try:
         limit = RateLimit.parse(
             specs, storage=storage, fail="closed" if fail == "closed" else "open", service=service
