@@ -10,13 +10,17 @@ contract: every method (unary and streaming) calls the remote endpoint, wrapped
 in the client-side `middlewares`. With a class or `Protocol` as the target,
 `async with` yields an object type checkers see as that interface. Request id,
 deadline and trace context of the request being served travel along.
+
+An address may name many instances (`A,B`, `dir:PATH`, `srv:NAME`,
+`serf:SERVICE`, see `lokit.sd`): the connection then balances, retries and
+breaks across them (`lokit.balanced`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 from lokit.contract import Contract, Interface, as_contract
 from lokit.endpoint import Endpoint, Method, Middleware, chain
@@ -67,6 +71,9 @@ def connect(
     http: str | None = ...,
     timeout: float | None = ...,
     middlewares: tuple[Middleware, ...] = ...,
+    lb: str = ...,
+    retries: int = ...,
+    limit: str | None = ...,
     tls: ClientTLS | None = ...,
 ) -> Connection[T]: ...
 
@@ -80,6 +87,9 @@ def connect(
     name: str | None = ...,
     timeout: float | None = ...,
     middlewares: tuple[Middleware, ...] = ...,
+    lb: str = ...,
+    retries: int = ...,
+    limit: str | None = ...,
     tls: ClientTLS | None = ...,
 ) -> Connection[T]: ...
 
@@ -92,6 +102,9 @@ def connect(
     name: str | None = None,
     timeout: float | None = None,
     middlewares: tuple[Middleware, ...] = (),
+    lb: str = "p2c",
+    retries: int = 3,
+    limit: str | None = None,
     tls: ClientTLS | None = None,
 ) -> Connection[T]:
     """A client for the service `target` describes: a contract, or an interface.
@@ -99,29 +112,49 @@ def connect(
     An interface gets its default contract (`name` defaults to its lowercased
     class name, as `define(name, ...)` derives it). Give exactly one of `grpc`
     or `http` (an address); `timeout` is the default per-call timeout in seconds.
+    Over many instances, `lb` picks the balancer (`p2c`, `round-robin`) and
+    `retries` is the total number of attempts per call (within one deadline).
+    `limit` (`50/second`) delays calls to stay under that rate (Go kit's
+    delaying limiter), bounded by each call's deadline.
     `tls` (a `lokit.security.tls.ClientTLS`) turns on TLS (mTLS with a client
     certificate); None takes it from LOKIT_TLS_CA / _CERT / _KEY when one is set,
     else the connection is plaintext.
     """
     if (grpc is None) == (http is None):
         raise ValueError("connect needs exactly one of grpc= or http=")
+    from lokit.sd import instancer_for
+
     spec = as_contract(target, name)
     if tls is None:
         from lokit.security.tls import ClientTLS
 
         tls = ClientTLS.from_env()
+    kind: Literal["grpc", "http"] = "grpc" if grpc is not None else "http"
+    addr = grpc if grpc is not None else http
+    assert addr is not None
+    instancer = instancer_for(addr, kind)
     transport: Any
-    if grpc is not None:
+    if instancer is not None:
+        from lokit.balanced import BalancedTransport
+
+        transport = BalancedTransport(
+            instancer, spec, kind, timeout=timeout, balancer=lb, max_attempts=retries, tls=tls
+        )
+        raw = transport.endpoints()
+    elif kind == "grpc":
         from lokit.transport.grpc.client import GrpcClient
 
-        transport = GrpcClient(grpc, timeout=timeout, name=spec.name, tls=tls)
+        transport = GrpcClient(addr, timeout=timeout, name=spec.name, tls=tls)
         raw = transport.endpoints(list(spec.grpc))
     else:
         from lokit.transport.http.client import HttpClient
 
-        assert http is not None
-        transport = HttpClient(http, timeout=timeout, tls=tls)
+        transport = HttpClient(addr, timeout=timeout, tls=tls)
         raw = transport.endpoints(list(spec.http))
+    if limit is not None:
+        from lokit.ratelimit import delaying
+
+        middlewares = (*middlewares, delaying(limit, timeout=timeout))
     wrap = chain(*middlewares)
     endpoints = {name: wrap(e) for name, e in raw.items()}
     return Connection(transport, proxy(spec, endpoints), endpoints)

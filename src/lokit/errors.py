@@ -87,6 +87,9 @@ class Error(Exception):
     http_status: ClassVar[int | None] = None
     error_name: ClassVar[str] = "lokit.errors.Error"
     default_message: ClassVar[str] = ""
+    # Seconds after which the call may succeed (a rate limit sets it on an instance):
+    # HTTP answers send it as `Retry-After`, gRPC as `retry-after` trailing metadata.
+    retry_after: float | None = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

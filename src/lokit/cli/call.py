@@ -131,9 +131,13 @@ def call_method(
     grpc_addr: str | None,
     http_addr: str | None,
     timeout: float,
+    lb: str = "p2c",
     tls: Any = None,
 ) -> None:
-    """Call `name` (any spelling: `concat`, `Concat`, `get-servers`); print the result as JSON."""
+    """Call `name` (any spelling: `concat`, `Concat`, `get-servers`); print the result as JSON.
+
+    An address may name many instances (`lokit.sd`); `lb` spreads calls over them.
+    """
     import asyncio
 
     from lokit.client import connect
@@ -155,7 +159,7 @@ def call_method(
     assert addr is not None
 
     async def main() -> int:
-        conn = connect(spec, grpc=grpc_addr, http=http_addr, timeout=timeout, tls=tls)
+        conn = connect(spec, grpc=grpc_addr, http=http_addr, timeout=timeout, lb=lb, tls=tls)
         try:
             endpoint = conn.endpoints[method.name]
             if method.kind.streams_responses:

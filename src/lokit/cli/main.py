@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from lokit.cli.client_options import lb_option
 from lokit.cli.errors import fail, friendly
 from lokit.cli.plugins import load
 from lokit.cli.tls_options import tls_options
@@ -116,6 +117,7 @@ def serve() -> None:
 @click.option("--http", "http_addr", metavar="ADDR", help="Call over HTTP at ADDR.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds.")
 @tls_options
+@lb_option
 @friendly
 def call(
     service: str,
@@ -124,6 +126,7 @@ def call(
     grpc_addr: str | None,
     http_addr: str | None,
     timeout: float,
+    lb: str,
     tls: Any = None,
 ) -> None:
     """Call METHOD of a service with ARGS (positional, or name=value) and print the JSON result.
@@ -136,6 +139,7 @@ def call(
     \b
     lokit call addsvc sum 1 2 --grpc unix:run/addsvc.grpc.sock
     lokit call lokit.examples.greeter:Greeter greet ada --http unix:run/greeter.http.sock
+    lokit call stringsvc uppercase hi --grpc dir:run/stringsvc.d
     """
     from lokit.cli.call import call_method, contract_from_import
 
@@ -148,7 +152,7 @@ def call(
             f"no service {service!r} is registered (there are {_services()}); "
             "give one of those, or MODULE:OBJECT such as lokit.examples.greeter:Greeter"
         )
-    call_method(spec, method, args, grpc_addr, http_addr, timeout, tls=tls)
+    call_method(spec, method, args, grpc_addr, http_addr, timeout, lb, tls=tls)
 
 
 @cli.command(name="run")

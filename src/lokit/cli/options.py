@@ -6,8 +6,8 @@ own flags on top and calls `serve_service` with a function that builds its
 
 Besides the listener flags here, each serve-time concern keeps its flags in a
 module of its own (`SERVE_GROUPS`): a list `OPTIONS` of click decorators, and
-`configure(opts, listeners)`, which takes its values out of `opts`, may adjust
-the `Listeners`, and returns the runtime `Extension`s it needs.
+`configure(opts, listeners, service)`, which takes its values out of `opts`, may
+adjust the `Listeners`, and returns the runtime `Extension`s it needs.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def serve_service(
     log_format: str,
     log_level: str,
     grace: float,
-    extra_addrs: tuple[str, ...] = (),
+    extra_addrs: tuple[str, ...] = (),  # dependencies' addresses, checked at start
     max_body_bytes: int = 8 << 20,
     idle_timeout: float = 60.0,
     header_timeout: float = 10.0,
@@ -187,6 +187,7 @@ def serve_service(
     from lokit.observability.logs import configure_logging
     from lokit.runtime import Extension, Listeners, run
     from lokit.runtime import serve as serve_def
+    from lokit.sd import instancer_for
     from lokit.transport.address import default_address, parse
     from lokit.transport.limits import Limits
 
@@ -194,15 +195,17 @@ def serve_service(
     if not grpc_addrs and not http_addrs:
         grpc_addrs = (default_address(service, "grpc"),)
         http_addrs = (default_address(service, "http"),)
-    for a in (*grpc_addrs, *http_addrs, *([debug_addr] if debug_addr else []), *extra_addrs):
+    for a in (*grpc_addrs, *http_addrs, *([debug_addr] if debug_addr else [])):
         parse(a)  # a malformed address fails here, in one sentence
+    for a in extra_addrs:  # the addresses of dependencies: one, or many through discovery
+        instancer_for(a, "grpc")
     limits = Limits(
         max_body_bytes, idle_timeout, header_timeout, max_connections, max_streams, max_body_rate
     )
     listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
     extensions: list[Extension] = []
     for group in _groups():
-        extensions.extend(group.configure(groups, listeners))
+        extensions.extend(group.configure(groups, listeners, service))
     if groups:
         raise TypeError(f"serve_service got unknown options: {', '.join(sorted(groups))}")
 

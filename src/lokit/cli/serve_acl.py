@@ -42,7 +42,7 @@ CONFIG_KEYS: dict[str, Callable[[Any], Any]] = {"acl_model": _file, "acl_policy"
 """Config-file (and environment) keys of a service that reads one (`acl-model`, `acl-policy`)."""
 
 
-def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
+def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[Extension]:
     """Take --acl-model/--acl-policy out of `opts`; the ACL extension when both are given."""
     from lokit.cli.errors import fail
 

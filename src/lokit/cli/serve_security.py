@@ -150,7 +150,7 @@ OPTIONS: list[Callable[[Any], Any]] = [
 ]
 
 
-def configure(opts: dict[str, Any], listeners: Listeners) -> list[Extension]:
+def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[Extension]:
     """Take this group's flags out of `opts`; put TLS and socket settings on `listeners`.
 
     Bad combinations and bad certificate files are one sentence (a lokit error).

@@ -1,9 +1,12 @@
 """`make run`: the local stack as child processes wired on Unix sockets under ./run/.
 
 Which services run, with which flags, is `lokit.examples.stack` (the CLI names
-none). Each service runs in its own process (as it would under systemd), its
-debug server on loopback TCP. The stack prints what runs where, then waits for
-Ctrl-C or SIGTERM and stops the children gracefully, dependencies last.
+none). Each service instance runs in its own process (as it would under
+systemd), its debug server on loopback TCP. The stack prints what runs where
+(with each process's pid, to try failover by hand), then waits for Ctrl-C or
+SIGTERM and stops the children gracefully, dependencies last. A replica (one of
+several instances of a service) may die without stopping the stack: its peers
+carry on, which is the point of running several; any other exit stops it.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ class Child:
 
     name: str
     args: list[str]
+    replica: bool = False
     proc: asyncio.subprocess.Process | None = None
     listening: list[tuple[str, str]] = field(default_factory=list)
 
 
 def stack_children(log_format: str) -> list[Child]:
     """The stack's processes, dependencies first."""
-    return [Child(name, args) for name, args in stack(log_format)]
+    return [Child(i.name, i.args, i.replica) for i in stack(log_format)]
 
 
 async def _start(child: Child) -> bool:
@@ -66,6 +70,54 @@ async def _stop(children: list[Child]) -> None:
                 await child.proc.wait()
 
 
+def _table(children: list[Child]) -> Table:
+    """What runs where: one row per listener, with the process's pid."""
+    table = Table(title="lokit stack (Ctrl-C to stop)")
+    for col in ("service", "pid", "listener", "address"):
+        table.add_column(col)
+    for child in children:
+        pid = str(child.proc.pid) if child.proc is not None else ""
+        for kind, addr in child.listening:
+            table.add_row(child.name, pid, kind, addr)
+    return table
+
+
+def _service(child: Child) -> str:
+    """The service a child serves (`lokit serve NAME ...`)."""
+    return child.args[1] if len(child.args) > 1 and child.args[0] == "serve" else child.name
+
+
+async def _watch(children: list[Child], stop: asyncio.Event, console: Console) -> int:
+    """Wait for a stop signal (0) or a fatal exit (1); a replica with live peers may exit."""
+    waiters = {asyncio.ensure_future(c.proc.wait()): c for c in children if c.proc is not None}
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done:
+                console.print("stopping…")
+                return 0
+            for waiter in done:
+                child = waiters.pop(waiter)
+                peers = [
+                    c.name for c in waiters.values() if c.replica and _service(c) == _service(child)
+                ]
+                rc = child.proc.returncode if child.proc is not None else None
+                if not (child.replica and peers):
+                    console.print(
+                        f"[red]error:[/red] {child.name} exited (code {rc}); stopping the stack"
+                    )
+                    return 1
+                console.print(
+                    f"[yellow]{child.name} exited (code {rc});[/yellow]"
+                    f" carrying on with {', '.join(peers)}"
+                )
+    finally:
+        stopper.cancel()
+        for w in waiters:
+            w.cancel()
+
+
 async def run_stack(log_format: str = "logfmt") -> int:
     """Start the stack, print the table, wait for a signal, stop it; the exit code."""
     console = Console()
@@ -79,28 +131,9 @@ async def run_stack(log_format: str = "logfmt") -> int:
             if not await _start(child):
                 console.print(f"[red]error:[/red] {child.name} did not start; see its log above")
                 return 1
-        table = Table(title="lokit stack (Ctrl-C to stop)")
-        for col in ("service", "listener", "address"):
-            table.add_column(col)
-        for child in children:
-            for kind, addr in child.listening:
-                table.add_row(child.name, kind, addr)
-        console.print(table)
+        console.print(_table(children))
         for i, hint in enumerate(HINTS):
             console.print(("try: " if i == 0 else "     ") + hint)
-        waiters = [asyncio.ensure_future(c.proc.wait()) for c in children if c.proc is not None]
-        stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([stopper, *waiters], return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        for w in waiters:
-            w.cancel()
-        if stopper not in done:
-            dead = [
-                c.name for c in children if c.proc is not None and c.proc.returncode is not None
-            ]
-            console.print(f"[red]error:[/red] {', '.join(dead)} exited; stopping the stack")
-            return 1
-        console.print("stopping…")
-        return 0
+        return await _watch(children, stop, console)
     finally:
         await _stop(children)

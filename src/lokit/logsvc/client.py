@@ -4,6 +4,13 @@ Unary calls get `timeout` seconds each; streams run until they end or the caller
 stops iterating (which cancels the call). Errors are the server's own classes
 (`OffsetOutOfRangeError`, `RecordTooLargeError`, ...) or `Unavailable` when
 nothing answers at the address.
+
+An address naming many servers (`A,B`, `dir:PATH`, `srv:NAME`, `serf:SERVICE`)
+goes through `lokit.connect`: each call goes to one live server, chosen by
+`lb`, and an unreachable one is retried on another (produces are never
+retried: they are not idempotent). Every server then needs the same log,
+which a replicated log gives; independent single-node logs would each hold
+part of the records.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
+from lokit.client import Connection, connect
+from lokit.context import reset, with_deadline
 from lokit.logsvc import errors  # noqa: F401 -- registers the server's error classes
 from lokit.logsvc.contract import log_contract
 from lokit.logsvc.defaults import DEFAULT_GRPC_ADDR
@@ -31,12 +40,13 @@ from lokit.logsvc.messages import (
     Server,
 )
 from lokit.routes import GrpcRoute
+from lokit.sd import is_discovery
 from lokit.security.tls import ClientTLS
 from lokit.transport.grpc.client import GrpcClient
 
 
 class LogClient:
-    """Calls one log server at `addr` (`unix:PATH` or `HOST:PORT`).
+    """Calls the log server at `addr` (`unix:PATH`, `HOST:PORT`, or a discovery address).
 
     `tls` (a `ClientTLS`) for a TLS or mTLS server; None takes it from the
     LOKIT_TLS_* variables when one is set, else plaintext (as `lokit.connect`).
@@ -48,20 +58,42 @@ class LogClient:
         *,
         timeout: float | None = 10.0,
         tls: ClientTLS | None = None,
+        lb: str = "p2c",
     ) -> None:
         self.addr = addr
         self.timeout = timeout
         spec = log_contract()
-        self.grpc = GrpcClient(addr, name=spec.name, tls=tls or ClientTLS.from_env())
         self._routes: dict[str, GrpcRoute] = {r.method.name: r for r in spec.grpc}
+        self._many: Connection[Any] | None = None
+        tls = tls or ClientTLS.from_env()
+        if is_discovery(addr):
+            self._many = connect(spec, grpc=addr, lb=lb, tls=tls)
+        else:
+            self.grpc = GrpcClient(addr, name=spec.name, tls=tls)
 
     def _route(self, name: str) -> tuple[str, Any]:
         route = self._routes[name]
         return route.path, route.codec
 
     async def _unary(self, name: str, request: Any) -> Any:
+        if self._many is not None:
+            token = with_deadline(self.timeout) if self.timeout is not None else None
+            try:
+                return await self._many.endpoints[name](request)
+            finally:
+                if token is not None:
+                    reset(token)
         route = self._routes[name]
         return await self.grpc.unary(route.path, request, route.codec, timeout=self.timeout)
+
+    def _stream(self, name: str, request: Any) -> AsyncIterator[Any]:
+        """A response stream of `name` (server stream or bidi), with no deadline."""
+        if self._many is not None:
+            return _items(self._many.endpoints[name], request)
+        path, c = self._route(name)
+        if self._routes[name].method.kind.streams_requests:
+            return self.grpc.bidi(path, request, c)
+        return self.grpc.server_stream(path, request, c)
 
     async def produce(self, value: bytes, topic: str = "") -> int:
         """Append one record; its offset."""
@@ -96,8 +128,7 @@ class LogClient:
 
     def consume_stream(self, offset: int, topic: str = "") -> AsyncIterator[Record]:
         """proglog's ConsumeStream: one record per message, tailing forever."""
-        path, c = self._route("ConsumeStream")
-        return self.grpc.server_stream(path, ConsumeRequest(offset, topic), c)
+        return self._stream("ConsumeStream", ConsumeRequest(offset, topic))
 
     def consume_batches(
         self,
@@ -109,21 +140,18 @@ class LogClient:
         stop_at_end: bool = False,
     ) -> AsyncIterator[RecordBatch]:
         """Batches from `offset` on; tails unless stop_at_end."""
-        path, c = self._route("ConsumeBatchStream")
         request = ConsumeBatchRequest(offset, topic, max_records, max_bytes, stop_at_end)
-        return self.grpc.server_stream(path, request, c)
+        return self._stream("ConsumeBatchStream", request)
 
     def produce_stream(self, requests: AsyncIterable[ProduceRequest]) -> AsyncIterator[int]:
         """proglog's ProduceStream: one offset per request, in order."""
-        path, c = self._route("ProduceStream")
-        return self.grpc.bidi(path, requests, c)
+        return self._stream("ProduceStream", requests)
 
     def produce_batch_stream(
         self, requests: AsyncIterable[ProduceBatchRequest]
     ) -> AsyncIterator[Appended]:
         """One Appended per batch, in order."""
-        path, c = self._route("ProduceBatchStream")
-        return self.grpc.bidi(path, requests, c)
+        return self._stream("ProduceBatchStream", requests)
 
     async def commit_position(self, consumer: str, offset: int, topic: str = "") -> None:
         """Store `offset` as the next offset `consumer` reads from `topic`."""
@@ -147,4 +175,19 @@ class LogClient:
         return servers
 
     async def close(self) -> None:
-        await self.grpc.close()
+        if self._many is not None:
+            await self._many.close()
+        else:
+            await self.grpc.close()
+
+
+async def _items(endpoint: Any, request: Any) -> AsyncIterator[Any]:
+    """Iterate the stream `endpoint(request)` answers (the call starts on the first step)."""
+    stream = await endpoint(request)
+    try:
+        async for item in stream:
+            yield item
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()

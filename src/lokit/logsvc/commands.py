@@ -16,6 +16,7 @@ from typing import IO, Any
 
 import click
 
+from lokit.cli.client_options import BALANCERS
 from lokit.cli.errors import fail, friendly
 from lokit.cli.tls_options import tls_options
 from lokit.logsvc.defaults import ADDR_ENV, DEFAULT_GRPC_ADDR, DEFAULT_TOPIC
@@ -26,14 +27,33 @@ PRODUCE_BATCH_RECORDS = 1_000
 PRODUCE_BATCH_BYTES = 1 << 20
 
 
+_LB_KEY = "lokit.log.lb"
+
+
+def _remember_lb(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    ctx.meta[_LB_KEY] = value
+    return value
+
+
 def _addr_option(fn: Callable[..., None]) -> Callable[..., None]:
+    """`--addr` and, for an address naming many servers, `--lb` (read by `_run`)."""
+    fn = click.option(
+        "--lb",
+        type=click.Choice(BALANCERS),
+        default="p2c",
+        show_default=True,
+        expose_value=False,
+        callback=_remember_lb,
+        help="How calls spread over the servers of a discovery address.",
+    )(fn)
     return click.option(
         "--addr",
         default=DEFAULT_GRPC_ADDR,
         show_default=True,
         envvar=ADDR_ENV,
         metavar="ADDR",
-        help="The log server's gRPC address (unix:PATH or HOST:PORT).",
+        help="The log server's gRPC address: unix:PATH or HOST:PORT, or every server of "
+        "ADDR,ADDR, dir:PATH, srv:NAME or serf:SERVICE.",
     )(fn)
 
 
@@ -54,14 +74,20 @@ def _run(addr: str, body: Callable[[Any], Awaitable[int]], tls: Any = None) -> N
 
     from lokit.errors import Unavailable
     from lokit.logsvc.client import LogClient
+    from lokit.sd import instancer_for
     from lokit.transport.address import parse
 
-    address = parse(addr)
-    if address.path is not None and not os.path.exists(address.path):
-        fail(f"no log server at {addr}: {address.path} does not exist (start one: lokit serve log)")
+    if instancer_for(addr, "grpc") is None:  # one server (a malformed address fails here)
+        address = parse(addr)
+        if address.path is not None and not os.path.exists(address.path):
+            fail(
+                f"no log server at {addr}: {address.path} does not exist "
+                "(start one: lokit serve log)"
+            )
+    lb = click.get_current_context().meta.get(_LB_KEY, "p2c")
 
     async def main() -> int:
-        client = LogClient(addr, tls=tls)
+        client = LogClient(addr, tls=tls, lb=lb)
         try:
             return await body(client)
         except Unavailable as e:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from lokit.cli.client_options import lb_option
 from lokit.cli.errors import friendly
 from lokit.cli.options import common_serve_options, serve_service
 from lokit.cli.plugins import ServicePlugin
@@ -15,16 +16,20 @@ from lokit.contract import Contract
 @click.command(name="addsvc")
 @common_serve_options
 @click.option(
-    "--stringsvc", metavar="ADDR", help="Uppercase Concat's result through stringsvc (gRPC)."
+    "--stringsvc",
+    metavar="ADDR",
+    help="Uppercase Concat's result through stringsvc (gRPC): one address, or every instance "
+    "of ADDR,ADDR, dir:PATH, srv:NAME or serf:SERVICE.",
 )
+@lb_option
 @friendly
-def serve_addsvc(stringsvc: str | None, **opts: Any) -> None:
+def serve_addsvc(stringsvc: str | None, lb: str, **opts: Any) -> None:
     """Serve addsvc: Sum, Concat, Mult."""
     from lokit.examples.addsvc.definition import addsvc_definition, addsvc_with_stringsvc
 
     serve_service(
         "addsvc",
-        (lambda: addsvc_with_stringsvc(stringsvc)) if stringsvc else addsvc_definition,
+        (lambda: addsvc_with_stringsvc(stringsvc, lb=lb)) if stringsvc else addsvc_definition,
         extra_addrs=(stringsvc,) if stringsvc else (),
         **opts,
     )

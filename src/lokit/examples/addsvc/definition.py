@@ -36,12 +36,16 @@ def addsvc_definition(
     return define(addsvc_contract(), service, middlewares=endpoint_middlewares, lifespan=lifespan)
 
 
-def addsvc_with_stringsvc(stringsvc: str) -> ServiceDef:
-    """addsvc whose Concat goes through stringsvc at `stringsvc` (gRPC); closed at shutdown."""
+def addsvc_with_stringsvc(stringsvc: str, lb: str = "p2c") -> ServiceDef:
+    """addsvc whose Concat goes through stringsvc at `stringsvc` (gRPC); closed at shutdown.
+
+    `stringsvc` may name many instances (`dir:run/stringsvc.d`, ...): calls are then
+    balanced by `lb`, retried on another instance and kept off broken ones.
+    """
     from lokit.client import connect
     from lokit.examples.stringsvc.contract import stringsvc_contract
 
-    remote = connect(stringsvc_contract(), grpc=stringsvc, timeout=2.0)
+    remote = connect(stringsvc_contract(), grpc=stringsvc, timeout=2.0, lb=lb)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
@@ -262,11 +263,13 @@ async def _abort(sctx: Any, err: Error, request_id: str) -> None:
     """End the call with `err`'s status and the `lokit-error` trailer (raises AbortError)."""
     if sctx.done():
         return  # the call already ended (client gone, deadline passed in core)
-    await sctx.abort(
-        grpc_status(err.code),
-        err.message,
-        ((REQUEST_ID_HEADER, request_id), (ERROR_TRAILER, err.error_name)),
+    trailers: tuple[tuple[str, str], ...] = (
+        (REQUEST_ID_HEADER, request_id),
+        (ERROR_TRAILER, err.error_name),
     )
+    if err.retry_after is not None:
+        trailers += (("retry-after", str(max(1, math.ceil(err.retry_after)))),)
+    await sctx.abort(grpc_status(err.code), err.message, trailers)
 
 
 async def _decoded(

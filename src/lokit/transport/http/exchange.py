@@ -23,6 +23,7 @@ that is not lokit's gives none.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -203,7 +204,13 @@ class Exchange:
             await send_json(self.send, target.status, reply, self.rid)
         else:
             name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
-            await send_json(self.send, err.status, error_body(err.message), self.rid, name)
+            if err.retry_after is None:
+                await send_json(self.send, err.status, error_body(err.message), self.rid, name)
+            else:
+                after = (b"retry-after", b"%d" % max(1, math.ceil(err.retry_after)))
+                await send_json(
+                    self.send, err.status, error_body(err.message), self.rid, name, after
+                )
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

@@ -1,0 +1,143 @@
+"""A client over every instance discovery finds: one transport each, balanced, retried, broken.
+
+`lokit.connect` uses it when an address names more than one instance (`A,B`,
+`dir:PATH`, `srv:NAME`, `serf:SERVICE`). Go kit's client side, composed once
+for every method of a contract:
+
+    discovery (lokit.sd instancer) -> endpointer cache (one transport per instance)
+      -> balancer (p2c or round-robin, skipping instances whose breaker is open)
+      -> per-instance breaker and load accounting -> budgeted retry
+      -> per-target breaker (outermost)
+
+The instancer starts on the first call (inside the caller's loop), so
+`connect` stays a plain function.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from lokit import lb
+from lokit.circuitbreaker import Breaker
+from lokit.circuitbreaker import middleware as breaker_middleware
+from lokit.contract import Contract
+from lokit.endpoint import Endpoint, Method
+from lokit.routes import GrpcRoute, HttpRoute
+from lokit.sd import Endpointer, Instancer
+
+if TYPE_CHECKING:
+    from lokit.security.tls import ClientTLS
+
+__all__ = ["BalancedTransport", "Member"]
+
+Kind = Literal["grpc", "http"]
+
+
+class Member:
+    """One instance: its transport, its endpoints by method name, its load and breaker."""
+
+    __slots__ = ("address", "breaker", "endpoints", "load", "transport")
+
+    def __init__(self, address: str, transport: Any, endpoints: dict[str, Endpoint], target: str):
+        self.address = address
+        self.transport = transport
+        self.endpoints = endpoints
+        self.load = lb.Load()
+        self.breaker = Breaker(target, address)
+
+
+def _transport(
+    kind: Kind, address: str, spec: Contract[Any], timeout: float | None, tls: ClientTLS | None
+) -> Any:
+    if kind == "grpc":
+        from lokit.transport.grpc.client import GrpcClient
+
+        return GrpcClient(address, timeout=timeout, name=spec.name, tls=tls)
+    from lokit.transport.http.client import HttpClient
+
+    return HttpClient(address, timeout=timeout, tls=tls)
+
+
+class BalancedTransport:
+    """The instances behind one discovery address, as `lokit.connect` endpoints."""
+
+    def __init__(
+        self,
+        instancer: Instancer,
+        spec: Contract[Any],
+        kind: Kind,
+        *,
+        timeout: float | None = None,
+        balancer: str = "p2c",
+        max_attempts: int = 3,
+        tls: ClientTLS | None = None,
+    ) -> None:
+        self.target = instancer.target
+        self._instancer = instancer
+        self._spec = spec
+        self._kind = kind
+        self._timeout = timeout
+        self._routes: list[GrpcRoute | HttpRoute] = [*(spec.grpc if kind == "grpc" else spec.http)]
+        self._tls = tls
+        self._endpointer: Endpointer[Member] = Endpointer(instancer, self._member, _close)
+        self._balancer = lb.balancer(balancer)
+        self._budget = lb.RetryBudget()
+        self._breaker = Breaker(self.target)
+        self._max_attempts = max_attempts
+        self._started: asyncio.Task[None] | None = None
+
+    def _member(self, address: str) -> Member:
+        transport = _transport(self._kind, address, self._spec, self._timeout, self._tls)
+        return Member(address, transport, transport.endpoints(self._routes), self.target)
+
+    async def _start(self) -> None:
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._instancer.start())
+        await asyncio.shield(self._started)
+
+    def members(self) -> Sequence[Member]:
+        return self._endpointer.members()
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """One balanced endpoint per method, keyed by RPC method name."""
+        return {r.method.name: self._endpoint(r.method) for r in self._routes}
+
+    def _endpoint(self, method: Method) -> Endpoint:
+        name = method.name
+        inner = lb.balanced(
+            self.members,
+            _endpoint_of(name),
+            method=method,
+            target=self.target,
+            balancer=self._balancer,
+            budget=self._budget,
+            max_attempts=self._max_attempts,
+            timeout=self._timeout,
+        )
+        guarded = breaker_middleware(self._breaker)(inner)
+
+        async def call(request: Any) -> Any:
+            if self._started is None or not self._started.done():
+                await self._start()
+            return await guarded(request)
+
+        return call
+
+    async def close(self) -> None:
+        await self._endpointer.close()
+        await self._instancer.close()
+
+
+def _endpoint_of(name: str) -> Callable[[Member], Endpoint]:
+    def endpoint_of(member: Member) -> Endpoint:
+        return member.endpoints[name]
+
+    return endpoint_of
+
+
+async def _close(member: Member) -> None:
+    """An instance left: close its transport and drop its breaker's metric series."""
+    member.breaker.forget()
+    await member.transport.close()

@@ -1,0 +1,396 @@
+"""One endpoint over many instances: pick, call, and retry elsewhere (Go kit's `lb.Retry`).
+
+`balanced(...)` keeps Go kit's semantics and adds what its users asked for:
+
+- `max_attempts` is the total number of calls (3: one call and at most two
+  retries), and one deadline covers all of them: the request's own (from
+  `lokit.context`), tightened by `timeout` when given. When it passes, the
+  call fails with DeadlineExceeded (naming the earlier failures).
+- Each retry goes to an instance not tried yet when there is one.
+- Exhaustion raises the last error's class with the earlier errors in its
+  message: `<last> (previously: <first>; <second>)`.
+- What is retried: UNAVAILABLE only (the instance could not be reached, so
+  nothing ran). A method marked `idempotent` (its contract says running it
+  twice is harmless) also retries DEADLINE_EXCEEDED, INTERNAL and UNKNOWN. No
+  other code is retried: a business error is an answer, RESOURCE_EXHAUSTED a
+  shared limit that another instance would refuse too. `retryable` replaces
+  that rule.
+- Retries are capped by the target's `RetryBudget`; a refused retry raises
+  the error at hand and counts in `lokit_retry_budget_exhausted_total{target}`;
+  each retry counts in `lokit_retries_total{target,method}`.
+- Per-attempt deadline: an idempotent unary call gives each attempt an equal
+  share of the time left (a third, then half of the rest, then all of it), so
+  a stalled instance (SIGSTOP: it accepts, never answers) costs one share and
+  the call still succeeds elsewhere within its deadline. A method that is not
+  idempotent gives each attempt all the time left (cutting it short could
+  only turn a slow success into a failure, since it would not be retried).
+  `attempt_timeout` caps every attempt besides. The attempt's deadline is made
+  current (`lokit.context.with_deadline`), so the remote server is told too.
+- Every attempt counts in the member's `Load` and gives its breaker a verdict
+  (transport-level failures only: see `lokit.circuitbreaker`).
+- Streams: a server stream is retried only while it is being established,
+  that is until its first item (or its end) arrives; after that, a failure is
+  the caller's (items may have been consumed). Its attempt gets the whole
+  deadline (the stream lives under it), its outstanding count lasts until the
+  stream ends, and its latency and breaker verdict are taken at the first item.
+  Client streams and bidi streams are balanced but never retried: their
+  requests are an iterator that cannot be replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextvars import Token
+from typing import Any, TypeVar
+
+from lokit.context import RequestContext, current, reset, with_deadline
+from lokit.endpoint import Endpoint, Kind, Method
+from lokit.errors import Code, DeadlineExceeded, Error, as_error
+from lokit.lb.balancers import P2C, Balancer, Member
+from lokit.lb.budget import RetryBudget
+from lokit.lb.load import Load
+
+__all__ = ["RETRIED", "RETRIED_IF_IDEMPOTENT", "balanced", "default_retryable"]
+
+_METRICS: tuple[Any, Any] | None = None
+
+
+def _metrics() -> tuple[Any, Any]:
+    """`lokit_retries_total` and `lokit_retry_budget_exhausted_total`, registered on first use."""
+    global _METRICS
+    if _METRICS is None:
+        from prometheus_client import Counter
+
+        _METRICS = (
+            Counter("lokit_retries", "Retries made, by target and method.", ("target", "method")),
+            Counter(
+                "lokit_retry_budget_exhausted",
+                "Retries refused because the target's retry budget was spent.",
+                ("target",),
+            ),
+        )
+    return _METRICS
+
+
+RETRIED = frozenset({Code.UNAVAILABLE})
+"""Codes retried for any method: the instance was not reached."""
+RETRIED_IF_IDEMPOTENT = frozenset(
+    {Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.INTERNAL, Code.UNKNOWN}
+)
+"""Codes retried for a method marked idempotent."""
+
+M = TypeVar("M", bound=Member)
+Retryable = Callable[[BaseException, Method], bool]
+
+
+def default_retryable(exc: BaseException, method: Method) -> bool:
+    """lokit's rule: UNAVAILABLE always; DEADLINE_EXCEEDED, INTERNAL, UNKNOWN if idempotent."""
+    code = exc.code if isinstance(exc, Error) else as_error(exc).code
+    return code in (RETRIED_IF_IDEMPOTENT if method.idempotent else RETRIED)
+
+
+def _overall_deadline(timeout: float | None) -> float | None:
+    ctx = current()
+    deadline = None if ctx is None else ctx.deadline
+    if timeout is not None:
+        mine = time.monotonic() + timeout
+        if deadline is None or mine < deadline:
+            deadline = mine
+    return deadline
+
+
+def _tightened(seconds: float) -> Token[RequestContext | None] | None:
+    """Make the deadline `seconds` from now current, unless the current one is as early."""
+    ctx = current()
+    if ctx is not None and ctx.deadline is not None and ctx.deadline <= time.monotonic() + seconds:
+        return None
+    return with_deadline(seconds)
+
+
+def _with_history(last: BaseException, earlier: list[BaseException]) -> BaseException:
+    """`last`, as a lokit error whose message ends `(previously: e1; e2)` when there were others."""
+    if not earlier:
+        return last
+    err = as_error(last)
+    if err is last:
+        try:
+            err = copy.copy(err)  # Error.__reduce__: a new instance of the same class
+        except Exception:  # a subclass with its own __init__: annotate the original
+            err = last
+    message = f"{err.message} (previously: {'; '.join(str(e) for e in earlier)})"
+    err.message = message
+    err.args = (message,)
+    return err
+
+
+def _deadline_hit(method: str, target: str, failed: list[BaseException]) -> DeadlineExceeded:
+    tries = f" after {len(failed)} failed attempts" if failed else ""
+    text = f"call to {method} on {target} exceeded its deadline{tries}"
+    if failed:
+        text += f" (previously: {'; '.join(str(e) for e in failed)})"
+    return DeadlineExceeded(text)
+
+
+def balanced(
+    members: Callable[[], Sequence[M]],
+    endpoint_of: Callable[[M], Endpoint],
+    *,
+    method: Method,
+    target: str,
+    balancer: Balancer | None = None,
+    budget: RetryBudget | None = None,
+    max_attempts: int = 3,
+    timeout: float | None = None,
+    retryable: Retryable | None = None,
+    attempt_timeout: float | None = None,
+) -> Endpoint:
+    """An endpoint for `method` that calls one of `members()` and retries as described above.
+
+    `members` is read at every attempt (discovery may change it); `endpoint_of`
+    gives a member's endpoint for this method. `balancer` defaults to a new
+    `P2C`, `budget` to a new `RetryBudget` (share one per target). With a
+    custom `retryable`, attempts get all the time left (lokit cannot know
+    whether a timed-out attempt would be retried); `attempt_timeout` caps each.
+    """
+    if max_attempts < 1:
+        raise ValueError(
+            f"max_attempts is the total number of attempts, at least 1, not {max_attempts}"
+        )
+    if attempt_timeout is not None and attempt_timeout <= 0:
+        raise ValueError(f"attempt_timeout must be > 0 seconds, not {attempt_timeout}")
+    pick = (balancer or P2C()).pick
+    budget = budget or RetryBudget()
+    may_retry = retryable or default_retryable
+    retries_total, exhausted_total = _metrics()
+    retries = retries_total.labels(target, method.name)
+    exhausted = exhausted_total.labels(target)
+    name = method.name
+    split = method.idempotent and retryable is None
+    perf = time.perf_counter
+    mono = time.monotonic
+
+    def next_attempt(
+        e: BaseException, attempt: int, failed: list[BaseException], deadline: float | None
+    ) -> None:
+        """Raise unless `e` (attempt number `attempt`) may be retried now."""
+        if attempt >= max_attempts or not may_retry(e, method):
+            raise _with_history(e, failed[:-1]) from None
+        if deadline is not None and mono() >= deadline:
+            raise _deadline_hit(name, target, failed) from None
+        if not budget.try_withdraw():
+            exhausted.inc()
+            raise _with_history(e, failed[:-1]) from None
+        retries.inc()
+
+    async def unary(request: Any) -> Any:
+        budget.deposit()
+        deadline = _overall_deadline(timeout)
+        failed: list[BaseException] = []
+        tried: list[str] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                member = pick(members(), tried, target=target)
+            except Error as none_left:
+                raise _with_history(none_left, failed) from None
+            limit = attempt_timeout
+            if deadline is not None:
+                left = deadline - mono()
+                if left <= 0:
+                    raise _deadline_hit(name, target, failed) from None
+                share = left / (max_attempts - attempt + 1) if split else left
+                limit = share if limit is None or share < limit else limit
+            breaker = member.breaker
+            address = member.address
+            if not breaker.allow():
+                refused = breaker.error()
+                failed.append(refused)
+                tried.append(address)
+                next_attempt(refused, attempt, failed, deadline)
+                continue
+            load = member.load
+            load.start()
+            t0 = perf()
+            try:
+                if limit is None:
+                    response = await endpoint_of(member)(request)
+                else:
+                    token = _tightened(limit)
+                    try:
+                        async with asyncio.timeout(limit):
+                            response = await endpoint_of(member)(request)
+                    finally:
+                        if token is not None:
+                            reset(token)
+            except BaseException as exc:
+                load.done(perf() - t0)
+                err: BaseException = exc
+                if isinstance(err, TimeoutError):
+                    err = DeadlineExceeded(
+                        f"call to {name} at {address} exceeded its deadline ({limit:.3f} s)"
+                    )
+                breaker.observe(err)
+                if isinstance(err, asyncio.CancelledError):
+                    raise
+                failed.append(err)
+                tried.append(address)
+                next_attempt(err, attempt, failed, deadline)
+                continue
+            load.done(perf() - t0)
+            breaker.record(True)
+            return response
+
+    async def server_stream(request: Any) -> AsyncIterator[Any]:
+        budget.deposit()
+        deadline = _overall_deadline(timeout)
+        failed: list[BaseException] = []
+        tried: list[str] = []
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                member = pick(members(), tried, target=target)
+            except Error as none_left:
+                raise _with_history(none_left, failed) from None
+            limit = attempt_timeout
+            if deadline is not None:
+                left = deadline - mono()
+                if left <= 0:
+                    raise _deadline_hit(name, target, failed) from None
+                limit = left if limit is None or left < limit else limit
+            breaker = member.breaker
+            address = member.address
+            if not breaker.allow():
+                refused = breaker.error()
+                failed.append(refused)
+                tried.append(address)
+                next_attempt(refused, attempt, failed, deadline)
+                continue
+            load = member.load
+            load.start()
+            t0 = perf()
+            stream: AsyncIterator[Any] | None = None
+            token = _tightened(limit) if limit is not None else None
+            try:
+                try:
+                    async with asyncio.timeout(limit):
+                        stream = await endpoint_of(member)(request)
+                        first = await anext(stream)
+                finally:
+                    if token is not None:
+                        reset(token)
+            except StopAsyncIteration:
+                load.done(perf() - t0)
+                breaker.record(True)
+                return _empty()
+            except BaseException as exc:
+                load.done(perf() - t0)
+                if stream is not None:
+                    await _aclose(stream)
+                err: BaseException = exc
+                if isinstance(err, TimeoutError):
+                    err = DeadlineExceeded(f"stream {name} at {address} exceeded its deadline")
+                breaker.observe(err)
+                if isinstance(err, asyncio.CancelledError):
+                    raise
+                failed.append(err)
+                tried.append(address)
+                next_attempt(err, attempt, failed, deadline)
+                continue
+            load.done(perf() - t0)
+            breaker.record(True)
+            load.start()  # outstanding again until the stream ends
+            return _Established(first, stream, load)
+
+    async def once(requests: Any) -> Any:
+        """Client and bidi streams: one attempt (the requests cannot be replayed)."""
+        budget.deposit()
+        member = pick(members(), (), target=target)
+        breaker = member.breaker
+        if not breaker.allow():
+            raise breaker.error()
+        deadline = _overall_deadline(timeout)
+        load = member.load
+        load.start()
+        t0 = perf()
+        token = None if deadline is None else _tightened(deadline - mono())
+        try:
+            response = await endpoint_of(member)(requests)
+        except BaseException as e:
+            load.done(perf() - t0)
+            breaker.observe(e)
+            raise
+        finally:
+            if token is not None:
+                reset(token)
+        load.done(perf() - t0)
+        breaker.record(True)
+        return response
+
+    if method.kind is Kind.UNARY:
+        return unary
+    if method.kind is Kind.SERVER_STREAM:
+        return server_stream
+    return once
+
+
+async def _empty() -> AsyncIterator[Any]:
+    return
+    yield
+
+
+class _Established:
+    """An established server stream: its first item again, then the others.
+
+    It keeps its instance's outstanding count up until the stream ends, fails,
+    is closed, or is dropped unread (a generator that never started would never
+    run its `finally`, and the instance would look busy for good).
+    """
+
+    __slots__ = ("_first", "_load", "_open", "_stream")
+
+    def __init__(self, first: Any, stream: AsyncIterator[Any], load: Load) -> None:
+        self._first: tuple[Any] | None = (first,)
+        self._stream = stream
+        self._load = load
+        self._open = True
+
+    def __aiter__(self) -> _Established:
+        return self
+
+    async def __anext__(self) -> Any:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first[0]
+        try:
+            return await anext(self._stream)
+        except BaseException:
+            self._end()
+            raise
+
+    async def aclose(self) -> None:
+        self._first = None
+        self._end()
+        await _aclose(self._stream)
+
+    def _end(self) -> None:
+        if self._open:
+            self._open = False
+            self._load.outstanding -= 1
+
+    def __del__(self) -> None:
+        self._end()
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            pass
