@@ -84,17 +84,9 @@ def test_lokit_error_is_an_info_line_with_err(out: io.StringIO) -> None:
     assert list(line)[-2:] == ["code", "err"]
 
 
-def test_unexpected_error_is_an_error_line_without_traceback(out: io.StringIO) -> None:
+def test_unexpected_error_carries_its_traceback_under_the_request_id(out: io.StringIO) -> None:
+    """The caller learns only `internal error (request id ...)`; the log keeps the rest."""
     configure_logging(stream=out)
-    svc = _service()
-    RequestObserver(svc).start(_ctx(svc)).finish(ValueError("boom"))
-    [line] = lines(out.getvalue())
-    assert (line["level"], line["code"], line["err"]) == ("error", "INTERNAL", "ValueError: boom")
-    assert "traceback" not in line
-
-
-def test_unexpected_error_carries_a_traceback_at_debug(out: io.StringIO) -> None:
-    configure_logging(level="debug", stream=out)
     svc = _service()
     call = RequestObserver(svc).start(_ctx(svc))
     try:
@@ -106,6 +98,7 @@ def test_unexpected_error_carries_a_traceback_at_debug(out: io.StringIO) -> None
     [line] = lines(text)
     assert line["level"] == "error" and line["err"] == "RuntimeError: deep failure"
     assert line["traceback"].startswith("Traceback") and "deep failure" in line["traceback"]
+    assert line["request_id"] == "r1"
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,11 @@ def call(
 )
 @friendly
 def run_stack(log_format: str) -> None:
-    """Run the local stack (log, stringsvc, addsvc) on Unix sockets under ./run/ until Ctrl-C."""
+    """Run the local stack on Unix sockets under ./run/ until Ctrl-C.
+
+    The log, two stringsvc instances in run/stringsvc.d/ and addsvc, which finds
+    them there (--stringsvc dir:run/stringsvc.d).
+    """
     import asyncio
 
     from lokit.cli.stack import run_stack as run_local_stack

@@ -7,8 +7,9 @@ How a failure is reported:
 - a lokit `Error` is a normal answer: logged at info with its code and message;
 - cancellation (`asyncio.CancelledError`): info, code CANCELLED;
 - `TimeoutError` is how the transport's deadline shows up: info, DEADLINE_EXCEEDED;
-- anything else is a bug: error level, `err="Type: message"` on one line, and
-  a `traceback` field only when the log level is debug.
+- anything else is a bug: error level, `err="Type: message"` and the
+  `traceback` on the same line, under the request id the caller was given
+  (`internal error (request id RID)`: the caller learns nothing more).
 
 Who called: the authenticated caller (`ctx.caller`: name and source) and the
 `x-caller-id` hint are on the request line (`caller=`, `caller_source=`,
@@ -167,7 +168,7 @@ class _RequestCall:
                 level, unexpected = _ERROR, True
         route.counter(code).inc()
         extra = None
-        if unexpected and logs.debug_enabled():
+        if unexpected:
             extra = {"traceback": "".join(traceback.format_exception(error)).rstrip()}
         route.line.write(level, self._rid, took, code, err, extra, self._caller, self._hint)
         if self._span is not None:
