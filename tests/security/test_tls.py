@@ -222,3 +222,25 @@ async def test_a_certificate_for_another_host_is_one_sentence(pki: PKI, kind: st
         assert "not for this host" in message or "mismatch" in message, message
     finally:
         await runtime.stop()
+
+
+async def test_an_unfinished_tls_handshake_is_closed_at_the_header_timeout(pki: PKI) -> None:
+    """A client that opens a TLS connection and never says hello does not hold it for 60 s."""
+    import asyncio
+
+    from lokit.transport.limits import Limits
+
+    runtime = Runtime(
+        lokit.define("greeter", Greeter()),
+        Listeners([], ["127.0.0.1:0"], limits=Limits(header_timeout=0.5), tls=server_tls(pki)),
+    )
+    await runtime.start()
+    try:
+        [(_, addr)] = runtime.bound
+        assert addr.host is not None and addr.port is not None
+        reader, writer = await asyncio.open_connection(addr.host, addr.port)
+        assert await asyncio.wait_for(reader.read(), 10.0) == b""  # closed by the server
+        writer.close()
+        assert await greet("http", str(addr), client(pki)) == "hello, ada"  # still serving
+    finally:
+        await runtime.stop()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import ssl
 from collections.abc import Iterator
@@ -54,7 +55,23 @@ class _Uvicorn(uvicorn.Server):
         yield  # the lokit runtime owns SIGTERM/SIGINT
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        # A TLS handshake happens before the protocol sees the connection, so the
+        # header deadline cannot cover it, and uvicorn passes no handshake timeout
+        # (asyncio's default is 60 s): a client that opens TLS connections and never
+        # finishes the handshake would hold them that long. The handshake gets the
+        # header timeout instead.
+        loop = asyncio.get_running_loop()
+        if self.config.ssl is not None:
+            create = loop.create_server
+            loop.create_server = functools.partial(  # type: ignore[method-assign]
+                create, ssl_handshake_timeout=self.header_timeout
+            )
+            try:
+                await super().startup(sockets=sockets)
+            finally:
+                del loop.create_server
+        else:
+            await super().startup(sockets=sockets)
         self.ready.set()
 
     async def main_loop(self) -> None:
