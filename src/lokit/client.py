@@ -28,7 +28,7 @@ from lokit.endpoint import Endpoint, Method, Middleware, chain
 if TYPE_CHECKING:
     from lokit.security.tls import ClientTLS
 
-__all__ = ["Connection", "connect", "proxy"]
+__all__ = ["Connection", "connect", "proxy", "stream_items"]
 
 T = TypeVar("T")
 
@@ -178,6 +178,21 @@ def proxy(spec: Contract[T], endpoints: dict[str, Endpoint]) -> T:
     return cast(T, client)
 
 
+async def stream_items(endpoint: Endpoint, request: Any) -> AsyncIterator[Any]:
+    """The items of the response stream `endpoint(request)` answers, closed when left early.
+
+    The call starts on the first iteration, as a stream of a transport client does.
+    """
+    stream = await endpoint(request)
+    try:
+        async for item in stream:
+            yield item
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _bind(method: Method, endpoint: Endpoint) -> Any:
     """The Python method for one remote endpoint: builds the request from the call's arguments."""
     make = method.request_type if method.spread else None
@@ -192,15 +207,8 @@ def _bind(method: Method, endpoint: Endpoint) -> Any:
     call: Any
     if method.kind.streams_responses:
 
-        async def streaming(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            stream = await endpoint(request(args, kwargs))
-            try:
-                async for item in stream:
-                    yield item
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+        def streaming(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            return stream_items(endpoint, request(args, kwargs))
 
         call = streaming
     elif make is not None:

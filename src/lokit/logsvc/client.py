@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import Any
 
-from lokit.client import Connection, connect
+from lokit.client import Connection, connect, stream_items
 from lokit.context import reset, with_deadline
 from lokit.logsvc import errors  # noqa: F401 -- registers the server's error classes
 from lokit.logsvc.contract import log_contract
@@ -89,7 +89,7 @@ class LogClient:
     def _stream(self, name: str, request: Any) -> AsyncIterator[Any]:
         """A response stream of `name` (server stream or bidi), with no deadline."""
         if self._many is not None:
-            return _items(self._many.endpoints[name], request)
+            return stream_items(self._many.endpoints[name], request)
         path, c = self._route(name)
         if self._routes[name].method.kind.streams_requests:
             return self.grpc.bidi(path, request, c)
@@ -179,15 +179,3 @@ class LogClient:
             await self._many.close()
         else:
             await self.grpc.close()
-
-
-async def _items(endpoint: Any, request: Any) -> AsyncIterator[Any]:
-    """Iterate the stream `endpoint(request)` answers (the call starts on the first step)."""
-    stream = await endpoint(request)
-    try:
-        async for item in stream:
-            yield item
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
