@@ -62,7 +62,10 @@ SIZE = _Size()
 
 
 def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
-    """The listener and logging flags every `lokit serve SERVICE` takes."""
+    """The listener and logging flags every `lokit serve SERVICE` takes, then the groups'."""
+    for group in reversed(_groups()):  # decorated first, so listed after the listener flags
+        for option in reversed(group.OPTIONS):
+            fn = option(fn)
     for option in reversed(
         [
             click.option(
@@ -153,9 +156,6 @@ def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
         ]
     ):
         fn = option(fn)
-    for group in reversed(_groups()):
-        for option in reversed(group.OPTIONS):
-            fn = option(fn)
     return fn
 
 
