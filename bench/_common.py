@@ -69,6 +69,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cell(row: Row) -> str:
+    """A row's value as the table shows it: one decimal and its unit; a unitless ratio
+    (a success ratio of 0.997) with four significant digits, so it does not round to 1.0."""
+    if not row.unit:
+        return f"{row.value:.4g}"
+    return f"{row.value:,.1f} {row.unit}"
+
+
 def report(rows: list[Row], args: argparse.Namespace, title: str) -> None:
     """Print rows as a table (cases down, systems across) and honour --json."""
     from rich.console import Console
@@ -86,7 +94,7 @@ def report(rows: list[Row], args: argparse.Namespace, title: str) -> None:
         cells = []
         for s in systems:
             r = index.get((case, metric, s))
-            cells.append("" if r is None else f"{r.value:,.1f} {r.unit}")
+            cells.append("" if r is None else cell(r))
         table.add_row(case, metric, *cells)
     Console().print(table)
     if args.json:
