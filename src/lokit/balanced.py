@@ -10,7 +10,9 @@ for every method of a contract:
       -> per-target breaker (outermost)
 
 The instancer starts on the first call (inside the caller's loop), so
-`connect` stays a plain function.
+`connect` stays a plain function. Each attempt's deadline is made current and
+left to the instance's lokit client, which sends it and stops waiting when it
+passes (`lb.balanced(..., enforces_deadline=True)`: no timer of our own).
 """
 
 from __future__ import annotations
