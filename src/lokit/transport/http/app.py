@@ -13,6 +13,8 @@ context, start the observer's call, serve it, and leave the context again.
 Serving a unary route (`_serve_unary`) reads the body, decodes it, runs the
 endpoint under the request's deadline and sends the encoded answer, or the
 error; streaming routes are served by `streams`. The wire format is in `wire`.
+Paths no route has may be a method's gRPC path: those speak the Connect
+protocol (`connect`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from lokit.observability import propagation
 from lokit.observability.observer import Call, Observer
 from lokit.routes import ServiceDef
 from lokit.transport.http import streams
+from lokit.transport.http.connect import ConnectHandler
 from lokit.transport.http.exchange import (
     CT_JSON,
     RID,
@@ -53,7 +56,7 @@ def asgi_app(service: ServiceDef, observer: Observer, limits: Limits | None = No
 class HttpApp:
     """The ASGI callable behind `asgi_app` (one per service, shared by all requests)."""
 
-    __slots__ = ("_exact", "_max_body", "_observer", "_pacer", "_router", "_service")
+    __slots__ = ("_connect", "_exact", "_max_body", "_observer", "_pacer", "_router", "_service")
 
     def __init__(
         self, service: ServiceDef, observer: Observer, limits: Limits | None = None
@@ -65,6 +68,7 @@ class HttpApp:
         self._observer = observer
         self._router = Router(service.http)
         self._exact = self._router.exact
+        self._connect = ConnectHandler(service, observer, self._max_body, self._pacer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,6 +79,10 @@ class HttpApp:
         target = self._exact.get((verb, path))
         params = NO_PARAMS
         if target is None:
+            proc = self._connect.procedures.get(path)
+            if proc is not None:  # the Connect protocol at the method's gRPC path
+                await self._connect(proc, scope, receive, send)
+                return
             target, params, allow = self._router.match(verb, path, scope.get("raw_path"))
             if target is None:
                 await _no_route(scope, send, verb, path, allow)
