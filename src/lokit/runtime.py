@@ -49,6 +49,7 @@ class Listeners:
     debug_tls: bool = False  # TLS on the debug listener too (no client certificate asked)
     socket_mode: int = SOCKET_MODE  # of every Unix socket file
     socket_group: int | None = None  # their group (a gid); None: the process's
+    reflection: bool = True  # gRPC server reflection (off: --no-reflection)
 
 
 Ready = Callable[[str, Address], None]
@@ -107,7 +108,12 @@ class Runtime:
                 await self._lifespan.enter_async_context(self.service.lifespan())
             if grpc_addrs:
                 self._grpc = GrpcServer(
-                    self.service, observer, limits=limits, tls=lst.tls, **access
+                    self.service,
+                    observer,
+                    limits=limits,
+                    tls=lst.tls,
+                    reflection=lst.reflection,
+                    **access,
                 )
                 for a in await self._grpc.start(grpc_addrs):
                     self._ready("grpc", a, ready)

@@ -86,6 +86,12 @@ def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
                 "--debug", "debug_addr", metavar="ADDR", help="Debug listener: /metrics, /healthz."
             ),
             click.option(
+                "--no-reflection",
+                is_flag=True,
+                help="Do not serve gRPC server reflection (what buf curl and grpcurl use "
+                "to call a service without its .proto file).",
+            ),
+            click.option(
                 "--log-format",
                 type=click.Choice(["logfmt", "json"]),
                 default="logfmt",
@@ -175,12 +181,14 @@ def serve_service(
     max_connections: int = 0,
     max_streams: int = 100,
     max_body_rate: int = 64 << 20,
+    no_reflection: bool = False,
     **groups: Any,
 ) -> None:
     """Configure logs, check addresses, build the service inside the loop and serve it.
 
     The limits (`--max-body-bytes` ... `--max-body-rate`) apply to every listener;
-    see `lokit.transport.limits`; `groups` holds the flags of `SERVE_GROUPS`.
+    see `lokit.transport.limits`; `no_reflection` turns gRPC server reflection
+    off; `groups` holds the flags of `SERVE_GROUPS`.
 
     Without `--grpc` and `--http` the service listens on its default sockets
     (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`).
@@ -207,6 +215,7 @@ def serve_service(
         max_body_bytes, idle_timeout, header_timeout, max_connections, max_streams, max_body_rate
     )
     listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
+    listeners.reflection = not no_reflection
     extensions: list[Extension] = []
     for group in _groups():
         extensions.extend(group.configure(groups, listeners, service))

@@ -3,7 +3,8 @@
 Each route is served by a generic method handler from `handlers` (how one call
 is served, and where its request id and deadline come from, is described
 there). This module owns the server's life: binding its addresses by lokit's
-rules, the standard health service, the listener limits (`limits.grpc_options`:
+rules, the standard health service, server reflection (`reflection`; off with
+`reflection=False`), the listener limits (`limits.grpc_options`:
 idle and handshake timeouts, streams per connection, connections per port,
 keepalive enforcement), TLS (`ServerTLS`: every TCP port, Unix sockets only
 with `tls.unix`; mTLS with a client CA, so `context.auth_context()` carries the
@@ -27,6 +28,7 @@ from lokit.transport import address
 from lokit.transport.address import Address, AddressError
 from lokit.transport.grpc.handlers import method_handler
 from lokit.transport.grpc.health import ServiceHealth
+from lokit.transport.grpc.reflection import reflection_handlers
 from lokit.transport.limits import Limits, grpc_options
 
 
@@ -66,7 +68,7 @@ class _GenericOnly:
 
 
 class GrpcServer:
-    """Serve a ServiceDef's gRPC routes, plus the standard health service."""
+    """Serve a ServiceDef's gRPC routes, plus the standard health and reflection services."""
 
     def __init__(
         self,
@@ -78,8 +80,10 @@ class GrpcServer:
         tls: ServerTLS | None = None,
         socket_mode: int = address.SOCKET_MODE,
         socket_group: int | None = None,
+        reflection: bool = True,
     ) -> None:
         self.service = service
+        self.reflection = reflection
         self.tls = tls
         self.socket_mode = socket_mode
         self.socket_group = socket_group
@@ -137,6 +141,8 @@ class GrpcServer:
         )
         health_pb2_grpc.add_HealthServicer_to_server(self._health, _GenericOnly(server))
         await self._health.start()
+        if self.reflection:  # after the service's handlers: its calls match first
+            server.add_generic_rpc_handlers(tuple(reflection_handlers(self.service)))
 
         bound: list[Address] = []
         sockets: list[tuple[Address, int]] = []
