@@ -2,14 +2,21 @@
 # Install the Debian server packages the tests and benchmarks start (as root),
 # or say which are missing and what to run. Tests start each server themselves,
 # on loopback or a Unix socket; nothing here runs one.
+#
+# Then the command-line tools that come as npm packages (buf: `buf curl` against
+# live servers, `buf breaking`) into the project's git-ignored .tools/ (tests
+# look in .tools/node_modules/.bin after PATH).
 set -u
+cd "$(dirname "$0")/.."
+
 need=()
 for pair in redis-server:redis-server nats-server:nats-server serf:serf dnsmasq:dnsmasq curl:curl; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
-[ ${#need[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+if [ ${#need[@]} -eq 0 ]; then
+  :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "installing ${need[*]} from Debian's packages"
   # dnsmasq's package would start a system resolver on port 53; the tests run their own.
   (DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null; }) \
@@ -17,5 +24,22 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   command -v systemctl >/dev/null && systemctl disable --now dnsmasq >/dev/null 2>&1
 else
   echo "missing ${need[*]}: run 'apt-get install ${need[*]}' as root" >&2
+fi
+
+# npm tools: binary:package@version (pinned; one npm install for all that are missing).
+TOOLS=.tools
+npm_need=()
+for pair in buf:@bufbuild/buf@1.75.0; do
+  bin=${pair%%:*}; pkg=${pair#*:}
+  [ -x "$TOOLS/node_modules/.bin/$bin" ] || command -v "$bin" >/dev/null 2>&1 || npm_need+=("$pkg")
+done
+if [ ${#npm_need[@]} -eq 0 ]; then
+  :
+elif command -v npm >/dev/null; then
+  echo "installing ${npm_need[*]} into $TOOLS/ with npm"
+  npm install --prefix "$TOOLS" --no-audit --no-fund --silent "${npm_need[@]}" >/dev/null \
+    || echo "could not install ${npm_need[*]}" >&2
+else
+  echo "missing ${npm_need[*]}: install Node.js and npm, then run 'npm install --prefix $TOOLS ${npm_need[*]}'" >&2
 fi
 exit 0
