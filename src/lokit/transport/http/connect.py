@@ -271,11 +271,13 @@ class MessageJson:
 
 def _schema_tools() -> tuple[Callable[[Any], Any], Any] | None:
     """(`schema_of`, `ProtoCodec`) from `lokit.protobuf`, once it exists."""
-    try:
-        from lokit.protobuf import ProtoCodec, schema_of  # type: ignore[attr-defined]
-    except ImportError:
+    import importlib
+
+    try:  # looked up by name: the package may not be there yet
+        protobuf = importlib.import_module("lokit.protobuf")
+        return protobuf.schema_of, protobuf.ProtoCodec
+    except (ImportError, AttributeError):
         return None
-    return schema_of, ProtoCodec
 
 
 def _message_classes(pool: Any, path: str) -> tuple[Any, Any] | None:
