@@ -1,6 +1,6 @@
 """The layers, checked: dependencies point inward (DESIGN.md), including imports inside functions.
 
-core (errors, context, endpoint, derive, codec, routes, contract, service, types)
+core (errors, context, endpoint, derive, codec, routes, contract, service, types, protobuf)
   <- security (certificates, TLS material) and observability
   <- the endpoint middlewares (lb, circuitbreaker, ratelimit, auth) and discovery (sd)
   <- transport <- client (and balanced), runtime <- services (logsvc, examples) <- cli.
@@ -27,6 +27,7 @@ CORE = {
     "lokit.contract",
     "lokit.service",
     "lokit.types",
+    "lokit.protobuf",
 }
 # What each layer may import from lokit, by module-name prefix (besides itself).
 MIDDLEWARES = {"lokit.lb", "lokit.circuitbreaker", "lokit.ratelimit", "lokit.auth"}
@@ -138,8 +139,8 @@ def _violation(name: str, dep: str) -> str | None:
     if name in BUSINESS:
         own = BUSINESS[name]
         return None if within(dep, own) else "business logic imports only " + ", ".join(sorted(own))
-    if name in CORE:
-        return None if dep in CORE else "the core imports only the core"
+    if within(name, CORE):
+        return None if within(dep, CORE) else "the core imports only the core"
     for prefix, allowed in LAYERS:
         if within(name, (prefix,)):
             ok = within(dep, (prefix,)) or within(dep, allowed)

@@ -2,9 +2,10 @@
 
 The public surface: `contract` (a service's wire contract, from its interface),
 `define` (serve an implementation), `connect` (call a remote one), endpoints
-and middlewares (`Endpoint`, `Middleware`, `chain`), and errors (`Error`,
-`Code`). `main`, the command line for a service's own script, lives with the
-CLI and is loaded only when used, so importing lokit never loads the CLI.
+and middlewares (`Endpoint`, `Middleware`, `chain`), errors (`Error`,
+`Code`) and `field` (pin a protobuf field number in a type hint). `main`,
+the command line for a service's own script, lives with the CLI and is
+loaded only when used, so importing lokit never loads the CLI.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from lokit.client import Connection, connect
 from lokit.contract import Contract, contract
 from lokit.endpoint import Endpoint, Kind, Method, Middleware, chain
 from lokit.errors import Code, Error
+from lokit.protobuf.numbers import field
 from lokit.service import ServiceDef, define
 
 if TYPE_CHECKING:
@@ -34,6 +36,7 @@ __all__ = [
     "connect",
     "contract",
     "define",
+    "field",
     "main",
 ]
 

@@ -16,13 +16,28 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from lokit.derive import methods_of
 from lokit.endpoint import Method
 from lokit.routes import Codecs, GrpcRoute, HttpRoute, grpc_routes, http_routes
 
-__all__ = ["Contract", "Interface", "as_contract", "contract", "grpc_service_name"]
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import FileDescriptor
+
+    from lokit.protobuf import Schema
+
+__all__ = [
+    "Contract",
+    "GrpcCodec",
+    "Interface",
+    "as_contract",
+    "contract",
+    "grpc_service_name",
+]
+
+GrpcCodec = Literal["protobuf", "json"]
+"""A derived gRPC side's codec: protobuf from the type hints (default) or lokit's JSON-in-gRPC."""
 
 T = TypeVar("T")
 
@@ -49,6 +64,15 @@ class Contract(Generic[T]):
     grpc: tuple[GrpcRoute, ...]
     http: tuple[HttpRoute, ...]
     interface: Any = None  # the class or Protocol it was derived from
+    schema: Schema | None = None  # the derived protobuf schema (None: explicit or JSON codecs)
+    grpc_file: FileDescriptor | None = None  # an explicit-codec service's generated file
+
+    @property
+    def grpc_files(self) -> tuple[FileDescriptor, ...]:
+        """The FileDescriptors describing this contract's gRPC service (for reflection)."""
+        if self.schema is not None:
+            return (self.schema.file,)
+        return (self.grpc_file,) if self.grpc_file is not None else ()
 
     def method(self, name: str) -> Method | None:
         """The method called `name` in any spelling: `get_servers`, `get-servers`, `GetServers`."""
@@ -81,12 +105,19 @@ def contract(
     actions: Mapping[str, str] | None = None,
     objects: Mapping[str, Callable[[Any], str]] | None = None,
     idempotent: Iterable[str] | bool = (),
+    codec: GrpcCodec = "protobuf",
+    grpc_file: FileDescriptor | None = None,
 ) -> Contract[T]:
     """The contract of `interface` (a class or Protocol: its public async methods).
 
     - `grpc_service`: default `<name>.v1.<Interface>`;
     - `grpc_codecs` / `http_codecs`: per transport, by RPC method name or a
-      factory taking each `Method` (default derived JSON on both);
+      factory taking each `Method` (default: protobuf derived from the type
+      hints on gRPC, derived JSON on HTTP; a mapping's other methods get JSON);
+    - `codec`: the derived gRPC codec, `"protobuf"` (default) or `"json"`
+      (lokit's JSON-in-gRPC, for callers from before protobuf);
+    - `grpc_file`: the generated FileDescriptor of an explicit-codec gRPC
+      service (`addsvc_pb2.DESCRIPTOR`), published by reflection;
     - `http`: the service's own HTTP routes instead of `POST /<method-name>`;
     - `actions`: RPC name -> the action an ACL checks (default the Python name);
     - `objects`: RPC name -> how the object an ACL checks is read from a request
@@ -129,6 +160,20 @@ def contract(
     ]
     by_name = {m.name: m for m in methods}
     service = grpc_service or grpc_service_name(name, interface)
+    if codec not in ("protobuf", "json"):
+        raise ValueError(f'codec is "protobuf" or "json", not {codec!r}')
+    schema = None
+    if grpc_codecs is None and codec == "protobuf":
+        from lokit.protobuf.codec import ProtoCodec
+        from lokit.protobuf.schema import Schema
+
+        schema = Schema(name, service, methods, interface)
+        derived = schema
+
+        def proto_codec(method: Method) -> ProtoCodec:
+            return ProtoCodec(method, derived)
+
+        grpc_codecs = proto_codec
     return Contract(
         name=name,
         grpc_service=service,
@@ -136,6 +181,8 @@ def contract(
         grpc=tuple(grpc_routes(service, methods, grpc_codecs)),
         http=tuple(http(by_name) if http is not None else http_routes(methods, http_codecs)),
         interface=interface,
+        schema=schema,
+        grpc_file=grpc_file,
     )
 
 

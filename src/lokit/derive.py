@@ -56,6 +56,13 @@ def is_record_type(tp: Any) -> bool:
     )
 
 
+def _bare(tp: Any) -> Any:
+    """`tp` without `Annotated[...]` (whose metadata, such as `lokit.field`, only fields read)."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = tp.__origin__
+    return tp
+
+
 def _stream_item(tp: Any) -> Any | None:
     """The item type when `tp` is an async iterator/iterable/generator annotation."""
     if typing.get_origin(tp) in _STREAM_ORIGINS:
@@ -103,19 +110,19 @@ def bind(
 def describe_method(fn: Any, py_name: str) -> Method:
     """One async function (or bound method) as a `Method` with derived request/response types."""
     fn = getattr(fn, "__func__", fn)
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)  # keeps lokit.field pins
     params = [p for p in inspect.signature(fn).parameters.values() if p.name != "self"]
     for p in params:
         if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             raise TypeError(f"{py_name}: *args/**kwargs cannot become request fields")
         if p.name not in hints:
             raise TypeError(f"{py_name}: parameter {p.name!r} needs a type hint")
-    ret = hints.get("return", type(None))
+    ret = _bare(hints.get("return", type(None)))
     out_item = _stream_item(ret)
     streams_out = inspect.isasyncgenfunction(fn) or out_item is not None
     response_type = out_item if out_item is not None else ret
 
-    in_item = _stream_item(hints[params[0].name]) if len(params) == 1 else None
+    in_item = _stream_item(_bare(hints[params[0].name])) if len(params) == 1 else None
     kind = {
         (False, False): Kind.UNARY,
         (False, True): Kind.SERVER_STREAM,
@@ -126,8 +133,8 @@ def describe_method(fn: Any, py_name: str) -> Method:
     spread = False
     if in_item is not None:
         request_type = in_item
-    elif len(params) == 1 and is_record_type(hints[params[0].name]):
-        request_type = hints[params[0].name]
+    elif len(params) == 1 and is_record_type(_bare(hints[params[0].name])):
+        request_type = _bare(hints[params[0].name])
     else:
         fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
         for p in params:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lokit.contract import Contract, contract
+from lokit.contract import Contract, GrpcCodec, contract
 from lokit.derive import bind
 from lokit.endpoint import Middleware
 from lokit.routes import Codecs, Lifespan, ServiceDef, bound_routes
@@ -34,6 +34,7 @@ def define(
     grpc_service: str | None = None,
     grpc_codecs: Codecs | None = None,
     http_codecs: Codecs | None = None,
+    codec: GrpcCodec = "protobuf",
     middlewares: tuple[Middleware, ...] = (),
     lifespan: Lifespan | None = None,
     drain: Callable[[], None] | None = None,
@@ -44,11 +45,12 @@ def define(
     Give a `Contract` (shared with the service's clients), or a name: the
     contract is then derived from `interface` (default: the service's class),
     with gRPC at `/<name>.v1.<Interface>/<Method>` unless `grpc_service` says
-    otherwise and derived JSON unless `grpc_codecs` / `http_codecs` give others.
+    otherwise, protobuf derived from the type hints on gRPC (`codec="json"`: lokit's
+    JSON-in-gRPC) and derived JSON on HTTP unless `grpc_codecs` / `http_codecs` give others.
     `middlewares` wrap every endpoint, the first outermost.
     """
     if isinstance(name, Contract):
-        if interface or grpc_service or grpc_codecs or http_codecs:
+        if interface or grpc_service or grpc_codecs or http_codecs or codec != "protobuf":
             raise TypeError("define takes either a contract or the options to derive one, not both")
         spec = name
     else:
@@ -58,6 +60,7 @@ def define(
             grpc_service=grpc_service,
             grpc_codecs=grpc_codecs,
             http_codecs=http_codecs,
+            codec=codec,
         )
     endpoints = bind(spec.methods.values(), service, middlewares)
     return ServiceDef(

@@ -14,6 +14,7 @@ from lokit.logsvc.api import LogAPI
 from lokit.logsvc.defaults import DEFAULT_TOPIC
 from lokit.logsvc.http import log_http_routes
 from lokit.logsvc.pb import GRPC_SERVICE, codec
+from lokit.proto import log_pb2
 
 __all__ = ["log_contract"]
 
@@ -34,6 +35,7 @@ def log_contract() -> Contract[LogAPI]:
         LogAPI,
         grpc_service=GRPC_SERVICE,
         grpc_codecs=lambda method: codec(method.name),
+        grpc_file=log_pb2.DESCRIPTOR,
         http=log_http_routes,
         actions={name: "produce" for name in _WRITES} | {name: "consume" for name in _READS},
         objects={name: _topic for name in (*_WRITES, *_READS) if name not in _NO_TOPIC},
