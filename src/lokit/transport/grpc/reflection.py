@@ -23,6 +23,11 @@ renamed (identical messages and field numbers), so the one servicer is served
 under both names, and `v1`'s file (v1alpha's, renamed) is in the pool too:
 new clients ask v1 first and fall back to v1alpha on UNIMPLEMENTED.
 
+protobuf's upb pool finds services, messages and enums by name, not a
+service's method or a message's field (`log.v1.Log.Produce`), which the
+protocol also allows (`grpcurl describe` sends them): `_Servicer` answers
+those with the file of the service or message that holds them.
+
 Reflection is served by a plain generic handler, outside lokit's method
 handlers: like health, its calls are not request-logged, counted in metrics,
 or checked by an ACL (middlewares wrap only a service's routes).
@@ -141,10 +146,35 @@ def reflection_pool(files: Iterable[FileDescriptor]) -> descriptor_pool.Descript
     return pool
 
 
+class _Servicer(reflection_aio.ReflectionServicer):  # type: ignore[misc]
+    """grpcio-reflection's servicer; a method or a field finds the file of what holds it."""
+
+    def _file_containing_symbol(self, request: Any, name: str) -> Any:
+        reply = super()._file_containing_symbol(request, name)
+        if reply.HasField("error_response") and "." in name:
+            outer, _, member = name.rpartition(".")
+            if _has_member(self._pool, outer, member):
+                return super()._file_containing_symbol(request, outer)
+        return reply
+
+
+def _has_member(pool: descriptor_pool.DescriptorPool, outer: str, member: str) -> bool:
+    """Whether `outer` is a service with method `member` or a message with field `member`."""
+    for find, members in (
+        (pool.FindServiceByName, "methods_by_name"),
+        (pool.FindMessageTypeByName, "fields_by_name"),
+    ):
+        try:
+            return member in getattr(find(outer), members)
+        except KeyError:
+            continue
+    return False
+
+
 def reflection_handlers(service: ServiceDef) -> list[Any]:
     """Generic handlers serving reflection (v1 and v1alpha) for `service`, health included."""
     names = [*served_names(service), HEALTH_SERVICE, *REFLECTION_SERVICES]
-    servicer = reflection_aio.ReflectionServicer(names, pool=reflection_pool(served_files(service)))
+    servicer = _Servicer(names, pool=reflection_pool(served_files(service)))
     handler = grpc.stream_stream_rpc_method_handler(
         servicer.ServerReflectionInfo,
         request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
