@@ -4,12 +4,14 @@ imports, a clashing file left out, and hand-listed routes listed but not describ
 from __future__ import annotations
 
 import asyncio
+import datetime
 from pathlib import Path
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2
 from google.protobuf.descriptor import FileDescriptor
 
+import lokit
 from lokit.derive import describe
 from lokit.observability.observer import NullObserver
 from lokit.routes import ServiceDef, grpc_routes
@@ -97,5 +99,52 @@ async def test_reflection_off(tmp_path: Path) -> None:
             assert e.code() is grpc.StatusCode.UNIMPLEMENTED
         else:
             raise AssertionError("reflection answered with reflection=False")
+    finally:
+        await server.stop(0)
+
+
+class Clock:
+    """A derived service whose schema imports Timestamp (from a pool of its own)."""
+
+    async def later(self, at: datetime.datetime, seconds: int) -> datetime.datetime:
+        return at + datetime.timedelta(seconds=seconds)
+
+
+async def test_a_derived_schema_is_described(tmp_path: Path) -> None:
+    service = lokit.define("clock", Clock())
+    server = GrpcServer(service, NullObserver())
+    target = f"unix:{tmp_path}/c.sock"
+    await server.start([parse(target)])
+    try:
+        assert "clock.v1.Clock" in await asyncio.to_thread(services, target)
+        reply = await asyncio.to_thread(
+            ask, target, Request(file_containing_symbol="clock.v1.Clock")
+        )
+        files = {
+            f.name: f
+            for f in map(
+                descriptor_pb2.FileDescriptorProto.FromString,
+                reply.file_descriptor_response.file_descriptor_proto,
+            )
+        }
+        assert set(files) == {"clock/v1/clock.proto", "google/protobuf/timestamp.proto"}
+        (svc,) = files["clock/v1/clock.proto"].service
+        assert [m.name for m in svc.method] == ["Later"]
+    finally:
+        await server.stop(0)
+
+
+async def test_json_in_grpc_is_listed_not_described(tmp_path: Path) -> None:
+    """codec="json" sends JSON inside gRPC messages: no protobuf schema to publish."""
+    service = lokit.define(lokit.contract("clock", Clock, codec="json"), Clock())
+    server = GrpcServer(service, NullObserver())
+    target = f"unix:{tmp_path}/c.sock"
+    await server.start([parse(target)])
+    try:
+        assert "clock.v1.Clock" in await asyncio.to_thread(services, target)
+        reply = await asyncio.to_thread(
+            ask, target, Request(file_containing_symbol="clock.v1.Clock")
+        )
+        assert reply.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
     finally:
         await server.stop(0)

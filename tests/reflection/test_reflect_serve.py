@@ -25,9 +25,12 @@ OWN = {
 
 
 @pytest.mark.parametrize("version", ["v1", "v1alpha"])
-def test_lists_every_service(addsvc: LokitProcess, logsvc: LokitProcess, version: str) -> None:
+def test_lists_every_service(
+    addsvc: LokitProcess, logsvc: LokitProcess, stringsvc: LokitProcess, version: str
+) -> None:
     assert services(addsvc.addr("grpc"), version) == {"pb.Add", *OWN}
     assert services(logsvc.addr("grpc"), version) == {"log.v1.Log", *OWN}
+    assert services(stringsvc.addr("grpc"), version) == {"stringsvc.v1.StringService", *OWN}
 
 
 def test_describes_pb_add_as_go_kit_does(addsvc: LokitProcess) -> None:
@@ -76,6 +79,21 @@ def test_buf_curl_pb_add(buf: Buf, addsvc: LokitProcess) -> None:
     out = buf.curl(url(addsvc, "/pb.Add/Sum"), {"a": big, "b": big})
     assert out.returncode == 0, out.stderr
     assert '"err": "integer overflow"' in out.stdout
+
+
+def test_buf_curl_derived_stringsvc(buf: Buf, stringsvc: LokitProcess) -> None:
+    """A derived service's schema (from its type hints) is all buf needs; its business
+    error (an empty string) comes back as INVALID_ARGUMENT with the message."""
+    svc = "/stringsvc.v1.StringService"
+    out = buf.curl(url(stringsvc, f"{svc}/Uppercase"), {"s": "hello"})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"v": "HELLO"}
+    out = buf.curl(url(stringsvc, f"{svc}/Count"), {"s": "héllo"})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"v": "5"}  # int64 is a string in protobuf's JSON
+    out = buf.curl(url(stringsvc, f"{svc}/Uppercase"), {"s": ""})
+    assert out.returncode == grpc.StatusCode.INVALID_ARGUMENT.value[0] << 3, out.stderr
+    assert json.loads(out.stderr) == {"code": "invalid_argument", "message": "empty string"}
 
 
 def test_buf_curl_over_a_unix_socket(buf: Buf, addsvc: LokitProcess) -> None:

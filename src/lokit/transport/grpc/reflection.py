@@ -14,9 +14,10 @@ pool per server (built once, at start).
 The files of a service: its contract's `grpc_files` (the derived schema, or
 the generated module's `DESCRIPTOR` of an explicit-codec service); for a
 ServiceDef without a contract (routes listed by hand) or a contract without
-files, the file that protobuf's default pool has for that service name, if
-any. A service with no file at all is still listed (its name is true), but
-not described: a client needs a schema file to call it.
+files (`codec="json"`: its messages are no protobuf), the file protobuf's
+default pool has for that service name, if any. A service with no file at all
+is still listed (its name is true), but not described: a client needs a
+schema file to call it.
 
 grpcio-reflection ships only the `v1alpha` protocol; `v1` is the same protocol
 renamed (identical messages and field numbers), so the one servicer is served
@@ -101,7 +102,7 @@ def served_names(service: ServiceDef) -> list[str]:
 
 def served_files(service: ServiceDef) -> list[FileDescriptor]:
     """The files describing `service`'s gRPC services (see the module docstring)."""
-    files: list[FileDescriptor] = list(getattr(service.contract, "grpc_files", ()) or ())
+    files = list(service.contract.grpc_files) if service.contract is not None else []
     described = {s.full_name for f in files for s in f.services_by_name.values()}
     default = descriptor_pool.Default()
     for name in served_names(service):
