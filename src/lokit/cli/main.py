@@ -155,6 +155,53 @@ def call(
     call_method(spec, method, args, grpc_addr, http_addr, timeout, lb, tls=tls)
 
 
+@cli.command(name="proto")
+@click.argument("service", metavar="SERVICE|MODULE:OBJECT")
+@click.option("--out", metavar="FILE", help="Write the .proto to FILE instead of stdout.")
+@click.option(
+    "--check",
+    "committed",
+    metavar="FILE",
+    help="Refuse (exit 1) a change that would break callers built from FILE, a committed .proto.",
+)
+@friendly
+def proto(service: str, out: str | None, committed: str | None) -> None:
+    """Print a service's .proto (package, service, messages, comments from the docstrings).
+
+    SERVICE is a registered service or MODULE:OBJECT, as for `lokit call`. With
+    --check FILE, compare today's schema with FILE and list, one per line, every
+    field renumbered, retyped or removed (and removed methods): `buf breaking`
+    does it when buf is on PATH, else lokit's own check. Examples:
+
+    \b
+    lokit proto lokit.examples.greeter:Greeter --out greeter.proto
+    lokit proto stringsvc --check proto/stringsvc.proto
+    """
+    from lokit.cli import proto as proto_cli
+
+    spec = _contract(service)
+    if committed is not None:
+        if out is not None:
+            fail("give --out or --check, not both")
+        proto_cli.check(spec, committed)
+    else:
+        proto_cli.write(spec, out)
+
+
+def _contract(service: str) -> Any:
+    """The contract a registered service's name or MODULE:OBJECT names."""
+    from lokit.cli.call import contract_from_import
+
+    if ":" in service:
+        return contract_from_import(service)
+    if service in PLUGINS:
+        return PLUGINS[service].contract()
+    fail(
+        f"no service {service!r} is registered (there are {_services()}); "
+        "give one of those, or MODULE:OBJECT such as lokit.examples.greeter:Greeter"
+    )
+
+
 @cli.command(name="run")
 @click.option(
     "--log-format", type=click.Choice(["logfmt", "json"]), default="logfmt", show_default=True

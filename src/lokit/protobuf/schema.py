@@ -76,7 +76,11 @@ class Schema:
 
     def proto_text(self) -> str:
         """The .proto source of this schema, with comments from the docstrings."""
-        return proto_text(self.file_proto, self.docs)
+        return proto_text(
+            self.file_proto,
+            self.docs,
+            "written by `lokit proto` from the type hints (edit those, not this file)",
+        )
 
     def __repr__(self) -> str:
         return f"<Schema {self.file_proto.name} service {self.service_name}>"

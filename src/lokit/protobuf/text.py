@@ -34,13 +34,21 @@ _SCALAR_NAMES = {
 }
 
 
-def proto_text(file: descriptor_pb2.FileDescriptorProto, docs: Mapping[str, str] = {}) -> str:
-    """`file` as .proto source; `docs` maps full names (`pkg.Service.Method`) to comments."""
-    return _Printer(file, docs).render()
+def proto_text(
+    file: descriptor_pb2.FileDescriptorProto,
+    docs: Mapping[str, str] = {},
+    header: str = "written by `lokit proto`",
+) -> str:
+    """`file` as .proto source; `docs` maps full names (`pkg.Service.Method`) to comments,
+    `header` follows the file name in the first comment line."""
+    return _Printer(file, docs, header).render()
 
 
 class _Printer:
-    def __init__(self, file: descriptor_pb2.FileDescriptorProto, docs: Mapping[str, str]) -> None:
+    def __init__(
+        self, file: descriptor_pb2.FileDescriptorProto, docs: Mapping[str, str], header: str
+    ) -> None:
+        self.header = header
         self.file = file
         self.docs = docs
         self.package = file.package
@@ -48,7 +56,7 @@ class _Printer:
 
     def render(self) -> str:
         f = self.file
-        self.lines.append(f"// {f.name}: written by `lokit proto`; edit the Python types instead.")
+        self.lines.append(f"// {f.name}: {self.header}.")
         self.lines.append(f'syntax = "{f.syntax or "proto2"}";')
         self.lines.append("")
         if f.package:
