@@ -394,25 +394,18 @@ class ConnectExchange(Exchange):
         self.receive = receive
         self.send = send
         self.params = {}
-        rid_b = ctype = version = timeout = lokit_timeout = hint = encoding = None
-        traced = False
-        for key, value in scope["headers"]:
-            if key == RID:
-                rid_b = value
-            elif key == _K_TYPE:
-                ctype = value
-            elif key == _K_TIMEOUT:
-                timeout = value
-            elif key == _K_VERSION:
-                version = value
-            elif key == _K_LOKIT_TIMEOUT:
-                lokit_timeout = value
-            elif key == _K_CALLER:
-                hint = value
-            elif key == _K_TRACE:
-                traced = True
-            elif key in (_K_ENCODING, _K_STREAM_ENCODING):
-                encoding = value
+        # One pass in C over the headers (a repeated header's last value wins, as in
+        # `context.scan_incoming`), then a lookup per header of interest.
+        h: dict[bytes, bytes] = dict(scope["headers"])
+        get = h.get
+        rid_b = get(RID)
+        ctype = get(_K_TYPE)
+        timeout = get(_K_TIMEOUT)
+        version = get(_K_VERSION)
+        lokit_timeout = get(_K_LOKIT_TIMEOUT)
+        hint = get(_K_CALLER)
+        traced = _K_TRACE in h
+        encoding = get(_K_ENCODING) or get(_K_STREAM_ENCODING)
         self.streaming = proc.streams_in or proc.streams_out
         bad: errors.Error | None = None
         left: float | None = None
@@ -440,8 +433,11 @@ class ConnectExchange(Exchange):
         self.ctx = ctx
         self.rid = rid_b if rid_b is not None and ctx.request_id is rid else ctx.request_id.encode()
         self.headers = _headers(scope) if traced else None
-        media = (ctype or b"").partition(b";")[0].strip().lower()
-        self.codec_name = (_STREAM_TYPES if self.streaming else _UNARY_TYPES).get(media)
+        kinds = _STREAM_TYPES if self.streaming else _UNARY_TYPES
+        name = kinds.get(ctype) if ctype is not None else None
+        if name is None and ctype:  # with parameters (`; charset=utf-8`) or in capitals
+            name = kinds.get(ctype.partition(b";")[0].strip().lower())
+        self.codec_name = name
         if bad is None:
             bad = lokit_bad
         if bad is None and version is not None and version != b"1":
@@ -556,9 +552,21 @@ async def _serve_unary(ex: ConnectExchange) -> BaseException | None:
     return None
 
 
+_CT_REPLY = {
+    JSON: (b"content-type", b"application/json"),
+    PROTO: (b"content-type", b"application/proto"),
+}
+
+
 async def _reply(ex: ConnectExchange, out: bytes) -> None:
-    ctype = b"application/" + (ex.codec_name or JSON).encode()
-    await _send(ex.send, 200, [(b"content-type", ctype), (RID, ex.rid)], out)
+    send = ex.send
+    headers = [
+        _CT_REPLY[ex.codec_name or JSON],
+        (b"content-length", b"%d" % len(out)),
+        (RID, ex.rid),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": out})
 
 
 async def _send_error(ex: ConnectExchange, err: errors.Error | None) -> None:
