@@ -1,4 +1,4 @@
-"""The service the protobuf tests derive, serve and call: every mapped type and every stream kind."""
+"""The service the protobuf tests derive, serve and call: every mapped type, every stream kind."""
 
 from __future__ import annotations
 

@@ -191,9 +191,13 @@ def proto(service: str, out: str | None, committed: str | None) -> None:
 def _contract(service: str) -> Any:
     """The contract a registered service's name or MODULE:OBJECT names."""
     from lokit.cli.call import contract_from_import
+    from lokit.protobuf import SchemaError
 
     if ":" in service:
-        return contract_from_import(service)
+        try:
+            return contract_from_import(service)
+        except SchemaError as e:  # a class whose type hints have no protobuf form
+            fail(f"{service}: {e}")
     if service in PLUGINS:
         return PLUGINS[service].contract()
     fail(
