@@ -72,6 +72,7 @@ class FieldPlan:
     container: str | None = None  # None, "list" or "map"
     presence: bool = False  # absence is seen (HasField): proto3 optional or a message
     has_default: bool = False  # absent: the Python type's own default applies
+    nullable: bool = False  # `T | None`: None is not sent
     element_name: str = ""  # full protobuf name of an enum or message element
 
 
@@ -260,6 +261,7 @@ class _Builder:
             elem,
             presence=presence and (nullable or defaulted),
             has_default=defaulted,
+            nullable=nullable,
             element_name=elem_name,
         )
 
