@@ -70,10 +70,11 @@ async def test_raw_protobuf_bytes_on_the_wire(kitchen: Served) -> None:
         )
         item = schema.classes["kitchen.v1.CountdownResponse"]
         assert [item.FromString(m).v async for m in items] == [2, 1]
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await ch.unary_unary("/kitchen.v1.Kitchen/Greet")(b"\xff\xff\xff")
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "malformed protobuf" in (info.value.details() or "")
+        for bad in (b"\xff\xff\xff", b"\x0a\x02\xff\xfe"):  # not protobuf; not UTF-8
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await ch.unary_unary("/kitchen.v1.Kitchen/Greet")(bad)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "malformed protobuf: Greet request" in (info.value.details() or "")
 
 
 async def test_json_codec_stays_for_old_callers(kitchen: Served) -> None:

@@ -2,7 +2,9 @@
 
 Invalid UTF-8 made msgspec raise UnicodeDecodeError and JSON nested past its
 depth limit a RecursionError; neither is a msgspec.DecodeError, so the derived
-codec let them through and the transports answered INTERNAL.
+codec let them through and the transports answered INTERNAL. The services keep
+JSON on gRPC (`codec="json"`) to send it malformed JSON there too (malformed
+protobuf: tests/protobuf/test_grpc.py).
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ async def servers(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     runtimes = []
     for name, impl in (("greeter", Greeter()), ("echo", Echo())):
         grpc_addr, http_addr = f"unix:{tmp_path}/{name}.g.sock", f"unix:{tmp_path}/{name}.h.sock"
-        rt = Runtime(lokit.define(name, impl), Listeners([grpc_addr], [http_addr], None, 1.0))
+        service = lokit.define(name, impl, codec="json")
+        rt = Runtime(service, Listeners([grpc_addr], [http_addr], None, 1.0))
         await rt.start()
         runtimes.append(rt)
         out[name] = (rt, grpc_addr, http_addr)
@@ -108,7 +111,8 @@ async def test_ndjson_request_line_with_bad_utf8_is_400(tmp_path: Path) -> None:
             return len([i async for i in items])
 
     http_addr = f"unix:{tmp_path}/s.sock"
-    rt = Runtime(lokit.define("summer", Summer()), Listeners([], [http_addr], None, 1.0))
+    summer = lokit.define("summer", Summer(), codec="json")  # Any has no protobuf form
+    rt = Runtime(summer, Listeners([], [http_addr], None, 1.0))
     await rt.start()
     try:
         status, reply = await _http(http_addr, "/total", b'1\n"\xff"\n2\n')

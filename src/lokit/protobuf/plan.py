@@ -290,7 +290,8 @@ class _Builder:
             plan = self.record(tp, _in(tp), where)
             return "message", tp, plan.full_name
         raise SchemaError(
-            f"{where} has type {_show(hint)}, which has no protobuf form (use {MAPPABLE})"
+            f"{where} has type {_show(hint)}, which has no protobuf form "
+            f'(use {MAPPABLE}, or keep JSON on gRPC with codec="json")'
         )
 
     def enum(self, tp: type[enum.Enum], where: str) -> EnumPlan:
