@@ -62,10 +62,12 @@ async def test_grpc_resource_exhausted_with_retry_after(served: tuple[str, str])
         assert await g.greet("bob") == "hello, bob"
         with pytest.raises(ResourceExhausted, match="rate limit exceeded"):
             await g.greet("cy")
+    greet = lokit.contract("greeter", Greeter).grpc_route("Greet")
+    request = greet.codec.encode_request(greet.method.request_type("dee"))  # protobuf
     async with grpc.aio.insecure_channel(grpc_addr) as channel:
-        call = channel.unary_unary("/greeter.v1.Greeter/Greet")
+        call = channel.unary_unary(greet.path)
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await call(orjson.dumps({"name": "dee"}))
+            await call(request)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         trailers = dict(info.value.trailing_metadata() or ())
         assert 1 <= int(trailers["retry-after"]) <= 60
