@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import inspect
 import re
 import types
 import typing
@@ -333,8 +334,6 @@ def _own_doc(tp: type) -> str:
     doc = tp.__dict__.get("__doc__") or ""
     if not doc or doc.startswith(tp.__name__ + "(") or doc == "An enumeration.":
         return ""
-    import inspect
-
     return inspect.cleandoc(doc)
 
 

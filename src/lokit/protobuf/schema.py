@@ -57,9 +57,8 @@ class Schema:
         for dep in built.file.dependency:
             for short in self.pool.FindFileByName(dep).message_types_by_name.values():
                 classes[short.full_name] = GetMessageClass(short)
-        for full in built.messages | {
-            p.full_name: p for pair in built.methods.values() for p in pair
-        }:
+        wrappers = [plan for pair in built.methods.values() for plan in pair]
+        for full in {*built.messages, *(plan.full_name for plan in wrappers)}:
             classes[full] = GetMessageClass(self.pool.FindMessageTypeByName(full))
         self.classes = classes
         self.converters = Converters(classes, built.messages, built.enums)

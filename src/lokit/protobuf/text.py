@@ -1,8 +1,9 @@
 """The .proto source of a `FileDescriptorProto`, with comments from docstrings.
 
-protobuf's Python runtime parses .proto text (no: only protoc does) but prints
-none, so this small printer writes what `lokit proto` shows: syntax, package,
-imports, services, messages (maps, proto3 `optional`, oneofs) and enums.
+protobuf's Python runtime neither parses nor prints .proto text (protoc and buf
+parse it; nothing prints it), so this small printer writes what `lokit proto`
+shows: syntax, package, imports, services, messages (maps, proto3 `optional`,
+oneofs, nested types) and enums.
 """
 
 from __future__ import annotations
@@ -107,27 +108,22 @@ class _Printer:
         self.comment(full, depth)
         entries = {f".{full}.{n.name}": n for n in message.nested_type if n.options.map_entry}
         self.lines.append(f"{pad}message {message.name} {{")
-        synthetic = {
-            i
-            for i, fd in enumerate(message.field)
-            if fd.proto3_optional and fd.HasField("oneof_index")
-        }
-        synthetic = {message.field[i].oneof_index for i in synthetic}
-        oneofs: dict[int, list[str]] = {}
+        # proto3 `optional` is a synthetic oneof of one field: printed as `optional`
+        synthetic = {f.oneof_index for f in message.field if f.proto3_optional}
+        printed: set[int] = set()
         for fd in message.field:
-            line = self.field_line(fd, entries)
-            self.comment(f"{full}.{fd.name}", depth + 1)
-            if fd.HasField("oneof_index") and fd.oneof_index not in synthetic:
-                oneofs.setdefault(fd.oneof_index, []).append(line)
-                if len(oneofs[fd.oneof_index]) == 1:
-                    self.lines.append(f"{pad}  @oneof{fd.oneof_index}")
-                continue
-            self.lines.append(f"{pad}  {line}")
-        for index, members in oneofs.items():
-            at = self.lines.index(f"{pad}  @oneof{index}")
-            name = message.oneof_decl[index].name
-            block = [f"{pad}  oneof {name} {{", *(f"{pad}    {m}" for m in members), f"{pad}  }}"]
-            self.lines[at : at + 1] = block
+            real = fd.HasField("oneof_index") and fd.oneof_index not in synthetic
+            if not real:
+                self.comment(f"{full}.{fd.name}", depth + 1)
+                self.lines.append(f"{pad}  {self.field_line(fd, entries)}")
+            elif fd.oneof_index not in printed:  # the whole oneof where its first field is
+                printed.add(fd.oneof_index)
+                self.lines.append(f"{pad}  oneof {message.oneof_decl[fd.oneof_index].name} {{")
+                for member in message.field:
+                    if member.HasField("oneof_index") and member.oneof_index == fd.oneof_index:
+                        self.comment(f"{full}.{member.name}", depth + 2)
+                        self.lines.append(f"{pad}    {self.field_line(member, entries)}")
+                self.lines.append(f"{pad}  }}")
         for nested in message.nested_type:
             if not nested.options.map_entry:
                 self.message(nested, f"{full}.{nested.name}", depth + 1)
