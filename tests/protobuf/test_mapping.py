@@ -267,3 +267,12 @@ def test_explicit_codecs_publish_their_generated_file() -> None:
     assert schema_of(addsvc_contract()) is None
     assert addsvc_contract().grpc_files == (addsvc_pb2.DESCRIPTOR,)
     assert log_contract().grpc_files == (log_pb2.DESCRIPTOR,)
+
+
+def test_import_lokit_loads_no_protobuf_runtime() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, lokit; lokit.field(3); print('google.protobuf' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
