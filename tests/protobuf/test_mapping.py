@@ -60,6 +60,17 @@ class B(Protocol):
     async def f(self, x: int) -> FRequest: ...
 
 
+class Limited(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(description="What it is called.", max_length=5)]
+    n: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class L(Protocol):
+    async def add(self, item: Limited) -> int: ...
+
+    async def take(self, n: Annotated[int, msgspec.Meta(ge=1)]) -> int: ...
+
+
 def schema() -> Schema:
     s = schema_of(KITCHEN)
     assert s is not None
@@ -276,3 +287,16 @@ def test_import_lokit_loads_no_protobuf_runtime() -> None:
     code = "import sys, lokit; lokit.field(3); print('google.protobuf' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_msgspec_constraints_hold_and_descriptions_become_comments() -> None:
+    c = lokit.contract("l", L)
+    assert c.schema is not None
+    assert "  // What it is called.\n  string name = 1;" in c.schema.proto_text()
+    add = c.grpc_route("Add").codec
+    assert add.decode_request(add.encode_request(Limited("ab", 3))) == Limited("ab", 3)
+    with pytest.raises(InvalidArgument, match=r"invalid request: Expected `str` of length <= 5"):
+        add.decode_request(add.encode_request(Limited("too long")))
+    take = c.grpc_route("Take").codec
+    with pytest.raises(InvalidArgument, match=r"Expected `int` >= 1 - at `\$.n`"):
+        take.decode_request(take.encode_request(c.methods["Take"].request_type(0)))

@@ -196,7 +196,19 @@ def _compiled_decoder(plan: MessagePlan, convs: dict[str, Conv | None]) -> Conv:
                 absent = "None"
             read = f"({read} if msg.HasField({f.name!r}) else {absent})"
         args.append(f"{f.name}={read}")
-    lines = ["def from_msg(msg):", f"    return py_type({', '.join(args)})"]
+    if not plan.validate:
+        lines = ["def from_msg(msg):", f"    return py_type({', '.join(args)})"]
+        return _compile(lines, env, "from_msg")
+    # msgspec.Meta constraints (ge=0, max_length=...) are checked as the JSON codec checks them
+    env |= {"convert": msgspec.convert, "ValidationError": msgspec.ValidationError}
+    env["InvalidArgument"] = InvalidArgument
+    lines = [
+        "def from_msg(msg):",
+        "    try:",
+        f"        return convert(dict({', '.join(args)}), type=py_type)",
+        "    except ValidationError as e:",
+        "        raise InvalidArgument(f'invalid request: {e}') from None",
+    ]
     return _compile(lines, env, "from_msg")
 
 

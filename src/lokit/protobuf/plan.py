@@ -85,6 +85,7 @@ class MessagePlan:
     py_type: Any = None
     fields: list[FieldPlan] = field(default_factory=list)
     wrapper: bool = False
+    validate: bool = False  # a field has msgspec.Meta constraints: decode through msgspec
 
 
 @dataclass
@@ -126,6 +127,31 @@ def _pinned(hint: Any) -> tuple[Any, int | None]:
                 number = meta.number
         hint = hint.__origin__
     return hint, number
+
+
+_CONSTRAINTS = (
+    "gt", "ge", "lt", "le", "multiple_of", "pattern", "min_length", "max_length", "tz",
+)  # fmt: skip
+
+
+def _meta(hint: Any) -> tuple[str, bool]:
+    """A hint's `msgspec.Meta` description, and whether it carries constraints (anywhere in it)."""
+    described = ""
+    constrained = False
+    stack = [hint]
+    while stack:
+        tp = stack.pop()
+        if typing.get_origin(tp) is typing.Annotated:
+            for meta in tp.__metadata__:
+                if isinstance(meta, msgspec.Meta):
+                    described = described or (meta.description or "")
+                    constrained = constrained or any(
+                        getattr(meta, c) is not None for c in _CONSTRAINTS
+                    )
+            stack.append(tp.__origin__)
+        else:
+            stack.extend(typing.get_args(tp))
+    return described, constrained
 
 
 def _record_fields(tp: type) -> Iterator[tuple[str, Any, bool]]:
@@ -183,12 +209,16 @@ class _Builder:
         doc = _own_doc(tp)
         if doc:
             self.docs[plan.full_name] = doc
-        entries = [(n, *_pinned(h), d) for n, h, d in _record_fields(tp)]
+        entries = [(n, h, _pinned(h)[1], d) for n, h, d in _record_fields(tp)]
         numbers = _numbers([(label(n), pin) for n, _, pin, _ in entries])
         for (fname, hint, _, defaulted), number in zip(entries, numbers, strict=True):
             plan.fields.append(
                 self.field(desc, plan.full_name, fname, hint, number, defaulted, label(fname))
             )
+            described, constrained = _meta(hint)
+            if described:
+                self.docs[f"{plan.full_name}.{fname}"] = described
+            plan.validate = plan.validate or constrained
         return plan
 
     def wrapper(self, name: str, tp: Any, where: str) -> MessagePlan:
