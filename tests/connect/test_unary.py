@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+import lokit
 from lokit.proto import addsvc_pb2
+from lokit.runtime import Listeners, Runtime
 from lokit.transport.http.connect import _schema_tools
 from tests.connect.conftest import Served
+from tests.connect.servers import Probe
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -141,12 +146,10 @@ async def test_compressed_requests_are_unimplemented(probe_server: Served) -> No
 
 async def test_proto_on_a_derived_service(probe_server: Served) -> None:
     r = await probe_server.post("/probe.v1.Probe/Greet", b"\n\x03ada", "application/proto")
-    if _schema_tools() is None:  # no protobuf schema for derived services yet
-        assert r.status == 415
-        assert r.headers["accept-post"] == "application/json"
-    else:
-        assert r.status == 200
-        assert r.headers["content-type"] == "application/proto"
+    assert _schema_tools() is not None
+    assert r.status == 200
+    assert r.headers["content-type"] == "application/proto"
+    assert r.body == b"\n\nhello, ada"  # field v = 1, a string
 
 
 async def test_addsvc_proto(addsvc_server: Served) -> None:
@@ -177,3 +180,20 @@ async def test_addsvc_business_errors_travel_in_the_reply_as_on_grpc(
     r = await addsvc_server.post("/pb.Add/Sum", body, "application/proto")
     assert r.status == 200
     assert addsvc_pb2.SumReply.FromString(r.body).err
+
+
+async def test_proto_without_a_protobuf_schema_is_415(tmp_path: Path) -> None:
+    """A derived service on the old JSON-in-gRPC codec has no protobuf schema to speak."""
+    spec = lokit.contract("probe", Probe, codec="json")
+    sock = f"unix:{tmp_path}/json.sock"
+    rt = Runtime(lokit.define(spec, Probe()), Listeners([], [sock], None, 1.0))
+    await rt.start()
+    try:
+        served = Served(rt, "", sock)
+        r = await served.post("/probe.v1.Probe/Greet", b"\n\x03ada", "application/proto")
+        assert r.status == 415
+        assert r.headers["accept-post"] == "application/json"
+        r = await served.post("/probe.v1.Probe/Greet", b'{"name":"ada"}')
+        assert (r.status, orjson.loads(r.body)) == (200, {"v": "hello, ada"})
+    finally:
+        await rt.stop()
