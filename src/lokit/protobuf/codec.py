@@ -1,7 +1,10 @@
 """`ProtoCodec`: one derived method's messages as protobuf bytes, from and to lokit's values.
 
-The values are the ones `JsonCodec` gives endpoints (the request Struct built
-from parameters, a plain value for a wrapped response), so a service sees no
+Flat messages (singular scalars only, the Greeter kind) go through a small
+pure-Python wire codec first, which hands anything unusual to upb
+(`lokit.protobuf.flat`). The values are the ones `JsonCodec` gives endpoints
+(the request Struct built from parameters, a plain value for a wrapped
+response), so a service sees no
 difference between the two codecs. Business errors travel as a gRPC status with
 the `lokit-error` trailer, as with JSON (`encode_error` gives None).
 """
@@ -14,6 +17,8 @@ from google.protobuf.message import DecodeError
 
 from lokit.endpoint import Method
 from lokit.errors import Error, InvalidArgument, Unknown
+from lokit.protobuf.convert import defaults
+from lokit.protobuf.flat import Fallback, Flat, flat
 from lokit.protobuf.schema import Schema
 
 __all__ = ["ProtoCodec"]
@@ -26,9 +31,11 @@ class ProtoCodec:
 
     __slots__ = (
         "_name",
+        "_req_flat",
         "_req_from",
         "_req_parse",
         "_req_to",
+        "_resp_flat",
         "_resp_from",
         "_resp_parse",
         "_resp_to",
@@ -44,8 +51,15 @@ class ProtoCodec:
         self._resp_parse = schema.classes[resp].FromString
         self._resp_to = conv.to_msg[resp]
         self._resp_from = conv.from_msg[resp]
+        self._req_flat = _flat(schema, req)
+        self._resp_flat = _flat(schema, resp)
 
     def decode_request(self, data: bytes) -> Any:
+        if self._req_flat is not None:
+            try:
+                return self._req_flat.decode(data)
+            except Fallback:
+                pass
         try:
             msg = self._req_parse(data)
         except DecodeError as e:
@@ -53,6 +67,10 @@ class ProtoCodec:
         return self._req_from(msg)
 
     def encode_request(self, request: Any) -> bytes:
+        if self._req_flat is not None:
+            out = self._req_flat.encode(request)
+            if out is not None:
+                return out
         try:
             data: bytes = self._req_to(request).SerializeToString()
         except _UNENCODABLE as e:
@@ -60,10 +78,19 @@ class ProtoCodec:
         return data
 
     def encode_response(self, response: Any) -> bytes:
+        if self._resp_flat is not None:
+            out = self._resp_flat.encode(response)
+            if out is not None:
+                return out
         data: bytes = self._resp_to(response).SerializeToString()
         return data
 
     def decode_response(self, data: bytes) -> Any:
+        if self._resp_flat is not None:
+            try:
+                return self._resp_flat.decode(data)
+            except Fallback:
+                pass
         try:
             return self._resp_from(self._resp_parse(data))
         except DecodeError as e:
@@ -73,3 +100,9 @@ class ProtoCodec:
 
     def encode_error(self, error: Error) -> bytes | None:
         return None
+
+
+def _flat(schema: Schema, full_name: str) -> Flat | None:
+    """The pure-Python wire codec of a flat message (see `lokit.protobuf.flat`), else None."""
+    plan = schema.plans[full_name]
+    return flat(plan, defaults(plan.py_type) if plan.py_type is not None else {})

@@ -21,7 +21,7 @@ import msgspec
 from lokit.errors import InvalidArgument
 from lokit.protobuf.plan import EnumPlan, FieldPlan, MessagePlan
 
-__all__ = ["Converters"]
+__all__ = ["Converters", "defaults"]
 
 Conv = Callable[[Any], Any]
 UTC = datetime.UTC
@@ -181,7 +181,7 @@ def _compiled_encoder(cls: Any, plan: MessagePlan, convs: dict[str, Conv | None]
 def _compiled_decoder(plan: MessagePlan, convs: dict[str, Conv | None]) -> Conv:
     """`from_msg` for a Struct or dataclass: one `py_type(a=msg.a, b=...)` call."""
     env: dict[str, Any] = {"py_type": plan.py_type}
-    defaults = _defaults(plan.py_type)
+    field_defaults = defaults(plan.py_type)
     args: list[str] = []
     for i, f in enumerate(plan.fields):
         conv = convs[f.name]
@@ -190,7 +190,7 @@ def _compiled_decoder(plan: MessagePlan, convs: dict[str, Conv | None]) -> Conv:
         read = f"msg.{f.name}" if conv is None else f"c{i}(msg.{f.name})"
         if f.presence:
             if f.has_default:
-                env[f"d{i}"] = defaults[f.name]
+                env[f"d{i}"] = field_defaults[f.name]
                 absent = f"d{i}()"
             else:
                 absent = "None"
@@ -218,7 +218,7 @@ def _compile(lines: list[str], env: dict[str, Any], name: str) -> Conv:
     return fn
 
 
-def _defaults(tp: Any) -> dict[str, Callable[[], Any]]:
+def defaults(tp: Any) -> dict[str, Callable[[], Any]]:
     """Each defaulted field's default, as a function making it (a factory's fresh value)."""
     out: dict[str, Callable[[], Any]] = {}
     if isinstance(tp, type) and issubclass(tp, msgspec.Struct):

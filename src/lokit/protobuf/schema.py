@@ -61,6 +61,7 @@ class Schema:
         for full in {*built.messages, *(plan.full_name for plan in wrappers)}:
             classes[full] = GetMessageClass(self.pool.FindMessageTypeByName(full))
         self.classes = classes
+        self.plans = {p.full_name: p for p in [*built.messages.values(), *wrappers]}
         self.converters = Converters(classes, built.messages, built.enums)
         for req, resp in built.methods.values():
             self.converters.add(req)
