@@ -84,7 +84,10 @@ def contract_from_import(target: str) -> Contract[Any]:
     if isinstance(obj, ServiceDef) and obj.contract is not None:
         return obj.contract
     if inspect.isclass(obj):
-        return as_contract(obj)
+        try:
+            return as_contract(obj)
+        except TypeError as e:  # a type with no wire form (lokit.protobuf.SchemaError), ...
+            fail(f"cannot derive a contract from {target}: {e}")
     if callable(obj):
         try:
             made = obj()
