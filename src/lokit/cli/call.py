@@ -87,7 +87,7 @@ def contract_from_import(target: str) -> Contract[Any]:
         try:
             return as_contract(obj)
         except TypeError as e:  # a type with no wire form (lokit.protobuf.SchemaError), ...
-            fail(f"cannot derive a contract from {target}: {e}")
+            fail(f"{target}: {e}")
     if callable(obj):
         try:
             made = obj()
