@@ -4,6 +4,16 @@
 so a wrong field type is a clear 400/INVALID_ARGUMENT, not a crash). Explicit
 codecs — someone else's `.proto`, business errors carried inside a reply as Go
 kit's addsvc does — implement the same `Codec` protocol.
+
+`JsonCodec(method, fold_case=True)` also accepts request keys that match a
+field name only case-insensitively, as Go's `encoding/json` does: a Go client
+whose request struct has no JSON tags (go-kit's `SumRequest{A, B int}`) sends
+`{"A":1,"B":2}`. A key names the field it matches exactly, else the one it
+matches case-insensitively; of several keys naming one field the last wins
+(Go's rule); only the request's own fields fold, not nested records. A body
+that holds every field by its exact name decodes on the fast path, as is;
+others are re-keyed and decoded again. Derived services keep exact names
+(the default).
 """
 
 from __future__ import annotations
@@ -58,7 +68,8 @@ def malformed(exc: Exception) -> InvalidArgument:
 class JsonCodec:
     """JSON derived from a method's request and response types."""
 
-    def __init__(self, method: Method) -> None:
+    def __init__(self, method: Method, *, fold_case: bool = False) -> None:
+        self._fold = _folded_fields(method.request_type) if fold_case else None
         self._wrap = method.wrap_response
         self._req_decoder = msgspec.json.Decoder(method.request_type)
         rt = method.response_type
@@ -74,9 +85,29 @@ class JsonCodec:
         if not data and self._empty:
             data = b"{}"
         try:
-            return self._req_decoder.decode(data)
+            if self._fold is None:
+                return self._req_decoder.decode(data)
+            return self._decode_folded(data, self._fold)
         except UNDECODABLE as e:
             raise malformed(e) from None
+
+    def _decode_folded(self, data: bytes, fold: _Fold) -> Any:
+        """Exact names on the fast path (if no defaulted field can hide a key), else re-keyed."""
+        if fold.all_required:
+            try:
+                return self._req_decoder.decode(data)
+            except msgspec.ValidationError:
+                pass
+        raw = msgspec.json.decode(data)
+        if not isinstance(raw, dict):
+            return self._req_decoder.decode(data)
+        keyed: dict[str, Any] = {}
+        for key, value in raw.items():
+            name = str(key)  # JSON object keys are strings
+            if name not in fold.exact:
+                name = fold.lower.get(name.lower(), name)
+            keyed[name] = value
+        return self._req_decoder.decode(self._encoder.encode(keyed))
 
     def encode_request(self, request: Any) -> bytes:
         return self._encoder.encode(request)
@@ -95,6 +126,29 @@ class JsonCodec:
 
     def encode_error(self, error: Error) -> bytes | None:
         return None
+
+
+class _Fold(msgspec.Struct, frozen=True):
+    exact: frozenset[str]  # the fields' wire names
+    lower: dict[str, str]  # lowercased wire name -> wire name
+    all_required: bool
+
+
+def _folded_fields(tp: Any) -> _Fold | None:
+    """How keys fold onto the fields of record type `tp`; None when it has no named fields."""
+    try:
+        info = msgspec.inspect.type_info(tp)
+    except TypeError:
+        return None
+    fields = getattr(info, "fields", None)
+    if not isinstance(fields, tuple):
+        return None
+    names = [f.encode_name for f in fields]
+    return _Fold(
+        exact=frozenset(names),
+        lower={n.lower(): n for n in reversed(names)},
+        all_required=all(f.required for f in fields),
+    )
 
 
 def _accepts_empty(tp: Any) -> bool:
