@@ -26,18 +26,27 @@ else
   echo "missing ${need[*]}: run 'apt-get install ${need[*]}' as root" >&2
 fi
 
-# npm tools: binary:package@version (pinned; one npm install for all that are missing).
+# npm tools: binary:package@version, or a bare package@version for a library with no
+# binary (checked by its directory in .tools/node_modules/). Pinned; one npm install for
+# all that are missing. The Node client test (tests/polyglot) generates code with
+# protoc-gen-es and runs it against @bufbuild/protobuf and @connectrpc/connect-node;
+# these are the newest releases that still run on Node 20 (later ones want Node 22).
 TOOLS=.tools
 npm_need=()
-for pair in buf:@bufbuild/buf@1.75.0; do
-  bin=${pair%%:*}; pkg=${pair#*:}
-  [ -x "$TOOLS/node_modules/.bin/$bin" ] || command -v "$bin" >/dev/null 2>&1 || npm_need+=("$pkg")
+for pair in buf:@bufbuild/buf@1.75.0 protoc-gen-es:@bufbuild/protoc-gen-es@2.13.0 \
+    @bufbuild/protobuf@2.13.0 @connectrpc/connect@2.1.2 @connectrpc/connect-node@2.1.2; do
+  case $pair in
+    *:*) bin=${pair%%:*}; pkg=${pair#*:}
+      [ -x "$TOOLS/node_modules/.bin/$bin" ] || command -v "$bin" >/dev/null 2>&1 || npm_need+=("$pkg") ;;
+    *) pkg=$pair
+      [ -d "$TOOLS/node_modules/${pkg%@*}" ] || npm_need+=("$pkg") ;;
+  esac
 done
 if [ ${#npm_need[@]} -eq 0 ]; then
   :
 elif command -v npm >/dev/null; then
   echo "installing ${npm_need[*]} into $TOOLS/ with npm"
-  npm install --prefix "$TOOLS" --no-audit --no-fund --silent "${npm_need[@]}" >/dev/null \
+  npm install --prefix "$TOOLS" --save-exact --no-audit --no-fund --silent "${npm_need[@]}" >/dev/null \
     || echo "could not install ${npm_need[*]}" >&2
 else
   echo "missing ${npm_need[*]}: install Node.js and npm, then run 'npm install --prefix $TOOLS ${npm_need[*]}'" >&2
