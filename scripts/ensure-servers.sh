@@ -10,7 +10,7 @@ set -u
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in redis-server:redis-server nats-server:nats-server serf:serf dnsmasq:dnsmasq curl:curl; do
+for pair in redis-server:redis-server nats-server:nats-server serf:serf dnsmasq:dnsmasq curl:curl go:golang-go; do
   bin=${pair%%:*}; pkg=${pair##*:}
   command -v "$bin" >/dev/null 2>&1 || need+=("$pkg")
 done
