@@ -11,6 +11,7 @@ so the tmp dir gets a `node_modules` link to the project's `.tools/node_modules`
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,10 @@ import pytest
 
 from tests.e2e.procs import LokitProcess
 from tests.polyglot.conftest import NodeTools
+from tests.protobuf.services import everything
 
 HERE = Path(__file__).resolve().parent
+ENV = {"PYTHONPATH": str(HERE.parents[1])}  # `tests.protobuf.services` from a tmp cwd
 TRANSPORTS = ("grpc", "connect-json", "connect-proto")
 
 BUF_GEN = """\
@@ -37,9 +40,15 @@ plugins:
 """
 
 
-def _run(args: list[str], cwd: Path) -> str:
+def _run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     out = subprocess.run(
-        args, cwd=cwd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        args,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
     )
     assert out.returncode == 0, f"{' '.join(args)} (rc={out.returncode}):\n{out.stderr}"
     return out.stdout
@@ -52,24 +61,27 @@ def client_dir(tmp_path_factory: pytest.TempPathFactory, node_tools: NodeTools) 
     for target, rel in (
         ("lokit.examples.greeter:Greeter", "greeter/v1/greeter.proto"),
         ("stringsvc", "stringsvc/v1/stringsvc.proto"),
+        ("tests.protobuf.services:Kitchen", "kitchen/v1/kitchen.proto"),
     ):
         (d / "proto" / rel).parent.mkdir(parents=True, exist_ok=True)
-        _run([sys.executable, "-m", "lokit", "proto", target, "--out", f"proto/{rel}"], d)
+        _run([sys.executable, "-m", "lokit", "proto", target, "--out", f"proto/{rel}"], d, ENV)
     (d / "buf.gen.yaml").write_text(BUF_GEN.format(plugin=node_tools.protoc_gen_es))
     _run([node_tools.buf, "generate"], d)
-    shutil.copy(HERE / "client.mjs", d / "client.mjs")
+    for script in ("client.mjs", "kitchen.mjs"):
+        shutil.copy(HERE / script, d / script)
     (d / "node_modules").symlink_to(node_tools.node_modules, target_is_directory=True)
     return d
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, str]]]:
-    """The Greeter (its own `lokit.main` script) and `lokit serve stringsvc` on loopback TCP."""
+    """The Greeter and the Kitchen (`lokit.main` scripts) and `lokit serve stringsvc`, on TCP."""
     d = tmp_path_factory.mktemp("served")
     listen = ["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]
     procs = {
         "greeter": LokitProcess(listen, d, module="lokit.examples.greeter"),
         "stringsvc": LokitProcess(["serve", "stringsvc", *listen], d),
+        "kitchen": LokitProcess(listen, d, ENV, module="tests.polyglot.kitchen_server"),
     }
     try:
         yield {
@@ -117,3 +129,59 @@ def test_business_errors_keep_their_code(results: dict[str, Any], transport: str
     r = results[transport]
     assert r["greetEmpty"] == {"code": "invalid_argument", "message": "name is required"}
     assert r["uppercaseEmpty"] == {"code": "invalid_argument", "message": "empty string"}
+
+
+# tests.protobuf.services.everything() as proto3 JSON, which protobuf-es parses and prints.
+EVERYTHING = {
+    "s": "héllo",
+    "i": str(-(2**40)),  # int64 is a string in proto3 JSON
+    "f": 2.5,
+    "b": True,
+    "raw": "AP8=",
+    "tags": ["a", "b"],
+    "scores": {"x": "1", "y": "-2"},
+    "inner": {"label": "in", "at": "2026-12-01T12:30:15.123456Z"},
+    "inners": [{"label": "one"}, {"label": "two", "at": "2026-12-01T12:30:15.123456Z"}],
+    "byName": {"k": {"label": "v"}},
+    "color": "COLOR_GREEN",
+    "level": "LEVEL_HIGH",
+    "colors": ["COLOR_RED", "COLOR_GREEN"],
+    "at": "2026-12-01T12:30:15.123456Z",
+    "took": "90.000005s",
+    "box": {"name": "crate", "size": 1.5},
+    "count": "0",  # optional and set to zero: present on the wire
+    "pinned": "3",
+}
+
+
+@pytest.fixture(scope="module")
+def kitchen(
+    client_dir: Path, servers: dict[str, dict[str, str]], node_tools: NodeTools
+) -> dict[str, Any]:
+    """What kitchen.mjs printed: per transport, Echo's answer as protobuf-es's proto3 JSON."""
+    out = _run(
+        [node_tools.node, "kitchen.mjs", json.dumps(servers["kitchen"]), json.dumps(EVERYTHING)],
+        client_dir,
+    )
+    parsed: dict[str, Any] = json.loads(out)
+    return parsed
+
+
+def test_everything_matches_the_python_value() -> None:
+    """EVERYTHING is the message the protobuf tests build in Python (so Echo is a real check)."""
+    e = everything()
+    assert (EVERYTHING["s"], EVERYTHING["i"], EVERYTHING["pinned"]) == (e.s, str(e.i), "3")
+    assert EVERYTHING["took"] == f"{e.took.total_seconds():.6f}s"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_mapped_type_round_trips(kitchen: dict[str, Any], transport: str) -> None:
+    r = kitchen[transport]
+    assert r["echo"] == EVERYTHING
+    assert (r["maybeSet"], r["maybeUnset"]) == ("x", None)
+    assert r["nothing"] == []
+
+
+def test_client_and_bidi_streams_over_grpc(kitchen: dict[str, Any]) -> None:
+    assert kitchen["grpc"]["total"] == 42
+    assert kitchen["grpc"]["shout"] == ["A", "BC"]
