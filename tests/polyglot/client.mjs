@@ -2,10 +2,15 @@
 // output, calling live lokit services through @connectrpc/connect-node's gRPC transport
 // (HTTP/2) and its Connect transport (HTTP/1.1, JSON and binary).
 //
-// node client.mjs '{"greeter": {"grpc": "HOST:PORT", "http": "HOST:PORT"}, "stringsvc": {...}}'
+// node client.mjs '{"greeter": {"grpc": ADDR, "http": ADDR}, "stringsvc": {...}}'
+//
+// An ADDR is HOST:PORT or unix:PATH (a Unix socket, through the Node options connect-node
+// passes on: `createConnection` for HTTP/2, `socketPath` for HTTP/1.1).
 //
 // The test copies this file next to the generated `gen/` directory and a `node_modules`
 // link; it prints one JSON object: per transport, each call's result or error.
+
+import net from "node:net";
 
 import { ConnectError, createClient } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
@@ -16,13 +21,24 @@ import { StringService } from "./gen/stringsvc/v1/stringsvc_pb.js";
 
 const addrs = JSON.parse(process.argv[2]);
 
+/** The base URL and the Node options that reach `addr`. */
+function target(addr, httpVersion) {
+  if (!addr.startsWith("unix:")) {
+    return { baseUrl: `http://${addr}` };
+  }
+  const path = addr.slice("unix:".length);
+  const nodeOptions =
+    httpVersion === "2" ? { createConnection: () => net.connect(path) } : { socketPath: path };
+  return { baseUrl: "http://localhost", nodeOptions };
+}
+
 const transports = {
-  grpc: (addr) => createGrpcTransport({ baseUrl: `http://${addr.grpc}`, httpVersion: "2" }),
+  grpc: (addr) => createGrpcTransport({ ...target(addr.grpc, "2"), httpVersion: "2" }),
   "connect-json": (addr) =>
-    createConnectTransport({ baseUrl: `http://${addr.http}`, httpVersion: "1.1" }),
+    createConnectTransport({ ...target(addr.http, "1.1"), httpVersion: "1.1" }),
   "connect-proto": (addr) =>
     createConnectTransport({
-      baseUrl: `http://${addr.http}`,
+      ...target(addr.http, "1.1"),
       httpVersion: "1.1",
       useBinaryFormat: true,
     }),

@@ -4,7 +4,8 @@ At run time, in a tmp dir: `lokit proto` writes the `.proto` of the derived stri
 and of the README's Greeter (whose `countdown` is a server stream); `buf generate` runs
 protoc-gen-es (`target=js`, so no TypeScript compile) on them; `client.mjs` calls both
 services through @connectrpc/connect-node's gRPC transport (HTTP/2) and its Connect
-transport (HTTP/1.1, JSON and binary) and prints what came back. ESM ignores NODE_PATH,
+transport (HTTP/1.1, JSON and binary), on loopback TCP and on Unix sockets, and prints
+what came back; `kitchen.mjs` echoes every mapped type. ESM ignores NODE_PATH,
 so the tmp dir gets a `node_modules` link to the project's `.tools/node_modules`.
 """
 
@@ -28,6 +29,7 @@ from tests.protobuf.services import everything
 HERE = Path(__file__).resolve().parent
 ENV = {"PYTHONPATH": str(HERE.parents[1])}  # `tests.protobuf.services` from a tmp cwd
 TRANSPORTS = ("grpc", "connect-json", "connect-proto")
+NETWORKS = ("tcp", "unix")
 
 BUF_GEN = """\
 version: v2
@@ -75,18 +77,37 @@ def client_dir(tmp_path_factory: pytest.TempPathFactory, node_tools: NodeTools) 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, str]]]:
-    """The Greeter and the Kitchen (`lokit.main` scripts) and `lokit serve stringsvc`, on TCP."""
+    """The Greeter, the Kitchen (`lokit.main` scripts) and `lokit serve stringsvc`.
+
+    All on loopback TCP; the Greeter and stringsvc also on Unix sockets.
+    """
     d = tmp_path_factory.mktemp("served")
-    listen = ["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+    tcp = ["--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"]
+
+    def both(name: str) -> list[str]:
+        return [
+            *tcp,
+            "--grpc",
+            f"unix:{d}/{name}.grpc.sock",
+            "--http",
+            f"unix:{d}/{name}.http.sock",
+        ]
+
     procs = {
-        "greeter": LokitProcess(listen, d, module="lokit.examples.greeter"),
-        "stringsvc": LokitProcess(["serve", "stringsvc", *listen], d),
-        "kitchen": LokitProcess(listen, d, ENV, module="tests.polyglot.kitchen_server"),
+        "greeter": LokitProcess(both("greeter"), d, module="lokit.examples.greeter"),
+        "stringsvc": LokitProcess(["serve", "stringsvc", *both("stringsvc")], d),
+        "kitchen": LokitProcess(tcp, d, ENV, module="tests.polyglot.kitchen_server"),
     }
     try:
+        for p in procs.values():
+            p.wait_ready(2 if p is procs["kitchen"] else 4)
+        # name -> {"grpc": ADDR, "http": ADDR} on TCP; name + "@unix" on the Unix sockets
         yield {
-            name: {kind: p.wait_ready(2).addr(kind) for kind in ("grpc", "http")}
-            for name, p in procs.items()
+            **{name: {k: p.addr(k) for k in ("grpc", "http")} for name, p in procs.items()},
+            **{
+                f"{name}@unix": {k: procs[name].addr(k, 1) for k in ("grpc", "http")}
+                for name in ("greeter", "stringsvc")
+            },
         }
     finally:
         for p in procs.values():
@@ -97,10 +118,13 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
 def results(
     client_dir: Path, servers: dict[str, dict[str, str]], node_tools: NodeTools
 ) -> dict[str, Any]:
-    """What client.mjs printed: per transport, each call's `{"ok": ...}` or error."""
-    out = _run([node_tools.node, "client.mjs", json.dumps(servers)], client_dir)
-    parsed: dict[str, Any] = json.loads(out)
-    return parsed
+    """What client.mjs printed per network ("tcp", "unix") and transport: `{"ok": ...}` or error."""
+    runs: dict[str, Any] = {}
+    for network, suffix in (("tcp", ""), ("unix", "@unix")):
+        addrs = {name: servers[name + suffix] for name in ("greeter", "stringsvc")}
+        out = _run([node_tools.node, "client.mjs", json.dumps(addrs)], client_dir)
+        runs[network] = json.loads(out)
+    return runs
 
 
 def test_generated_code_is_protobuf_es(client_dir: Path) -> None:
@@ -109,24 +133,30 @@ def test_generated_code_is_protobuf_es(client_dir: Path) -> None:
     assert "export const Greeter" in js
 
 
+@pytest.mark.parametrize("network", NETWORKS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_unary(results: dict[str, Any], transport: str) -> None:
-    r = results[transport]
+def test_unary(results: dict[str, Any], network: str, transport: str) -> None:
+    r = results[network][transport]
     assert r["greet"] == {"ok": "hello, node"}
     assert r["greetExcited"] == {"ok": "hello, node!"}  # an optional field set
     assert r["uppercase"] == {"ok": "HÉLLO"}
     assert r["count"] == {"ok": 5}  # int64: a bigint in Node
 
 
+@pytest.mark.parametrize("network", NETWORKS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_server_stream(results: dict[str, Any], transport: str) -> None:
-    assert results[transport]["countdown"] == {"ok": [3, 2, 1]}
-    assert results[transport]["countdownZero"] == {"ok": []}
+def test_server_stream(results: dict[str, Any], network: str, transport: str) -> None:
+    r = results[network][transport]
+    assert r["countdown"] == {"ok": [3, 2, 1]}
+    assert r["countdownZero"] == {"ok": []}
 
 
+@pytest.mark.parametrize("network", NETWORKS)
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_business_errors_keep_their_code(results: dict[str, Any], transport: str) -> None:
-    r = results[transport]
+def test_business_errors_keep_their_code(
+    results: dict[str, Any], network: str, transport: str
+) -> None:
+    r = results[network][transport]
     assert r["greetEmpty"] == {"code": "invalid_argument", "message": "name is required"}
     assert r["uppercaseEmpty"] == {"code": "invalid_argument", "message": "empty string"}
 
