@@ -73,6 +73,7 @@ def write(spec: Contract[Any], out: str | None) -> None:
         print(text, end="")
         return
     try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # as protoc's --*_out would need
         Path(out).write_text(text)
     except OSError as e:
         fail(f"cannot write {out}: {e.strerror or e}")
