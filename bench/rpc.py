@@ -10,6 +10,17 @@ the same for both systems (a plain grpc.aio stub / aiohttp keep-alive), so the
 difference is the server stack. Both servers run at once and are called in
 alternating blocks, so they share whatever else the machine is doing.
 Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call).
+
+On the gRPC cases, system `lokit-client` is lokit's own gRPC client
+(`lokit.connect(addsvc_contract(), grpc=ADDR)`, `sum(1, 2)`) against the same
+`lokit` server, so lokit's client costs are in it (`bare` stays a bare stub to a
+bare server). Case `floor-uds`, system `framed`: the Python floor, a uvloop
+length-prefixed echo over a Unix socket (bench/_framed_echo.py) of a payload the
+size of addsvc's Sum request. Case `local-uds`, system `lokit`: `lokit.connect` to
+a lokit Sum over a Unix socket with lokit's default client and protocol — today
+gRPC, as `connect` needs an address of one kind and gRPC is what lokit services
+call each other over; metric `p50_us`. The issue #12 target ratios are printed
+under the table as information.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 
 
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
+GRPC_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
 
 
 def start_server(system: str, transport: str, addr: str, cwd: str) -> subprocess.Popen[bytes]:
@@ -75,6 +87,67 @@ async def grpc_calls(addr: str, cwd: str, n: int) -> list[float]:
         return out
 
 
+def lokit_address(addr: str, cwd: str) -> str:
+    """addr with a relative Unix socket path made absolute against the servers' cwd."""
+    return "unix:" + os.path.join(cwd, addr[5:]) if addr.startswith("unix:") else addr
+
+
+async def lokit_grpc_calls(addr: str, cwd: str, n: int) -> list[float]:
+    """Sequential `sum(1, 2)` calls through lokit's own client (`lokit.connect`, gRPC)."""
+    import lokit
+    from lokit.examples.addsvc.contract import addsvc_contract
+
+    out: list[float] = []
+    async with lokit.connect(addsvc_contract(), grpc=lokit_address(addr, cwd)) as svc:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            v = await svc.sum(1, 2)
+            out.append(time.perf_counter() - t0)
+            assert v == 3
+    return out
+
+
+async def framed_calls(path: str, n: int) -> list[float]:
+    """Sequential round trips of one Sum-request-sized frame to the framed echo."""
+    import asyncio
+
+    from lokit.proto import addsvc_pb2
+
+    payload = addsvc_pb2.SumRequest(a=1, b=2).SerializeToString()
+    frame = len(payload).to_bytes(4, "big") + payload
+    loop = asyncio.get_running_loop()
+
+    class Client(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.buf = bytearray()
+            self.waiter: asyncio.Future[bytes] | None = None
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            if len(self.buf) >= len(frame) and self.waiter is not None:
+                self.waiter.set_result(bytes(self.buf[: len(frame)]))
+                del self.buf[: len(frame)]
+                self.waiter = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_exception(ConnectionError("framed echo closed the connection"))
+
+    transport, proto = await loop.create_unix_connection(Client, path)
+    out: list[float] = []
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            proto.waiter = loop.create_future()
+            transport.write(frame)
+            echoed = await proto.waiter
+            out.append(time.perf_counter() - t0)
+            assert echoed == frame
+    finally:
+        transport.close()
+    return out
+
+
 async def http_calls(addr: str, cwd: str, n: int) -> list[float]:
     import aiohttp
 
@@ -112,19 +185,26 @@ def measure_pair(
         addrs[system] = f"unix:run/{i}-{case}.sock" if kind == "uds" else f"127.0.0.1:{free_port()}"
         procs[system] = start_server(system, transport, addrs[system], cwd)
     fn = grpc_calls if transport == "grpc" else http_calls
+    # each measured system: (the server it calls, the client that calls it)
+    plan: dict[str, tuple[str, Any]] = {s: (s, fn) for s in SYSTEMS}
+    if transport == "grpc":
+        plan = {
+            s: (s, fn) if s != "lokit-client" else ("lokit", lokit_grpc_calls) for s in GRPC_SYSTEMS
+        }
     per_block = max(1, n // blocks)
 
     async def go() -> dict[str, tuple[list[float], float]]:
-        lat: dict[str, list[float]] = {s: [] for s in procs}
-        cpu: dict[str, float] = {s: 0.0 for s in procs}
-        for s in procs:
-            await fn(addrs[s], cwd, warmup)
+        lat: dict[str, list[float]] = {s: [] for s in plan}
+        cpu: dict[str, float] = {s: 0.0 for s in plan}
+        for server, call in plan.values():
+            await call(addrs[server], cwd, warmup)
         for _ in range(blocks):
-            for s, proc in procs.items():
-                c0, s0 = cpu_seconds(), cpu_seconds(proc.pid)
-                lat[s] += await fn(addrs[s], cwd, per_block)
-                cpu[s] += cpu_seconds() - c0 + cpu_seconds(proc.pid) - s0
-        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in procs}
+            for s, (server, call) in plan.items():
+                pid = procs[server].pid
+                c0, s0 = cpu_seconds(), cpu_seconds(pid)
+                lat[s] += await call(addrs[server], cwd, per_block)
+                cpu[s] += cpu_seconds() - c0 + cpu_seconds(pid) - s0
+        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in plan}
 
     try:
         import uvloop
@@ -139,6 +219,86 @@ def measure_pair(
                 proc.kill()
 
 
+def start_framed(path: str) -> subprocess.Popen[bytes]:
+    """The framed echo server on path, once it says it is ready."""
+    cmd = [sys.executable, str(HERE / "_framed_echo.py"), path]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    if not proc.stdout.readline():
+        raise SystemExit(f"framed echo did not start: {' '.join(cmd)}")
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def measure_floor(n: int, warmup: int, cwd: str) -> list[float]:
+    """floor-uds/framed: n sequential framed round trips over a Unix socket."""
+    path = os.path.join(cwd, "run", "framed.sock")
+    proc = start_framed(path)
+
+    async def go() -> list[float]:
+        await framed_calls(path, warmup)
+        return await framed_calls(path, n)
+
+    try:
+        import uvloop
+
+        return uvloop.run(go())
+    finally:
+        stop(proc)
+
+
+def measure_local(n: int, warmup: int, cwd: str) -> list[float]:
+    """local-uds/lokit: lokit.connect's default (gRPC) to a lokit Sum on a Unix socket."""
+    addr = "unix:run/local-uds.sock"
+    proc = start_server("lokit", "grpc", addr, cwd)
+
+    async def go() -> list[float]:
+        await lokit_grpc_calls(addr, cwd, warmup)
+        return await lokit_grpc_calls(addr, cwd, n)
+
+    try:
+        import uvloop
+
+        return uvloop.run(go())
+    finally:
+        stop(proc)
+
+
+def ratios(rows: list[Row]) -> None:
+    """Issue #12's targets as measured ratios (information, not assertions)."""
+    p50 = {(r.case, r.system): r.value for r in rows if r.metric == "p50_us"}
+    targets = [
+        (
+            "local-uds/lokit / floor-uds/framed",
+            ("local-uds", "lokit"),
+            ("floor-uds", "framed"),
+            4.0,
+        ),
+        (
+            "grpc-uds/lokit-client / grpc-uds/bare",
+            ("grpc-uds", "lokit-client"),
+            ("grpc-uds", "bare"),
+            1.15,
+        ),
+        (
+            "grpc-uds/lokit-client / grpc-tcp/lokit-client",
+            ("grpc-uds", "lokit-client"),
+            ("grpc-tcp", "lokit-client"),
+            0.9,
+        ),
+    ]
+    for label, a, b, target in targets:
+        if a in p50 and b in p50:
+            print(f"{label}: {p50[a] / p50[b]:.2f} (target <= {target})")
+
+
 def main() -> None:
     args = parser(__doc__ or "").parse_args()
     n, warmup, blocks = (2000, 300, 4) if args.quick else (20000, 1000, 20)
@@ -147,13 +307,20 @@ def main() -> None:
         os.makedirs(os.path.join(cwd, "run"))
         for case in ("grpc-uds", "grpc-tcp", "http-uds", "http-tcp"):
             result = measure_pair(case, n, warmup, blocks, cwd)
-            for system in SYSTEMS:
+            for system in result:
                 lat, cpu = result[system]
                 us = [x * 1e6 for x in lat]
                 rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
                 rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
                 rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
             print(f"{case}: done", file=sys.stderr)
+        us = [x * 1e6 for x in measure_floor(n, warmup, cwd)]
+        rows.append(Row("floor-uds", "framed", "p50_us", percentile(us, 50), "µs"))
+        rows.append(Row("floor-uds", "framed", "p99_us", percentile(us, 99), "µs"))
+        print("floor-uds: done", file=sys.stderr)
+        us = [x * 1e6 for x in measure_local(n, warmup, cwd)]
+        rows.append(Row("local-uds", "lokit", "p50_us", percentile(us, 50), "µs"))
+        print("local-uds: done", file=sys.stderr)
     report(
         rows, args, f"addsvc Sum, sequential, {n} calls per system in {blocks} alternating blocks"
     )
@@ -162,6 +329,7 @@ def main() -> None:
         vals = {r.system: r.value for r in rows if r.case == case and r.metric == "p50_us"}
         overhead[case] = f"{(vals['lokit'] / vals['bare'] - 1) * 100:+.1f}%"
     print("lokit p50 over bare:", overhead)
+    ratios(rows)
 
 
 if __name__ == "__main__":
