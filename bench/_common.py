@@ -10,8 +10,10 @@ import argparse
 import json
 import os
 import resource
+import signal
 import socket
 import statistics
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,3 +101,14 @@ def report(rows: list[Row], args: argparse.Namespace, title: str) -> None:
     Console().print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows]}, indent=2))
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """SIGTERM a server the bench started and wait for it; SIGKILL it if it hangs."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

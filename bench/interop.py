@@ -26,7 +26,6 @@ protobuf codec, the default) and `json` (the old JSON-in-gRPC codec,
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Row, parser, percentile, report
+from _common import Row, parser, percentile, report, stop
 
 HERE = Path(__file__).resolve()
 HTTP_SYSTEMS = ("plain-route", "connect-json", "connect-proto")
@@ -79,15 +78,6 @@ def start(codec: str, tmp: str, http: bool) -> tuple[subprocess.Popen[bytes], st
         if not proc.stdout.readline():
             raise SystemExit(f"the {codec} server did not start: {' '.join(cmd)}")
     return proc, grpc_addr, http_addr
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # --- case http-unary ----------------------------------------------------------------------

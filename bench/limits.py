@@ -26,14 +26,13 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import Row, free_port, median, parser, percentile, report
+from _common import Row, free_port, median, parser, percentile, report, stop
 
 IDLE = 5_000
 POSTERS = 8
@@ -212,15 +211,6 @@ def start_flood(port: int) -> subprocess.Popen[bytes]:
     if proc.stdout.readline().strip() != b"ready":
         raise SystemExit("the flood did not start")
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def cli_start(cwd: str, runs: int) -> list[float]:

@@ -52,7 +52,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import Row, median, parser, percentile, report
+from _common import Row, median, parser, percentile, report, stop
 
 # bench/limits.py would shadow the `limits` library lokit.ratelimit loads: once
 # `_common` is imported, this script's directory leaves the import path.
@@ -77,16 +77,6 @@ def start_stringsvc(directory: Path, stem: str) -> subprocess.Popen[bytes]:
     if b"listening on" not in proc.stdout.readline():
         raise SystemExit(f"lokit serve stringsvc did not start: {' '.join(cmd)}")
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], Path]:

@@ -26,7 +26,6 @@ under the table as information.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Row, cpu_seconds, free_port, parser, percentile, report
+from _common import Row, cpu_seconds, free_port, parser, percentile, report, stop
 
 HERE = Path(__file__).resolve().parent
 
@@ -212,11 +211,7 @@ def measure_pair(
         return uvloop.run(go())
     finally:
         for proc in procs.values():
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 def start_framed(path: str) -> subprocess.Popen[bytes]:
@@ -227,14 +222,6 @@ def start_framed(path: str) -> subprocess.Popen[bytes]:
     if not proc.stdout.readline():
         raise SystemExit(f"framed echo did not start: {' '.join(cmd)}")
     return proc
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 def measure_floor(n: int, warmup: int, cwd: str) -> list[float]:

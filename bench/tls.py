@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import Row, free_port, parser, percentile, report
+from _common import Row, free_port, parser, percentile, report, stop
 
 HERE = Path(__file__).resolve().parent
 SYSTEMS = ("plain", "tls", "mtls")
@@ -125,11 +124,7 @@ def measure(
         return uvloop.run(go())
     finally:
         for proc, _, _ in servers.values():
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 def acl_rows(quick: bool) -> list[Row]:
