@@ -20,7 +20,6 @@ protocol (`connect`).
 from __future__ import annotations
 
 import asyncio
-import time
 
 from lokit import context, errors
 from lokit.observability import propagation
@@ -33,6 +32,7 @@ from lokit.transport.http.exchange import (
     RID,
     ClientGone,
     Exchange,
+    run_within,
     send_json,
     stopping,
 )
@@ -115,12 +115,7 @@ async def _serve_unary(exchange: Exchange, call: Call) -> None:
         if exchange.bad is not None:
             raise exchange.bad
         request = exchange.decode(await exchange.read_body())
-        deadline = exchange.ctx.deadline
-        if deadline is None:
-            response = await target.endpoint(request)
-        else:
-            async with asyncio.timeout(deadline - time.monotonic()):
-                response = await target.endpoint(request)
+        response = await run_within(target.endpoint, request, exchange.ctx.deadline)
         out = target.codec.encode_response(response)
     except ClientGone:
         call.finish(errors.Cancelled("the client disconnected"))
