@@ -18,8 +18,10 @@ grpc's `auth_context()` (mTLS, on TCP and Unix sockets alike). grpc.aio gives a
 handler no access to the connection's socket (`peer()` of a Unix connection is
 just `unix:`), so there is no SO_PEERCRED identity on gRPC: a gRPC Unix socket
 authenticates its callers only with mTLS (`--tls-unix`). `auth_context()` costs
-about 1 µs per call in plaintext and 6 µs with TLS (it copies the peer's PEM);
-grpc has no per-connection hook to do it once per connection.
+about 2 µs per call in plaintext and 6 µs with TLS (it copies the peer's PEM);
+grpc has no per-connection hook to do it once per connection, so a server
+without TLS skips it (no certificate can arrive) and only names why there is
+no caller.
 
 Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
@@ -56,7 +58,7 @@ from lokit.observability.propagation import detach, extract_and_attach
 from lokit.routes import GrpcRoute
 from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status, server_error
 
-__all__ = ["method_handler", "peer_identity"]
+__all__ = ["method_handler", "peer_identity", "plaintext_identity"]
 
 _TRANSPORT = "grpc"
 _KEYS = INCOMING_HEADERS  # gRPC metadata keys are str, lower-case
@@ -86,15 +88,23 @@ def peer_identity(sctx: Any) -> tuple[Caller | None, str]:
         return caller, ""
     if auth.get("transport_security_type") == _SSL:
         return None, _NO_COMMON_NAME if "x509_subject" in auth else _NO_CLIENT_CERT
+    return plaintext_identity(sctx)
+
+
+def plaintext_identity(sctx: Any) -> tuple[Caller | None, str]:
+    """No caller, and why not, on a server without TLS (no certificate can arrive)."""
     if sctx.peer().startswith("unix:"):
         return None, _UNIX_PLAINTEXT
     return None, NO_TRANSPORT_SECURITY
 
 
-def method_handler(route: GrpcRoute, service: str, observer: Observer) -> Any:
-    """The grpc RpcMethodHandler serving `route` (raw bytes in and out)."""
+def method_handler(route: GrpcRoute, service: str, observer: Observer, secure: bool = True) -> Any:
+    """The grpc RpcMethodHandler serving `route` (raw bytes in and out).
+
+    `secure`: some listener of the server uses TLS, so a call may carry a certificate.
+    """
     kind = route.method.kind
-    prepared = _Route(route, service, observer)
+    prepared = _Route(route, service, observer, secure)
     if kind is Kind.UNARY:
         return grpc.unary_unary_rpc_method_handler(prepared.single_reply)
     if kind is Kind.SERVER_STREAM:
@@ -134,13 +144,17 @@ class _Route:
         "encode",
         "encode_error",
         "endpoint",
+        "identify",
         "method",
         "service",
         "start",
         "streams_requests",
     )
 
-    def __init__(self, route: GrpcRoute, service: str, observer: Observer) -> None:
+    def __init__(
+        self, route: GrpcRoute, service: str, observer: Observer, secure: bool = True
+    ) -> None:
+        self.identify = peer_identity if secure else plaintext_identity
         self.decode = _guarded(route.codec)
         self.encode = route.codec.encode_response
         self.encode_error = route.codec.encode_error
@@ -231,7 +245,7 @@ class _Request:
     def __init__(self, sctx: Any, route: _Route) -> None:
         metadata = sctx.invocation_metadata()
         request_id, timeout_ms, hint, traced = scan_incoming(metadata, _KEYS)
-        caller, anonymous = peer_identity(sctx)
+        caller, anonymous = route.identify(sctx)
         ctx, self.bad = incoming(
             route.service,
             route.method,

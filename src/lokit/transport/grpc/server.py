@@ -101,7 +101,7 @@ class GrpcServer:
         for route in self.service.grpc:
             svc, name = split_path(route.path)
             by_service.setdefault(svc, {})[name] = method_handler(
-                route, self.service.name, self.observer
+                route, self.service.name, self.observer, secure=self.tls is not None
             )
         return by_service
 
