@@ -1,11 +1,13 @@
 """The lokit stack around plain addsvc logic, for bench/rpc.py's `lokit` rows.
 
-`python bench/_lokit_server.py grpc|http ADDR` serves addsvc's bare service (the
+`python bench/_lokit_server.py grpc|http|both ADDR DEBUG` serves addsvc's bare service (the
 same Sum as the bare servers, go-kit's pb.Add codecs on gRPC, derived JSON on
 HTTP) through lokit's runtime: request context, deadline handling, the request
 log line (logfmt to stderr), RED metrics, a debug server; tracing off. The
 workshop's own service middlewares (a second log line and business counters per
-call) are measured separately as `lokit serve addsvc`.
+call) are measured separately as `lokit serve addsvc`. With `both`, ADDR is a
+socket stem `unix:STEM`: gRPC on `STEM.grpc.sock` and HTTP on `STEM.http.sock`,
+the one-box naming `lokit.connect` picks its protocol from.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ def main() -> None:
 
     kind, addr, debug = sys.argv[1], sys.argv[2], sys.argv[3]
     configure_logging()
-    listeners = Listeners(
-        grpc=[addr] if kind == "grpc" else [], http=[addr] if kind == "http" else [], debug=debug
-    )
+    if kind == "both":
+        grpc, http = [addr + ".grpc.sock"], [addr + ".http.sock"]
+    else:
+        grpc, http = ([addr], []) if kind == "grpc" else ([], [addr])
+    listeners = Listeners(grpc=grpc, http=http, debug=debug)
 
     def ready(kind: str, addr: object) -> None:
         print(f"addsvc: {kind} listening on {addr}", flush=True)

@@ -11,16 +11,16 @@ difference is the server stack. Both servers run at once and are called in
 alternating blocks, so they share whatever else the machine is doing.
 Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call).
 
-On the gRPC cases, system `lokit-client` is lokit's own gRPC client
-(`lokit.connect(addsvc_contract(), grpc=ADDR)`, `sum(1, 2)`) against the same
-`lokit` server, so lokit's client costs are in it (`bare` stays a bare stub to a
-bare server). Case `floor-uds`, system `framed`: the Python floor, a uvloop
+System `lokit-client` is lokit's own client (`lokit.connect(addsvc_contract(),
+grpc=ADDR)` or `http=ADDR`, `sum(1, 2)`) against the same `lokit` server, so
+lokit's client costs are in it (`bare` stays a bare stub / aiohttp to a bare
+server). Case `floor-uds`, system `framed`: the Python floor, a uvloop
 length-prefixed echo over a Unix socket (bench/_framed_echo.py) of a payload the
-size of addsvc's Sum request. Case `local-uds`, system `lokit`: `lokit.connect` to
-a lokit Sum over a Unix socket with lokit's default client and protocol — today
-gRPC, as `connect` needs an address of one kind and gRPC is what lokit services
-call each other over; metric `p50_us`. The issue #12 target ratios are printed
-under the table as information.
+size of addsvc's Sum request. Case `local-uds`, system `lokit`: `lokit.connect`
+to a lokit Sum over a Unix socket with lokit's default client and protocol (an
+address only, `unix:STEM`, where the server listens on `STEM.grpc.sock` and
+`STEM.http.sock`: `lokit.dialing` picks HTTP). The issue #12 target ratios are
+printed under the table as information.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 
 
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
-GRPC_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
+CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
 
 
 def start_server(system: str, transport: str, addr: str, cwd: str) -> subprocess.Popen[bytes]:
@@ -56,7 +56,7 @@ def start_server(system: str, transport: str, addr: str, cwd: str) -> subprocess
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     )
     assert proc.stdout is not None
-    expected = 1 if system == "bare" else 2
+    expected = 1 if system == "bare" else 3 if transport == "both" else 2
     for _ in range(expected):
         line = proc.stdout.readline()
         if not line:
@@ -91,13 +91,20 @@ def lokit_address(addr: str, cwd: str) -> str:
     return "unix:" + os.path.join(cwd, addr[5:]) if addr.startswith("unix:") else addr
 
 
-async def lokit_grpc_calls(addr: str, cwd: str, n: int) -> list[float]:
-    """Sequential `sum(1, 2)` calls through lokit's own client (`lokit.connect`, gRPC)."""
+async def lokit_calls(addr: str, cwd: str, n: int, protocol: str | None = None) -> list[float]:
+    """Sequential `sum(1, 2)` calls through lokit's own client (`lokit.connect`).
+
+    `protocol` "grpc" or "http" names it; None lets `connect` choose from the address.
+    """
     import lokit
     from lokit.examples.addsvc.contract import addsvc_contract
 
     out: list[float] = []
-    async with lokit.connect(addsvc_contract(), grpc=lokit_address(addr, cwd)) as svc:
+    where = lokit_address(addr, cwd)
+    grpc = where if protocol == "grpc" else None
+    http = where if protocol == "http" else None
+    address = None if protocol else where
+    async with lokit.connect(addsvc_contract(), address, grpc=grpc, http=http) as svc:
         for _ in range(n):
             t0 = time.perf_counter()
             v = await svc.sum(1, 2)
@@ -184,12 +191,14 @@ def measure_pair(
         addrs[system] = f"unix:run/{i}-{case}.sock" if kind == "uds" else f"127.0.0.1:{free_port()}"
         procs[system] = start_server(system, transport, addrs[system], cwd)
     fn = grpc_calls if transport == "grpc" else http_calls
+
+    async def own_client(addr: str, cwd: str, n: int) -> list[float]:
+        return await lokit_calls(addr, cwd, n, transport)
+
     # each measured system: (the server it calls, the client that calls it)
-    plan: dict[str, tuple[str, Any]] = {s: (s, fn) for s in SYSTEMS}
-    if transport == "grpc":
-        plan = {
-            s: (s, fn) if s != "lokit-client" else ("lokit", lokit_grpc_calls) for s in GRPC_SYSTEMS
-        }
+    plan: dict[str, tuple[str, Any]] = {
+        s: (s, fn) if s != "lokit-client" else ("lokit", own_client) for s in CLIENT_SYSTEMS
+    }
     per_block = max(1, n // blocks)
 
     async def go() -> dict[str, tuple[list[float], float]]:
@@ -224,14 +233,16 @@ def start_framed(path: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def measure_floor(n: int, warmup: int, cwd: str) -> list[float]:
-    """floor-uds/framed: n sequential framed round trips over a Unix socket."""
+def measure_floor(n: int, warmup: int, cwd: str) -> tuple[list[float], float]:
+    """floor-uds/framed: n sequential framed round trips over a Unix socket, and CPU µs each."""
     path = os.path.join(cwd, "run", "framed.sock")
     proc = start_framed(path)
 
-    async def go() -> list[float]:
+    async def go() -> tuple[list[float], float]:
         await framed_calls(path, warmup)
-        return await framed_calls(path, n)
+        c0, s0 = cpu_seconds(), cpu_seconds(proc.pid)
+        lat = await framed_calls(path, n)
+        return lat, (cpu_seconds() - c0 + cpu_seconds(proc.pid) - s0) / n * 1e6
 
     try:
         import uvloop
@@ -241,14 +252,16 @@ def measure_floor(n: int, warmup: int, cwd: str) -> list[float]:
         stop(proc)
 
 
-def measure_local(n: int, warmup: int, cwd: str) -> list[float]:
-    """local-uds/lokit: lokit.connect's default (gRPC) to a lokit Sum on a Unix socket."""
-    addr = "unix:run/local-uds.sock"
-    proc = start_server("lokit", "grpc", addr, cwd)
+def measure_local(n: int, warmup: int, cwd: str) -> tuple[list[float], float]:
+    """local-uds/lokit: lokit.connect's default to a lokit Sum on a Unix socket, and CPU µs each."""
+    addr = "unix:run/local-uds"
+    proc = start_server("lokit", "both", addr, cwd)
 
-    async def go() -> list[float]:
-        await lokit_grpc_calls(addr, cwd, warmup)
-        return await lokit_grpc_calls(addr, cwd, n)
+    async def go() -> tuple[list[float], float]:
+        await lokit_calls(addr, cwd, warmup)
+        c0, s0 = cpu_seconds(), cpu_seconds(proc.pid)
+        lat = await lokit_calls(addr, cwd, n)
+        return lat, (cpu_seconds() - c0 + cpu_seconds(proc.pid) - s0) / n * 1e6
 
     try:
         import uvloop
@@ -301,13 +314,16 @@ def main() -> None:
                 rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
                 rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
             print(f"{case}: done", file=sys.stderr)
-        us = [x * 1e6 for x in measure_floor(n, warmup, cwd)]
-        rows.append(Row("floor-uds", "framed", "p50_us", percentile(us, 50), "µs"))
-        rows.append(Row("floor-uds", "framed", "p99_us", percentile(us, 99), "µs"))
-        print("floor-uds: done", file=sys.stderr)
-        us = [x * 1e6 for x in measure_local(n, warmup, cwd)]
-        rows.append(Row("local-uds", "lokit", "p50_us", percentile(us, 50), "µs"))
-        print("local-uds: done", file=sys.stderr)
+        for case, system, measure in (
+            ("floor-uds", "framed", measure_floor),
+            ("local-uds", "lokit", measure_local),
+        ):
+            lat, cpu = measure(n, warmup, cwd)
+            us = [x * 1e6 for x in lat]
+            rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
+            rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
+            rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
+            print(f"{case}: done", file=sys.stderr)
     report(
         rows, args, f"addsvc Sum, sequential, {n} calls per system in {blocks} alternating blocks"
     )

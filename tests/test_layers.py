@@ -3,7 +3,7 @@
 core (errors, context, endpoint, derive, codec, routes, contract, service, types, protobuf)
   <- security (certificates, TLS material) and observability
   <- the endpoint middlewares (lb, circuitbreaker, ratelimit, auth) and discovery (sd)
-  <- transport <- client (and balanced), runtime <- services (logsvc, examples) <- cli.
+  <- transport <- client (and balanced, dialing), runtime <- services (logsvc, examples) <- cli.
 Business modules import only `lokit.errors` (the log's also its storage engine);
 the storage engine imports nothing of lokit; only the CLI, a service's own `cli`
 module, `python -m lokit` and the package's lazy `main` import `lokit.cli`.
@@ -32,7 +32,7 @@ CORE = {
 # What each layer may import from lokit, by module-name prefix (besides itself).
 MIDDLEWARES = {"lokit.lb", "lokit.circuitbreaker", "lokit.ratelimit", "lokit.auth"}
 CLIENT = CORE | MIDDLEWARES | {"lokit.observability", "lokit.security", "lokit.sd"}
-CLIENT |= {"lokit.transport", "lokit.balanced"}
+CLIENT |= {"lokit.transport", "lokit.balanced", "lokit.dialing"}
 LAYERS: list[tuple[str, set[str]]] = [
     ("lokit.commitlog", set()),
     ("lokit.security", CORE),
@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     *((m, CORE | {"lokit.observability"}) for m in sorted(MIDDLEWARES)),
     ("lokit.sd", CORE | {"lokit.observability", "lokit.transport.address"}),
     ("lokit.transport", CORE | {"lokit.observability", "lokit.security"}),
-    *((m, CLIENT) for m in ("lokit.client", "lokit.balanced")),
+    *((m, CLIENT) for m in ("lokit.client", "lokit.balanced", "lokit.dialing")),
     ("lokit.runtime", CORE | {"lokit.observability", "lokit.security", "lokit.transport"}),
 ]
 SERVICES = ("lokit.logsvc", "lokit.examples")

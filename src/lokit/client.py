@@ -1,8 +1,12 @@
 """Call a service: `connect` turns a contract and an address into the service's own methods.
 
-    async with lokit.connect(Greeter, grpc="unix:run/greeter.grpc.sock", name="greeter") as g:
+    async with lokit.connect(Greeter, "unix:run/greeter", name="greeter") as g:
         await g.greet("ada")                    # unary
         async for n in g.countdown(3): ...      # streams too
+
+With only an address, lokit picks the protocol: HTTP on a lokit service's Unix
+socket (the fastest local call), gRPC for everything else (`lokit.dialing`);
+`grpc=` or `http=` names it instead.
 
 Go kit's endpoint `Set` implements the service interface so callers use a
 remote service like a local one; a `Connection` does the same from the
@@ -38,12 +42,24 @@ class _Transport(Protocol):
 
 
 class Connection(Generic[T]):
-    """A remote service: its methods as attributes (or on `.service`); close it when done."""
+    """A remote service: its methods as attributes (or on `.service`); close it when done.
 
-    def __init__(self, transport: _Transport, service: T, endpoints: dict[str, Endpoint]) -> None:
+    `protocol` ("grpc" or "http") and `address` say what it calls.
+    """
+
+    def __init__(
+        self,
+        transport: _Transport,
+        service: T,
+        endpoints: dict[str, Endpoint],
+        protocol: str = "grpc",
+        address: str = "",
+    ) -> None:
         self._transport = transport
         self.service = service
         self.endpoints = endpoints  # by RPC method name, middlewares applied
+        self.protocol = protocol
+        self.address = address
 
     def __getattr__(self, item: str) -> Any:
         return getattr(self.service, item)
@@ -66,6 +82,7 @@ class Connection(Generic[T]):
 @overload
 def connect(
     target: Contract[T],
+    address: str | None = ...,
     *,
     grpc: str | None = ...,
     http: str | None = ...,
@@ -81,6 +98,7 @@ def connect(
 @overload
 def connect(
     target: Interface[T],
+    address: str | None = ...,
     *,
     grpc: str | None = ...,
     http: str | None = ...,
@@ -96,6 +114,7 @@ def connect(
 
 def connect(
     target: Contract[T] | Interface[T],
+    address: str | None = None,
     *,
     grpc: str | None = None,
     http: str | None = None,
@@ -110,8 +129,10 @@ def connect(
     """A client for the service `target` describes: a contract, or an interface.
 
     An interface gets its default contract (`name` defaults to its lowercased
-    class name, as `define(name, ...)` derives it). Give exactly one of `grpc`
-    or `http` (an address); `timeout` is the default per-call timeout in seconds.
+    class name, as `define(name, ...)` derives it). `address` lets lokit pick the
+    protocol (`lokit.dialing`: HTTP on a lokit service's Unix socket, else gRPC;
+    none at all: the service's sockets under run/); `grpc=` or `http=` names the
+    protocol instead. `timeout` is the default per-call timeout in seconds.
     Over many instances, `lb` picks the balancer (`p2c`, `round-robin`) and
     `retries` is the total number of attempts per call (within one deadline).
     `limit` (`50/second`) delays calls to stay under that rate (Go kit's
@@ -120,8 +141,8 @@ def connect(
     certificate); None takes it from LOKIT_TLS_CA / _CERT / _KEY when one is set,
     else the connection is plaintext.
     """
-    if (grpc is None) == (http is None):
-        raise ValueError("connect needs exactly one of grpc= or http=")
+    if sum(a is not None for a in (address, grpc, http)) > 1:
+        raise ValueError("connect takes one address: address, grpc= or http=")
     from lokit.sd import instancer_for
 
     spec = as_contract(target, name)
@@ -129,9 +150,15 @@ def connect(
         from lokit.security.tls import ClientTLS
 
         tls = ClientTLS.from_env()
-    kind: Literal["grpc", "http"] = "grpc" if grpc is not None else "http"
-    addr = grpc if grpc is not None else http
-    assert addr is not None
+    kind: Literal["grpc", "http"]
+    if grpc is not None:
+        kind, addr = "grpc", grpc
+    elif http is not None:
+        kind, addr = "http", http
+    else:
+        from lokit.dialing import choose
+
+        kind, addr = choose(spec, address)
     instancer = instancer_for(addr, kind)
     transport: Any
     if instancer is not None:
@@ -157,7 +184,7 @@ def connect(
         middlewares = (*middlewares, delaying(limit, timeout=timeout))
     wrap = chain(*middlewares)
     endpoints = {name: wrap(e) for name, e in raw.items()}
-    return Connection(transport, proxy(spec, endpoints), endpoints)
+    return Connection(transport, proxy(spec, endpoints), endpoints, kind, addr)
 
 
 class _Proxy:

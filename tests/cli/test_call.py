@@ -161,7 +161,7 @@ def test_unknown_flags_are_refused_and_negative_numbers_are_arguments(
     )
     assert error_line(call("addsvc")) == "missing argument 'METHOD'; see `lokit call --help`"
     assert error_line(call("addsvc", "sum", "1", "2")) == (
-        "give exactly one of --grpc ADDR or --http ADDR"
+        "unix:run/addsvc.http.sock is unavailable: cannot connect (No such file or directory)"
     )
     # every command: a usage mistake is one sentence, exit 1
     r = run_cli(["log", "produce", "--bogus"], tmp_path)

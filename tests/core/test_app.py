@@ -38,9 +38,11 @@ async def test_define_serve_connect(tmp_path: Path) -> None:
             await g.greet("ada")
 
 
-def test_connect_needs_one_transport() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        lokit.connect(Greeter)
+def test_connect_takes_one_address() -> None:
+    with pytest.raises(ValueError, match="one address"):
+        lokit.connect(Greeter, "unix:run/greeter", grpc="unix:run/greeter.grpc.sock")
+    with pytest.raises(ValueError, match="one address"):
+        lokit.connect(Greeter, grpc="127.0.0.1:1", http="127.0.0.1:2")
 
 
 def test_one_contract_names_the_wire_once() -> None:

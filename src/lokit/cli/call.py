@@ -146,8 +146,8 @@ def call_method(
     from lokit.client import connect
     from lokit.codec import JsonCodec
 
-    if (grpc_addr is None) == (http_addr is None):
-        fail("give exactly one of --grpc ADDR or --http ADDR")
+    if grpc_addr is not None and http_addr is not None:
+        fail("give one of --grpc ADDR or --http ADDR, not both")
     method = spec.method(name)
     if method is None:
         names = ", ".join(sorted(spec.methods))
@@ -158,11 +158,10 @@ def call_method(
         fail(f"{spec.name}.{method.name} has no HTTP route; call it with --grpc")
     request = request_from_args(method, args)
     encode = JsonCodec(method).encode_response
-    addr, kind = (grpc_addr, "grpc") if grpc_addr is not None else (http_addr, "http")
-    assert addr is not None
 
     async def main() -> int:
         conn = connect(spec, grpc=grpc_addr, http=http_addr, timeout=timeout, lb=lb, tls=tls)
+        addr, kind = conn.address, conn.protocol
         try:
             endpoint = conn.endpoints[method.name]
             if method.kind.streams_responses:

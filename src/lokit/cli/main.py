@@ -134,9 +134,12 @@ def call(
     SERVICE is a registered service (see `lokit serve --help`), or MODULE:OBJECT
     for any other: a lokit.Contract, a class or Protocol, or a function returning
     a Contract, imported with the current directory on the path. A streaming
-    method prints one JSON line per item. Examples:
+    method prints one JSON line per item. Without --grpc or --http the call goes
+    to the service's own sockets under run/, over HTTP when it serves it, as
+    lokit services call each other. Examples:
 
     \b
+    lokit call addsvc sum 1 2
     lokit call addsvc sum 1 2 --grpc unix:run/addsvc.grpc.sock
     lokit call lokit.examples.greeter:Greeter greet ada --http unix:run/greeter.http.sock
     lokit call stringsvc uppercase hi --grpc dir:run/stringsvc.d

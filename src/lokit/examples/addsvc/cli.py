@@ -18,8 +18,9 @@ from lokit.contract import Contract
 @click.option(
     "--stringsvc",
     metavar="ADDR",
-    help="Uppercase Concat's result through stringsvc (gRPC): one address, or every instance "
-    "of ADDR,ADDR, dir:PATH, srv:NAME or serf:SERVICE.",
+    help="Uppercase Concat's result through stringsvc: one address, or every instance "
+    "of ADDR,ADDR, dir:PATH, srv:NAME or serf:SERVICE (HTTP on its Unix sockets, "
+    "else gRPC).",
 )
 @lb_option
 @friendly

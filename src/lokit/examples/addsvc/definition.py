@@ -37,15 +37,17 @@ def addsvc_definition(
 
 
 def addsvc_with_stringsvc(stringsvc: str, lb: str = "p2c") -> ServiceDef:
-    """addsvc whose Concat goes through stringsvc at `stringsvc` (gRPC); closed at shutdown.
+    """addsvc whose Concat goes through stringsvc at `stringsvc`; closed at shutdown.
 
-    `stringsvc` may name many instances (`dir:run/stringsvc.d`, ...): calls are then
-    balanced by `lb`, retried on another instance and kept off broken ones.
+    The protocol is lokit's default between services (`lokit.dialing`): HTTP on
+    stringsvc's Unix sockets, gRPC elsewhere. `stringsvc` may name many instances
+    (`dir:run/stringsvc.d`, ...): calls are then balanced by `lb`, retried on
+    another instance and kept off broken ones.
     """
     from lokit.client import connect
     from lokit.examples.stringsvc.contract import stringsvc_contract
 
-    remote = connect(stringsvc_contract(), grpc=stringsvc, timeout=2.0, lb=lb)
+    remote = connect(stringsvc_contract(), stringsvc, timeout=2.0, lb=lb)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

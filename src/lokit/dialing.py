@@ -1,0 +1,82 @@
+"""Which protocol `lokit.connect` calls a service over when the caller names only an address.
+
+Between lokit services on one box the default is HTTP on the Unix socket:
+lokit's lean HTTP/1.1 client against its httptools server costs a fraction of
+a grpc.aio unary call (README: "Calling between lokit services"; bench/rpc.py
+`local-uds`), and every lokit server serves both. gRPC stays the protocol for
+everyone else (go-kit, proglog, polyglot clients) and for anything the address
+cannot show to be a lokit HTTP listener.
+
+The choice is made once, when the connection is made, from the one-box naming
+convention (`<name>.http.sock` beside `<name>.grpc.sock`, `transport.address.
+default_address`), without a network round trip:
+
+- no address: the service's default sockets, `run/<name>.http.sock` when it
+  exists, else `run/<name>.grpc.sock`;
+- `unix:PATH.http.sock` / `unix:PATH.grpc.sock`: that protocol;
+- `unix:STEM` where `STEM.http.sock` or `STEM.grpc.sock` exists: that socket,
+  HTTP first;
+- `dir:PATH`: its `*.http.sock` instances when the directory holds any (or no
+  socket yet), else its `*.grpc.sock` ones;
+- anything else (a TCP address, `srv:`, `serf:`, a list, a socket named
+  otherwise): gRPC.
+
+Where the protocol is not named, HTTP is chosen only when every method of the
+contract has an HTTP route and none is a bidi stream (HTTP/1.1 reads a
+request stream whole before answering, so a conversation needs gRPC).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from lokit.contract import Contract
+from lokit.endpoint import Kind as MethodKind
+from lokit.transport.address import default_address
+
+__all__ = ["Kind", "choose"]
+
+Kind = Literal["grpc", "http"]
+
+_HTTP = ".http.sock"
+_GRPC = ".grpc.sock"
+
+
+def choose(spec: Contract[Any], addr: str | None) -> tuple[Kind, str]:
+    """The protocol and the address `connect(spec, addr)` calls (see the module docstring)."""
+    http_ok = all(
+        m.kind is not MethodKind.BIDI and spec.http_route(name) is not None
+        for name, m in spec.methods.items()
+    )
+    if addr is None:
+        http, grpc = default_address(spec.name, "http"), default_address(spec.name, "grpc")
+        if http_ok and (os.path.exists(http[5:]) or not os.path.exists(grpc[5:])):
+            return "http", http
+        return "grpc", grpc
+    text = addr.strip()
+    if text.startswith("unix:"):
+        path = text[5:]
+        if path.endswith(_HTTP):
+            return "http", text
+        if path.endswith(_GRPC):
+            return "grpc", text
+        if http_ok and os.path.exists(path + _HTTP):
+            return "http", text + _HTTP
+        if os.path.exists(path + _GRPC):
+            return "grpc", text + _GRPC
+        return "grpc", text
+    if text.startswith("dir:") and http_ok:
+        return ("http" if _dir_prefers_http(text[4:]) else "grpc"), text
+    return "grpc", text
+
+
+def _dir_prefers_http(path: str) -> bool:
+    """True when the registry `path` holds HTTP sockets, or no socket of either kind yet."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return True  # the instancer reports the directory's problem in one sentence
+    if any(n.endswith(_HTTP) for n in names):
+        return True
+    return not any(n.endswith(_GRPC) for n in names)
