@@ -150,7 +150,8 @@ def _supervise(service: str, count: int, cpus: list[int] | None, listeners: List
     shares = share_cpus(cpus or allowed_cpus(), count)
     reserved: list[socket.socket] = []
     try:
-        grpc, http = [], []
+        grpc: list[str] = []
+        http: list[str] = []
         for addrs, out in ((listeners.grpc, grpc), (listeners.http, http)):
             for raw in addrs:
                 if raw.strip().startswith(DIR_PREFIX) or parse(raw).path is not None:

@@ -93,7 +93,7 @@ class Supervisor:
             loop.add_signal_handler(sig, self._signal, sig)
         tasks = [asyncio.create_task(self._keep(inst)) for inst in self.instances]
         try:
-            waiting = asyncio.gather(*(i.ready.wait() for i in self.instances))
+            waiting = asyncio.create_task(self._wait_ready())
             stopped = asyncio.create_task(self._stop.wait())
             await asyncio.wait({waiting, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if not self._stop.is_set():
@@ -137,12 +137,18 @@ class Supervisor:
         codes = [i.returncode for i in self.instances]
         return 0 if all(c == 0 for c in codes) else 1
 
+    async def _wait_ready(self) -> None:
+        for inst in self.instances:
+            await inst.ready.wait()
+
     def _signal(self, sig: int) -> None:
         if sig == signal.SIGHUP:
             self._forward(sig)
             return
         if not self._stop.is_set():
-            self.log.info("stopping instances", service=self.service, signal=signal.Signals(sig).name)
+            self.log.info(
+                "stopping instances", service=self.service, signal=signal.Signals(sig).name
+            )
         self._stop.set()
         self._forward(sig)
 
