@@ -11,10 +11,11 @@ Sum for a few seconds. Systems:
 - `bare`: the peer, a bare grpc.aio server (one process, `_bare_servers.py`).
 
 Metrics: `calls_per_s` (all clients together), `p50_us` (each call's latency,
-all clients merged) and `cpu_us_per_call` (the server processes' CPU over the
-run divided by the calls; `client_cpu_us_per_call` the same for the clients). The clients run on the same cores as the servers:
-on a two-core machine they take about as much CPU as the servers, so two
-instances can gain only what the clients leave them. The servers all start
+all clients merged), `cpu_us_per_call` (the server processes' CPU over the run
+divided by the calls) and `client_cpu_us_per_call` (the same for the clients).
+The clients run on the same cores as the servers: on a two-core machine they
+take about as much CPU as the servers, so two instances can gain only what the
+clients leave them. The servers all start
 first (at once), and one pair of client processes measures each system in turn.
 """
 
