@@ -21,7 +21,6 @@ supervisor's status.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import signal
 import sys
@@ -30,20 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lokit.cli.affinity import CpuError, allowed_cpus, parse_cpus, pin
 from lokit.cli.errors import fail
-from lokit.cli.instances import (
-    DIR_PREFIX,
-    ENV,
-    InstancePlan,
-    first_free_index,
-    instance_addresses,
-    unix_paths,
-)
 
 if TYPE_CHECKING:
     import socket
 
+    from lokit.cli.instances import InstancePlan
     from lokit.runtime import Extension, Listeners
 
 __all__ = ["ONE_PROCESS", "OPTIONS", "configure", "share_cpus"]
@@ -74,6 +65,9 @@ OPTIONS: list[Callable[[Any], Any]] = [
 
 def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[Extension]:
     """Take --cpu/--instances out of `opts`: pin, become an instance, or supervise and exit."""
+    from lokit.cli.affinity import CpuError, parse_cpus, pin
+    from lokit.cli.instances import DIR_PREFIX, ENV, InstancePlan, first_free_index
+
     spec = opts.pop("cpu", None)
     count = opts.pop("instances", None)
     try:
@@ -114,6 +108,8 @@ def share_cpus(cpus: list[int], count: int) -> list[list[int]]:
 
 def _become_instance(plan: InstancePlan, listeners: Listeners) -> None:
     """Listen where the plan says (sharing TCP ports), pin, and stop with the supervisor."""
+    from lokit.cli.affinity import pin
+
     _die_with_parent()
     if os.getppid() != plan.supervisor:  # it died before we could ask to follow it
         fail("the supervisor of this instance has gone; not serving")
@@ -125,6 +121,8 @@ def _become_instance(plan: InstancePlan, listeners: Listeners) -> None:
 
 def _die_with_parent() -> None:
     """Ask Linux to send this process SIGTERM when its parent (the supervisor) dies."""
+    import ctypes
+
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
@@ -132,6 +130,8 @@ def _die_with_parent() -> None:
 
 def _supervise(service: str, count: int, cpus: list[int] | None, listeners: Listeners) -> int:
     """Plan `count` instances, reserve their shared ports, and run them until stopped."""
+    from lokit.cli.affinity import allowed_cpus
+    from lokit.cli.instances import DIR_PREFIX, InstancePlan, instance_addresses, unix_paths
     from lokit.cli.supervisor import Supervisor
     from lokit.runtime import run
     from lokit.transport.address import (
