@@ -208,3 +208,33 @@ async def test_instances_share_a_tcp_port_and_refuse_strangers(tmp_path: Path) -
         assert await total(addr) == [1, 2, 3, 4]
     finally:
         assert sup.stop() == 0, sup.stderr
+
+
+def test_a_reserved_port_admits_only_its_instances() -> None:
+    from lokit.transport.address import bind, bound_address, parse, reserve_shared_port
+
+    held = reserve_shared_port(parse("127.0.0.1:0"))
+    addr = bound_address(parse("127.0.0.1:0"), held)
+    try:
+        a, b = bind(addr, reuse_port=True), bind(addr, reuse_port=True)  # the run's instances
+        with pytest.raises(AddressError, match="the port is already in use"):
+            bind(addr)  # an unrelated server
+        with pytest.raises(AddressError, match="the port is already in use"):
+            reserve_shared_port(addr)  # a second run
+        a.close()
+        b.close()
+    finally:
+        held.close()
+
+
+def test_an_instance_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
+    with socket.socket() as busy:  # instance 1's debug port (PORT+1) is taken
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1] - 1
+        args = ["serve", "addsvc", "--grpc", "dir:reg", "--debug", f"127.0.0.1:{port}"]
+        sup = LokitProcess([*args, "--instances", "2"], tmp_path)
+        assert sup.wait_exit(60) == 1
+    assert any("instance failed to start" in line for line in sup.stderr_lines), sup.stderr
+    assert not any(alive(p) for p in started(sup).values())
+    assert list((tmp_path / "reg").glob("*.sock")) == []
