@@ -10,6 +10,10 @@ Sum for a few seconds. Systems:
   one per CPU); the clients dial `dir:` and balance over both sockets;
 - `bare`: the peer, a bare grpc.aio server (one process, `_bare_servers.py`).
 
+Case `sum-uds-one`: the same servers, one client process with one call at a
+time (latency without queueing: what pinning a process changes), the client
+pinned to the last CPU, apart from `lokit-cpu0`'s server.
+
 Metrics: `calls_per_s` (all clients together), `p50_us` (each call's latency,
 all clients merged), `cpu_us_per_call` (the server processes' CPU over the run
 divided by the calls) and `client_cpu_us_per_call` (the same for the clients).
@@ -37,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 CLIENTS = 2
 INFLIGHT = 8
 SYSTEMS = ("lokit", "lokit-cpu0", "lokit-x2", "bare")
+CPUS = sorted(os.sched_getaffinity(0))
 
 
 # --- a client process (`cores.py --client`): commands on stdin, answers on stdout -----
@@ -53,7 +58,7 @@ async def _warm(addr: str) -> Any:
     return conn
 
 
-async def _run(conn: Any, seconds: float) -> list[float]:
+async def _run(conn: Any, seconds: float, inflight: int) -> list[float]:
     lat: list[float] = []
     end = time.perf_counter() + seconds
 
@@ -63,7 +68,7 @@ async def _run(conn: Any, seconds: float) -> list[float]:
             await conn.sum(1, 2)
             lat.append(time.perf_counter() - t0)
 
-    await asyncio.gather(*(caller() for _ in range(INFLIGHT)))
+    await asyncio.gather(*(caller() for _ in range(inflight)))
     return lat
 
 
@@ -75,10 +80,14 @@ async def _client() -> None:
         if word == "warm":
             conn = await _warm(arg)
             print("warm", flush=True)
+        elif word == "pin":
+            os.sched_setaffinity(0, {int(arg)})
+            print("pinned", flush=True)
         elif word == "go":
             assert conn is not None
             cpu = cpu_seconds()
-            lat = await _run(conn, float(arg))
+            seconds, inflight = arg.split()
+            lat = await _run(conn, float(seconds), int(inflight))
             cpu = cpu_seconds() - cpu
             await conn.close()
             print(json.dumps({"lat": lat, "cpu": cpu}), flush=True)
@@ -147,12 +156,18 @@ def _say(clients: list[subprocess.Popen[str]], line: str) -> list[str]:
 
 
 def measure(
-    system: str, addr: str, pids: list[int], clients: list[subprocess.Popen[str]], secs: float
+    case: str,
+    system: str,
+    addr: str,
+    pids: list[int],
+    clients: list[subprocess.Popen[str]],
+    secs: float,
+    inflight: int,
 ) -> list[Row]:
     _say(clients, f"warm {addr}")
     cpu0 = sum(cpu_seconds(p) for p in pids)
     t0 = time.perf_counter()
-    answers = _say(clients, f"go {secs}")
+    answers = _say(clients, f"go {secs} {inflight}")
     wall = time.perf_counter() - t0
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
     results = [json.loads(a) for a in answers]
@@ -160,10 +175,10 @@ def measure(
     client_cpu = sum(r["cpu"] for r in results)
     calls = len(lat)
     return [
-        Row("sum-uds", system, "calls_per_s", calls / min(wall, secs + 0.5), "/s"),
-        Row("sum-uds", system, "p50_us", percentile(lat, 50), "µs"),
-        Row("sum-uds", system, "cpu_us_per_call", cpu * 1e6 / max(calls, 1), "µs"),
-        Row("sum-uds", system, "client_cpu_us_per_call", client_cpu * 1e6 / max(calls, 1), "µs"),
+        Row(case, system, "calls_per_s", calls / min(wall, secs + 0.5), "/s"),
+        Row(case, system, "p50_us", percentile(lat, 50), "µs"),
+        Row(case, system, "cpu_us_per_call", cpu * 1e6 / max(calls, 1), "µs"),
+        Row(case, system, "client_cpu_us_per_call", client_cpu * 1e6 / max(calls, 1), "µs"),
     ]
 
 
@@ -183,7 +198,13 @@ def main() -> None:
             for system, (proc, _) in servers.items():
                 _wait_ready(system, proc)
             for system, (proc, addr) in servers.items():
-                rows += measure(system, addr, _server_pids(system, proc), clients, secs)
+                pids = _server_pids(system, proc)
+                rows += measure("sum-uds", system, addr, pids, clients, secs, INFLIGHT)
+            if len(CPUS) > 1:  # the one client apart from lokit-cpu0's server
+                _say(clients[:1], f"pin {CPUS[-1]}")
+            for system, (proc, addr) in servers.items():
+                pids = _server_pids(system, proc)
+                rows += measure("sum-uds-one", system, addr, pids, clients[:1], secs / 2, 1)
         finally:
             for c in clients:
                 if c.stdin is not None:
@@ -197,11 +218,13 @@ def main() -> None:
         f"addsvc Sum over gRPC/UDS, {CLIENTS} client processes x {INFLIGHT} in flight, "
         f"{secs:g} s each, on {len(os.sched_getaffinity(0))} CPUs (clients included)",
     )
-    rate = {r.system: r.value for r in rows if r.metric == "calls_per_s"}
+    rate = {r.system: r.value for r in rows if (r.case, r.metric) == ("sum-uds", "calls_per_s")}
+    one = {r.system: r.value for r in rows if (r.case, r.metric) == ("sum-uds-one", "p50_us")}
     print(
-        f"lokit-x2 / lokit: {rate['lokit-x2'] / rate['lokit']:.2f}x calls/s; "
-        f"lokit-cpu0 / lokit: {rate['lokit-cpu0'] / rate['lokit']:.2f}x; "
-        f"lokit / bare: {rate['lokit'] / rate['bare']:.2f}x"
+        f"sum-uds calls/s: lokit-x2 / lokit {rate['lokit-x2'] / rate['lokit']:.2f}x, "
+        f"lokit-cpu0 / lokit {rate['lokit-cpu0'] / rate['lokit']:.2f}x, "
+        f"lokit-x2 / bare {rate['lokit-x2'] / rate['bare']:.2f}x; "
+        f"sum-uds-one p50: lokit-cpu0 / lokit {one['lokit-cpu0'] / one['lokit']:.2f}x"
     )
 
 
