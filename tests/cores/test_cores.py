@@ -191,7 +191,7 @@ async def test_instances_over_dir_restart_and_stop(tmp_path: Path) -> None:
     assert list(reg.iterdir()) == []  # every instance removed its sockets
 
 
-async def test_instances_share_a_tcp_port_and_refuse_strangers(tmp_path: Path) -> None:
+async def test_instances_share_a_tcp_port_refuse_strangers_and_die_with_it(tmp_path: Path) -> None:
     port = free_port()
     addr = f"127.0.0.1:{port}"
     sup = LokitProcess(["serve", "addsvc", "--grpc", addr, "--instances", "2"], tmp_path)
@@ -206,8 +206,16 @@ async def test_instances_share_a_tcp_port_and_refuse_strangers(tmp_path: Path) -
             assert r.returncode == 1
             assert "the port is already in use" in r.stderr, r.stderr
         assert await total(addr) == [1, 2, 3, 4]
+        children = list(started(sup).values())
+        # a supervisor killed outright takes its instances with it (PR_SET_PDEATHSIG)
+        sup.proc.kill()
+        until(lambda: not any(alive(p) for p in children))
+        with socket.socket() as again:  # and the port is free again (as lokit binds)
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+            again.listen()
     finally:
-        assert sup.stop() == 0, sup.stderr
+        sup.stop()
 
 
 def test_a_reserved_port_admits_only_its_instances() -> None:
