@@ -57,8 +57,8 @@ def until(check: object, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-async def total(addr: str, calls: int = 4) -> list[int]:
-    async with lokit.connect(addsvc_contract(), grpc=addr, timeout=5.0) as svc:
+async def total(addr: str, calls: int = 4, kind: str = "grpc") -> list[int]:
+    async with lokit.connect(addsvc_contract(), **{kind: addr}, timeout=5.0) as svc:
         return [await svc.sum(i, 1) for i in range(calls)]
 
 
@@ -194,10 +194,14 @@ async def test_instances_over_dir_restart_and_stop(tmp_path: Path) -> None:
 async def test_instances_share_a_tcp_port_refuse_strangers_and_die_with_it(tmp_path: Path) -> None:
     port = free_port()
     addr = f"127.0.0.1:{port}"
-    sup = LokitProcess(["serve", "addsvc", "--grpc", addr, "--instances", "2"], tmp_path)
+    args = ["serve", "addsvc", "--grpc", addr, "--http", "127.0.0.1:0", "--instances", "2"]
+    sup = LokitProcess(args, tmp_path)
     try:
-        sup.wait_ready(2)
+        sup.wait_ready(4)
         assert sup.addrs["grpc"] == [addr, addr]
+        http = sup.addrs["http"]  # port 0 is chosen once, for both instances
+        assert len(http) == 2 and http[0] == http[1] and not http[0].endswith(":0")
+        assert await total(http[0], kind="http") == [1, 2, 3, 4]
         assert set(started(sup)) == {0, 1}
         assert await total(addr) == [1, 2, 3, 4]
         # an unrelated server, and a second run, are refused with today's sentence
