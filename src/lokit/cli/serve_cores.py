@@ -39,8 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ONE_PROCESS", "OPTIONS", "configure", "share_cpus"]
 
-ONE_PROCESS = frozenset({"log"})
-"""Services that must run as one process: the log keeps one writer per data directory."""
+ONE_PROCESS: dict[str, str] = {"log": "the log keeps one writer for its data directory"}
+"""Services that must run as one process, and why (one sentence's clause)."""
 
 OPTIONS: list[Callable[[Any], Any]] = [
     click.option(
@@ -144,8 +144,8 @@ def _supervise(service: str, count: int, cpus: list[int] | None, listeners: List
 
     if service in ONE_PROCESS and count > 1:
         fail(
-            f"lokit serve {service} runs as one process: the log keeps one writer for its "
-            f"data directory, so --instances {count} is refused (give --instances 1 or none)"
+            f"lokit serve {service} runs as one process: {ONE_PROCESS[service]}, "
+            f"so --instances {count} is refused (give --instances 1 or none)"
         )
     shares = share_cpus(cpus or allowed_cpus(), count)
     reserved: list[socket.socket] = []
