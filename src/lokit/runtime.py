@@ -50,6 +50,7 @@ class Listeners:
     socket_mode: int = SOCKET_MODE  # of every Unix socket file
     socket_group: int | None = None  # their group (a gid); None: the process's
     reflection: bool = True  # gRPC server reflection (off: --no-reflection)
+    reuse_port: bool = False  # SO_REUSEPORT on gRPC/HTTP TCP ports: one of several instances
 
 
 Ready = Callable[[str, Address], None]
@@ -113,6 +114,7 @@ class Runtime:
                     limits=limits,
                     tls=lst.tls,
                     reflection=lst.reflection,
+                    reuse_port=lst.reuse_port,
                     **access,
                 )
                 for a in await self._grpc.start(grpc_addrs):
@@ -125,6 +127,7 @@ class Runtime:
                     limits=limits,
                     service=self.service.name,
                     tls=lst.tls,
+                    reuse_port=lst.reuse_port,
                     **access,
                 )
                 for a in await self._http.start(http_addrs):

@@ -32,6 +32,7 @@ SERVE_GROUPS: tuple[str, ...] = (
     "lokit.cli.serve_acl",  # casbin ACLs
     "lokit.cli.serve_resilience",  # rate limits
     "lokit.cli.serve_register",  # registering with discovery (serf)
+    "lokit.cli.serve_cores",  # --cpu, --instances (last: with --instances it supervises)
 )
 
 
@@ -208,7 +209,8 @@ def serve_service(
         grpc_addrs = (default_address(service, "grpc"),)
         http_addrs = (default_address(service, "http"),)
     for a in (*grpc_addrs, *http_addrs, *([debug_addr] if debug_addr else [])):
-        parse(a)  # a malformed address fails here, in one sentence
+        if not a.strip().startswith("dir:"):  # a registry: serve_cores picks the socket
+            parse(a)  # a malformed address fails here, in one sentence
     for a in extra_addrs:  # the addresses of dependencies: one, or many through discovery
         instancer_for(a, "grpc")
     limits = Limits(

@@ -3,7 +3,10 @@
 Both grpcio and asyncio silently unlink an existing Unix socket file before
 binding, which would steal the address from a live server. `bind` checks first:
 a socket file a live server answers on is refused with one clear sentence, a
-stale one is replaced; a TCP port in use is refused too (no SO_REUSEPORT).
+stale one is replaced; a TCP port in use is refused too. SO_REUSEPORT is set
+only when asked (`reuse_port`): for the instances of one `--instances` run,
+whose supervisor holds the port (`reserve_shared_port`) so that no unrelated
+server can join them.
 A socket file gets its mode (`SOCKET_MODE`, 0660, unless told otherwise) and
 group before anyone can connect: Linux checks write permission on the file at
 connect(), so the file's mode and group decide which local users may call.
@@ -152,10 +155,13 @@ def bind(
     *,
     mode: int = SOCKET_MODE,
     group: int | None = None,
+    reuse_port: bool = False,
 ) -> socket.socket:
     """A listening socket on `addr`, refusing live owners and replacing stale socket files.
 
-    A Unix socket file gets `mode` and `group` before the socket listens.
+    A Unix socket file gets `mode` and `group` before the socket listens. With
+    `reuse_port` a TCP socket sets SO_REUSEPORT and shares its port with the
+    other instances (and the reservation) of the same run; Unix sockets ignore it.
     """
     if addr.path is not None:
         path = addr.path
@@ -185,6 +191,8 @@ def bind(
         family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         try:
             sock.bind((addr.host, addr.port))
         except OSError as e:
@@ -194,6 +202,30 @@ def bind(
             raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
     sock.listen(backlog)
     sock.setblocking(False)
+    return sock
+
+
+def reserve_shared_port(addr: Address) -> socket.socket:
+    """Hold the TCP port of `addr` for the instances of one run (a bound, non-listening socket).
+
+    It binds without SO_REUSEADDR or SO_REUSEPORT, so a port anyone holds is
+    refused with the usual sentence, then turns SO_REUSEPORT on: the run's
+    instances (`bind(..., reuse_port=True)`, same user) may then listen on it,
+    while a server without SO_REUSEPORT, or a second run's reservation, is
+    refused as long as this socket is open. It never listens, so the kernel
+    gives it no connections. Port 0 is resolved here (`bound_address`).
+    """
+    assert addr.host is not None and addr.port is not None
+    family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.bind((addr.host, addr.port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise AddressError(f"cannot listen on {addr}: the port is already in use") from None
+        raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     return sock
 
 

@@ -40,14 +40,14 @@ def split_path(path: str) -> tuple[str, str]:
     return parts[1], parts[2]
 
 
-def _precheck(addr: Address) -> int | None:
+def _precheck(addr: Address, reuse_port: bool = False) -> int | None:
     """Refuse a live socket or busy port and replace a stale socket file, as `address.bind` does.
 
     grpcio would silently unlink a live server's socket file; binding here first
     (then closing) applies lokit's rules and leaves at most a stale file, which
     grpcio replaces. Returns that file's inode (None for TCP).
     """
-    sock = address.bind(addr, backlog=1)
+    sock = address.bind(addr, backlog=1, reuse_port=reuse_port)
     try:
         return os.stat(addr.path).st_ino if addr.path is not None else None
     finally:
@@ -81,8 +81,10 @@ class GrpcServer:
         socket_mode: int = address.SOCKET_MODE,
         socket_group: int | None = None,
         reflection: bool = True,
+        reuse_port: bool = False,
     ) -> None:
         self.service = service
+        self.reuse_port = reuse_port  # TCP ports shared by one run's instances (SO_REUSEPORT)
         self.reflection = reflection
         self.tls = tls
         self.socket_mode = socket_mode
@@ -114,7 +116,7 @@ class GrpcServer:
         checked: list[tuple[Address, int]] = []
         try:
             for addr in parsed:
-                ino = _precheck(addr)
+                ino = _precheck(addr, self.reuse_port)
                 if ino is not None:
                     checked.append((addr, ino))
         except AddressError:
@@ -124,7 +126,7 @@ class GrpcServer:
         limit = self.max_message_bytes
         server = grpc.aio.server(
             options=[
-                ("grpc.so_reuseport", 0),
+                ("grpc.so_reuseport", 1 if self.reuse_port else 0),
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
                 # idle and handshake timeouts, streams and connections, keepalive

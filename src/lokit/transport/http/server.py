@@ -143,7 +143,8 @@ async def _serve(server: _Uvicorn, sockets: list[socket.socket]) -> None:
 class HttpServer:
     """One ASGI app served by uvicorn (httptools) on any number of addresses.
 
-    `socket_mode` and `socket_group` (a gid) are given to the Unix socket files.
+    `socket_mode` and `socket_group` (a gid) are given to the Unix socket files;
+    `reuse_port` sets SO_REUSEPORT on TCP listeners (one `--instances` run's).
     """
 
     def __init__(
@@ -158,8 +159,10 @@ class HttpServer:
         client_auth: bool = True,
         socket_mode: int = address.SOCKET_MODE,
         socket_group: int | None = None,
+        reuse_port: bool = False,
     ) -> None:
         self._app = app
+        self._reuse_port = reuse_port  # TCP ports shared by one run's instances
         self._tls = tls
         self._client_auth = client_auth
         self._socket_mode = socket_mode
@@ -183,7 +186,12 @@ class HttpServer:
         bound: list[tuple[Address, socket.socket]] = []
         try:
             for addr in addrs:
-                sock = address.bind(addr, mode=self._socket_mode, group=self._socket_group)
+                sock = address.bind(
+                    addr,
+                    mode=self._socket_mode,
+                    group=self._socket_group,
+                    reuse_port=self._reuse_port,
+                )
                 bound.append((addr, sock))
         except BaseException:
             _release(bound)
