@@ -133,6 +133,15 @@ def test_the_log_keeps_one_writer(tmp_path: Path) -> None:
     assert "one writer" in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
+def test_instances_do_not_register_one_shared_entry(tmp_path: Path) -> None:
+    r = run_cli(
+        ["serve", "addsvc", "--grpc", "dir:reg", "--instances", "2", "--register", "serf"], tmp_path
+    )
+    assert r.returncode != 0
+    assert "--register serf with --instances 2 is refused" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1, r.stderr
+
+
 def test_a_pinned_process_and_dir_slots(tmp_path: Path) -> None:
     """--cpu pins every thread; processes started alone with dir: take slots 0, 1."""
     a = LokitProcess(["serve", "addsvc", "--grpc", "dir:reg", "--cpu", str(CPUS[-1])], tmp_path)

@@ -57,6 +57,13 @@ def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[
     registry = opts.pop("register", None)
     if registry is None:
         return []
+    count = opts.get("instances")  # serve_cores' flag, read after this group
+    if count is not None and count > 1:
+        raise click.UsageError(
+            f"--register {registry} with --instances {count} is refused: the instances would "
+            "announce one shared entry, and the first to stop would withdraw it; register "
+            "processes started one by one instead"
+        )
     rpc = os.environ.get("LOKIT_SERF_RPC") or None
     from lokit.sd.serfrpc import rpc_address
     from lokit.transport.address import AddressError
