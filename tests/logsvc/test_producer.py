@@ -120,3 +120,21 @@ async def test_sigkill_after_acknowledged_single_produces_keeps_them(
         await c.close()
     assert len(stored) == 450
     assert {off: stored[off] for off in acked} == acked
+
+
+async def test_an_open_idle_produce_stream_does_not_hold_the_shutdown(
+    tmp_path: Path, spawn: Any
+) -> None:
+    # Without the drain the server would wait out the 60 s grace for the client's stream.
+    server = spawn(
+        "--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock", "--grace", "60"
+    )
+    c = LogClient(f"unix:{tmp_path}/g.sock", timeout=10)
+    try:
+        assert await c.produce(b"kept") == 0  # the stream stays open, idle
+        server.proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.proc.wait, 30) == 0
+        with pytest.raises(Unavailable):  # the stream ended; nothing answers any more
+            await c.produce(b"after")
+    finally:
+        await c.close()
