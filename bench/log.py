@@ -3,8 +3,9 @@
 Each system gets a fresh server in a scratch directory and its own Python client
 (all on loopback, one client process sharing the 2 cores with the server):
 
-- `lokit`: `lokit serve log --fsync interval:1000` (like Redis's everysec), gRPC over
-  a Unix socket, request logs and metrics on as deployed; the `LogClient`.
+- `lokit`: `lokit serve log --fsync interval:1000` (like Redis's everysec; `--fsync`
+  sets another policy), gRPC over a Unix socket, request logs and metrics on as
+  deployed; the `LogClient`.
 - `redis`: redis-server, `--appendonly yes --appendfsync everysec --save ""`, TCP
   loopback; `redis.asyncio` with hiredis, one stream key, `XADD key * d <100 B>`.
 - `nats`: nats-server with JetStream file storage (one stream, `allow_direct`), TCP
@@ -12,8 +13,13 @@ Each system gets a fresh server in a scratch directory and its own Python client
 
 Cases, in order, on the same data (records of 100 B):
 - `produce-one`: one record at a time, each acknowledged before the next
-  (lokit Produce; XADD; js.publish): `records_per_s`, `p50_us`, `p99_us`.
-  `produce-one-stream` (lokit only): the same over one ProduceStream, one in flight.
+  (lokit `LogClient.produce`, which sends it on the ProduceStream it keeps open; XADD;
+  js.publish): `records_per_s`, `p50_us`, `p99_us`. lokit only: `produce-one-unary`
+  (proglog's unary Produce), `produce-one-stream` (a hand-driven ProduceStream, one
+  in flight).
+- `produce-stream-one` (lokit only): one record per ProduceStream message, as
+  proglog's Go client sends them, pipelined: `--in-flight` concurrent
+  `LogClient.produce` calls on the client's one stream, acks read concurrently.
 - `produce-batched`: lokit ProduceBatch of `--batch` records over ProduceBatchStream
   with a few batches in flight; Redis pipelines of 1,000 XADD; NATS publish_async.
 - `consume-all`: everything from offset 0 (lokit ConsumeBatchStream; XRANGE in
@@ -52,12 +58,14 @@ VALUE = bytes(range(100))
 
 
 @dataclass
-class Sizes:
+class Settings:
     records: int  # produce-batched (and so consume-all)
     singles: int  # produce-one and read-random calls
     batch: int  # lokit records per ProduceBatch
     window: int  # lokit batches in flight
+    in_flight: int  # produce-stream-one: records in flight
     read_batch: int  # lokit records per ConsumeBatchStream message
+    fsync: str = "interval:1000"  # lokit's --fsync
 
 
 class Server:
@@ -135,7 +143,7 @@ def timed_loop(
 # --- lokit ----------------------------------------------------------------------------
 
 
-async def start_lokit(scratch: Path, sock: Path, *extra: str) -> Server:
+async def start_lokit(scratch: Path, sock: Path, fsync: str, *extra: str) -> Server:
     server = Server(
         [
             sys.executable,
@@ -148,7 +156,7 @@ async def start_lokit(scratch: Path, sock: Path, *extra: str) -> Server:
             "--grpc",
             f"unix:{sock}",
             "--fsync",
-            "interval:1000",
+            fsync,
             *extra,
         ],
         scratch,
@@ -160,18 +168,24 @@ async def start_lokit(scratch: Path, sock: Path, *extra: str) -> Server:
     return server
 
 
-async def bench_lokit(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
+async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
     from lokit.logsvc.client import LogClient
     from lokit.logsvc.messages import ProduceBatchRequest, ProduceRequest
 
     sock = scratch / "log.grpc.sock"
-    server = await start_lokit(scratch, sock)
+    server = await start_lokit(scratch, sock, sizes.fsync)
     client = LogClient(f"unix:{sock}", timeout=60)
     m = Measure("lokit", server, rows)
     total = 0
     try:
         await m.run(
             "produce-one", sizes.singles, timed_loop(sizes.singles, lambda i: client.produce(VALUE))
+        )
+        total += sizes.singles
+        await m.run(
+            "produce-one-unary",
+            sizes.singles,
+            timed_loop(sizes.singles, lambda i: client.produce_unary(VALUE)),
         )
         total += sizes.singles
 
@@ -195,6 +209,22 @@ async def bench_lokit(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
 
         await m.run("produce-one-stream", sizes.singles, one_stream)
         total += sizes.singles
+
+        pipelined = sizes.records // 2
+
+        async def stream_one() -> None:
+            left = pipelined
+
+            async def producer() -> None:
+                nonlocal left
+                while left > 0:
+                    left -= 1
+                    await client.produce(VALUE)
+
+            await asyncio.gather(*(producer() for _ in range(sizes.in_flight)))
+
+        await m.run("produce-stream-one", pipelined, stream_one)
+        total += pipelined
 
         async def batched() -> None:
             batches = sizes.records // sizes.batch
@@ -233,7 +263,7 @@ async def bench_lokit(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
         # record decoded and checksummed from the store (warm page cache).
         await client.close()
         server.stop()
-        server = m.server = await start_lokit(scratch, sock, "--read-cache-bytes", "0")
+        server = m.server = await start_lokit(scratch, sock, sizes.fsync, "--read-cache-bytes", "0")
         client = LogClient(f"unix:{sock}", timeout=60)
         await m.run("consume-all-store", total, consume_all)
     finally:
@@ -244,7 +274,7 @@ async def bench_lokit(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
 # --- Redis ----------------------------------------------------------------------------
 
 
-async def bench_redis(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
+async def bench_redis(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
     import redis.asyncio as aioredis
 
     port = free_port()
@@ -318,7 +348,7 @@ async def bench_redis(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
 # --- NATS JetStream ---------------------------------------------------------------------
 
 
-async def bench_nats(scratch: Path, sizes: Sizes, rows: list[Row]) -> None:
+async def bench_nats(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
     import nats
     from nats.js.api import StorageType, StreamConfig
 
@@ -398,9 +428,9 @@ def peers_available() -> dict[str, bool]:
     return found
 
 
-async def main_async(sizes: Sizes, systems: list[str]) -> list[Row]:
+async def main_async(sizes: Settings, systems: list[str]) -> list[Row]:
     rows: list[Row] = []
-    benches: dict[str, Callable[[Path, Sizes, list[Row]], Awaitable[None]]] = {
+    benches: dict[str, Callable[[Path, Settings, list[Row]], Awaitable[None]]] = {
         "lokit": bench_lokit,
         "redis": bench_redis,
         "nats": bench_nats,
@@ -422,13 +452,17 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=5000, help="lokit records per batch")
     p.add_argument("--window", type=int, default=4, help="lokit batches in flight")
     p.add_argument("--read-batch", type=int, default=20000, help="lokit records per message")
+    p.add_argument("--in-flight", type=int, default=256, help="produce-stream-one records")
+    p.add_argument("--fsync", default="interval:1000", help="lokit's --fsync policy")
     p.add_argument("--systems", default="lokit,redis,nats", help="comma-separated")
     args = p.parse_args()
-    sizes = Sizes(
+    sizes = Settings(
         records=args.records or (20_000 if args.quick else 200_000),
         singles=args.singles or (2_000 if args.quick else 20_000),
         batch=args.batch,
         window=args.window,
+        in_flight=args.in_flight,
+        fsync=args.fsync,
         read_batch=args.read_batch,
     )
     available = {"lokit": True, **peers_available()}
@@ -445,7 +479,7 @@ def main() -> None:
         rows,
         args,
         f"commit log: {sizes.records:,} x 100 B batched, {sizes.singles:,} one at a time "
-        "(lokit fsync interval:1000 over a Unix socket; Redis AOF everysec, NATS file, TCP)",
+        f"(lokit fsync {args.fsync} over a Unix socket; Redis AOF everysec, NATS file, TCP)",
     )
 
 

@@ -33,8 +33,9 @@ _AGE_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400
 class FsyncPolicy:
     """When appended bytes are forced to disk.
 
-    - ``always``: an append returns only once its record and index entry are
-      durable; concurrent appenders share one fsync (group commit).
+    - ``always``: an append returns only once its record is durable (one fdatasync
+      of the store; the newest index is rebuilt from it on open); concurrent
+      appenders share one fsync (group commit).
     - ``interval:<ms>``: a background thread fsyncs dirty segments every `<ms>`.
     - ``never``: lokit never calls fsync; the OS writes back in its own time.
     """

@@ -1,11 +1,18 @@
 """Durability for one Log: sync rounds, group commit, the interval thread, failure poisoning.
 
-A sync round fsyncs every segment written since the previous round (and the directory
-when segments were created or removed). fsync never runs under the log's lock: a round
-snapshots which segments are dirty under that lock, on duplicated file descriptors (so
-a concurrent truncation cannot pull a descriptor out from under it), and syncs them
-while appends carry on. Rounds are serialised by `Durability.round_lock`, so when one
-returns, every write made before it started is durable.
+A sync round fsyncs the store of every segment written since the previous round (and
+the directory when segments were created or removed). An index is fsynced only where
+recovery cannot rebuild it for free (`index_dirty`): a segment sealed by a roll, an
+index cut by a truncation, the newest index on `Log.sync` and `Log.close`; a segment
+the file pool closes has both files fsynced. The newest segment's index is derived
+data -- every open reads its store through and rebuilds entries a crash lost
+(`recovery`) -- so under ``always`` a record costs one fdatasync (its store), not two.
+
+fsync never runs under the log's lock: a round snapshots which segments are dirty
+under that lock, on duplicated file descriptors (so a concurrent truncation cannot
+pull a descriptor out from under it), and syncs them while appends carry on. Rounds
+are serialised by `Durability.round_lock`, so when one returns, every write made
+before it started is durable.
 
 Group commit (fsync ``always``): an appender waits until a sync round that started
 after its write has finished. Rounds are numbered; a write takes the number of the next
@@ -82,6 +89,7 @@ class Durability:
         "directory",
         "dirty",
         "failed",
+        "index_dirty",
         "next_round",
         "on_fsync",
         "round_lock",
@@ -98,6 +106,9 @@ class Durability:
         self.dirty: dict[Segment, None] = {}
         """Segments written since the last round started (the log adds, under its lock;
         never rebound, so the log may keep a reference)."""
+        self.index_dirty: dict[Segment, None] = {}
+        """Dirty segments whose index the next round fsyncs too: sealed, or cut by a
+        truncation (a subset of `dirty`; the log adds to both, under its lock)."""
         self.dir_dirty = False
         """The directory changed since the last round started (set under the log's lock)."""
         self.next_round = 0
@@ -149,9 +160,9 @@ class Durability:
                     gc.notify_all()
 
     def sync_round(self) -> None:
-        """fsync every segment written since the last round (and the directory if it
-        changed). Rounds are serialised, so when one returns, every write made before
-        it started is durable."""
+        """fsync the store of every segment written since the last round, the indexes
+        in `index_dirty`, and the directory if it changed. Rounds are serialised, so
+        when one returns, every write made before it started is durable."""
         with self.round_lock:
             self.sync_round_held()
 
@@ -165,12 +176,14 @@ class Durability:
             number = self.next_round
             self.next_round = number + 1
             target = self._written_end()
+            indexes = self.index_dirty
             try:
                 for seg in self.dirty:
                     if seg.store.fd >= 0:
-                        seg.index.flush()
                         fds.append(os.dup(seg.store.fd))
-                        fds.append(os.dup(seg.index.fd))
+                        if seg in indexes:
+                            seg.index.flush()
+                            fds.append(os.dup(seg.index.fd))
                     else:  # closed by the file pool unsynced (fsync never): by path
                         fds.extend(_open_for_sync(seg))
                 if self.dir_dirty:
@@ -181,6 +194,7 @@ class Durability:
                 self._fail_round(e)
                 raise LogFailedError(f"cannot prepare fsync of {self.directory}: {e}") from e
             self.dirty.clear()
+            indexes.clear()
             self.dir_dirty = False
         took: float | None = None
         if fds or dir_fd >= 0:  # else every earlier write was covered by an earlier round

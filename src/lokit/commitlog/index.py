@@ -10,9 +10,10 @@ look real. Entries present at open are read through a read-only mmap; entries
 appended since are kept in an in-memory array, so lookups never need a remap.
 
 New entries are written to the file in blocks (every 64 KiB of entries, and always
-before a sync, a roll or a close), packed in bulk from the in-memory array, not one
-syscall per record: the index is derived data, and recovery rebuilds any entries a
-crash lost from the newest segment's store.
+before a roll, a close, or a sync round that fsyncs this index), packed in bulk from the
+in-memory array, not one syscall per record: the index is derived data, and recovery
+rebuilds any entries a crash lost from the newest segment's store (so sync rounds
+fsync the newest segment's store only; see `durability`).
 """
 
 from __future__ import annotations

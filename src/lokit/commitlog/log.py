@@ -243,7 +243,16 @@ class Log(Maintenance):
             if self._closed:
                 raise LogClosedError(self.directory)
             self._durability.dir_dirty = True
+            self._index_too()
         self._durability.sync_round()
+
+    def _index_too(self) -> None:
+        """Make the next round fsync the newest segment's index as well (under the lock):
+        sync rounds otherwise leave it to recovery, which rebuilds it from the store."""
+        seg = self._segments[-1]
+        if seg.is_open:
+            self._dirty[seg] = None
+            self._durability.index_dirty[seg] = None
 
     def _check_writable(self) -> None:
         if self._closed:
@@ -394,6 +403,8 @@ class Log(Maintenance):
         d.stop()
         try:
             if self._syncs and d.failed is None:
+                with self._lock:
+                    self._index_too()
                 d.sync_round()
         finally:
             with d.round_lock, self._lock:

@@ -2,8 +2,9 @@
 truncation at either end, and finding the segment that holds an offset.
 
 Not thread-safe: the Log calls all of it under its lock. Every change is reported to
-the log's `Durability` -- a segment written or cut is dirty, a segment created or
-deleted makes the directory dirty -- so the next sync round makes it durable.
+the log's `Durability` -- a segment written is dirty, a segment sealed or cut has a
+dirty index too, a segment created or deleted makes the directory dirty -- so the
+next sync round makes it durable.
 Segments are contiguous (each starts where the one before ends) unless a store was
 damaged; `find` tells a missing record from one that is out of range.
 
@@ -82,6 +83,7 @@ class SegmentSet:
                 os.fdatasync(seg.store.fd)
                 os.fdatasync(seg.index.fd)
                 del d.dirty[seg]
+                d.index_dirty.pop(seg, None)
             else:
                 seg.index.flush()
         except OSError as e:
@@ -144,8 +146,13 @@ class SegmentSet:
 
     def _start_at(self, base: int) -> Segment:
         """Seal the active segment and start a new one at `base` (>= its next offset;
-        offsets in between read as missing)."""
-        self.segments[-1].index.seal()  # (a closed segment's index is already flushed)
+        offsets in between read as missing). The sealed index is fsynced by the next
+        round: recovery trusts a sealed segment's index once it looks consistent."""
+        old = self.segments[-1]
+        old.index.seal()  # (a closed segment's index is already flushed)
+        d = self._durability
+        d.dirty[old] = None
+        d.index_dirty[old] = None
         seg = self._new(base)
         self.segments.append(seg)
         self._bases.append(seg.base)
@@ -182,6 +189,7 @@ class SegmentSet:
             seg = segments.pop()
             self._bases.pop()
             dirty.pop(seg, None)
+            self._durability.index_dirty.pop(seg, None)
             seg.remove()
         seg = segments[-1]
         if seg.next_offset > keep_next:
@@ -189,6 +197,7 @@ class SegmentSet:
         elif seg.next_offset < keep_next:  # it ends in missing records: skip them again
             seg = self._start_at(keep_next)
         dirty[seg] = None
+        self._durability.index_dirty[seg] = None
         self._durability.dir_dirty = True
 
     # -- the oldest end --------------------------------------------------------------------
@@ -226,6 +235,7 @@ class SegmentSet:
         seg = self.segments.pop(0)
         self._bases.pop(0)
         self._durability.dirty.pop(seg, None)
+        self._durability.index_dirty.pop(seg, None)
         seg.remove()
         self._durability.dir_dirty = True
 

@@ -144,7 +144,8 @@ def _lines(n: int) -> str:
 def produce(addr: str, topic: str, values: tuple[str, ...], tls: Any = None) -> None:
     """Append VALUEs (or, without any, one record per line of stdin) to a topic.
 
-    VALUEs go in one batch: all of them, or none. Each VALUE's offset is printed,
+    One VALUE is one record, sent on a ProduceStream (proglog's, acknowledged);
+    several go in one batch: all of them, or none. Each VALUE's offset is printed,
     one per line. Lines from stdin go in batches, with a progress bar when stderr
     is a terminal; a line over the server's maximum record size is skipped with a
     warning naming its line number, the others are produced, and the command then
@@ -153,6 +154,9 @@ def produce(addr: str, topic: str, values: tuple[str, ...], tls: Any = None) -> 
 
     async def with_values(client: Any) -> int:
         # os.fsencode gives back argv's own bytes, also those that are not UTF-8
+        if len(values) == 1:
+            click.echo(await client.produce(os.fsencode(values[0]), topic))
+            return 0
         appended = await client.produce_batch([os.fsencode(v) for v in values], topic)
         for i in range(appended.count):
             click.echo(appended.first_offset + i)

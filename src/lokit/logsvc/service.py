@@ -58,6 +58,7 @@ class _Failed:
 
 
 _END = object()
+_DRAINED = object()  # the server drains: an idle ProduceStream ends (ServerStoppingError)
 
 
 async def _pump(requests: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
@@ -208,12 +209,24 @@ class LogService:
         Requests that have already arrived are appended together so they share one
         fsync (with `--fsync always` a pipelining client would otherwise wait one
         fsync per record); each still gets its own answer, in order, and the first
-        failure ends the call after the answers before it.
+        failure ends the call after the answers before it. When the server drains, the
+        stream ends with ServerStoppingError after the group being appended (requests
+        behind it are neither appended nor answered): a client keeping its stream
+        open must not hold the shutdown for the whole grace period.
         """
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_GROUP)
+
+        def drained() -> None:
+            if queue.empty():  # wake the idle loop; a busy one sees `draining` itself
+                queue.put_nowait(_DRAINED)
+
+        waits = self._waits
+        unregister = waits.on_drain(drained)
         pump = asyncio.ensure_future(_pump(requests, queue))
         try:
             while True:
+                if waits.draining:
+                    raise ServerStoppingError()
                 group = [await queue.get()]
                 while len(group) < STREAM_GROUP and not queue.empty():
                     group.append(queue.get_nowait())
@@ -230,8 +243,11 @@ class LogService:
                     last = group[end]
                     if isinstance(last, _Failed):
                         raise last.error
+                    if last is _DRAINED:
+                        raise ServerStoppingError()
                     return
         finally:
+            unregister()
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump

@@ -6,13 +6,14 @@ never poll. Every such wait goes through one `Waits`, so `drain()` can end them
 all with `ServerStoppingError` when shutdown begins (before the transports
 drain, so idle followers do not hold the shutdown for the whole grace period),
 and refuse new ones. Cancelling the waiting caller (the client went away)
-cancels its wait and stays a cancellation.
+cancels its wait and stays a cancellation. A ProduceStream idle between records
+is no such wait (it waits on its client); it registers `on_drain` to end then.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from lokit.commitlog import AsyncLog
@@ -26,11 +27,12 @@ __all__ = ["Waits"]
 class Waits:
     """The waits in progress; `drain()` ends them and refuses new ones."""
 
-    __slots__ = ("_draining", "_waiters")
+    __slots__ = ("_draining", "_on_drain", "_waiters")
 
     def __init__(self) -> None:
         self._draining = False
         self._waiters: set[asyncio.Future[Any]] = set()
+        self._on_drain: set[Callable[[], None]] = set()
 
     @property
     def draining(self) -> bool:
@@ -42,6 +44,18 @@ class Waits:
         self._draining = True
         for waiter in list(self._waiters):
             waiter.cancel()
+        for callback in list(self._on_drain):
+            callback()
+
+    def on_drain(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback()` when the server drains (at once if it is draining);
+        returns the function that unregisters it. For waits too frequent to wrap in
+        `until` one by one (a ProduceStream's next request)."""
+        if self._draining:
+            callback()
+            return lambda: None
+        self._on_drain.add(callback)
+        return lambda: self._on_drain.discard(callback)
 
     async def until(self, waiting: Coroutine[Any, Any, T]) -> T:
         """Await `waiting`, or end with ServerStoppingError when the server drains.

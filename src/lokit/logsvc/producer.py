@@ -1,0 +1,171 @@
+"""Single produces over one open ProduceStream, acknowledged in order (`LogClient.produce`).
+
+A unary Produce pays grpc.aio's whole per-call machinery (≈ 450 µs here); a message on
+an open stream costs a fraction of it. So `StreamProducer` opens proglog's ProduceStream
+on the first produce, keeps it open, and sends each record as one message: concurrent
+produces pipeline on it (many in flight), one at a time each waits for its own ack.
+The server answers in request order, so each produce's future waits in a FIFO and the
+reader task resolves the head with each offset.
+
+Failures (decided here; the server's `LogService.produce_stream` is the other half):
+
+- The server ends the stream at the first record it refuses, after the answers before
+  it; records behind that one are not appended. The refused record raises the server's
+  error (same class: `RecordTooLargeError`, `InvalidArgument`, ...); every other record
+  still in flight raises the same class, with a message saying it was not acknowledged.
+- When the stream breaks (server gone, connection lost: `Unavailable`, `Cancelled`),
+  records in flight may or may not have been appended, exactly as a unary produce whose
+  answer was lost. They fail with that error and are **never resent**: a produce is not
+  idempotent, and resending could append a record twice. An acknowledged record is
+  never affected; the next produce opens a new stream.
+- A produce that gets no ack within its timeout raises `DeadlineExceeded`; the record
+  stays in flight (its ack, if it comes, is matched and dropped), so order holds.
+- `close()` half-closes the stream and waits (briefly) for the acks still due.
+
+The stream is opened outside the caller's request context: it outlives any one request,
+so it carries no deadline and its own request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+
+from lokit.context import current
+from lokit.errors import Cancelled, DeadlineExceeded, Error, Unavailable
+from lokit.logsvc.messages import ProduceRequest
+
+OpenStream = Callable[[AsyncIterator[ProduceRequest]], AsyncIterator[int]]
+CLOSE_WAIT = 5.0
+"""Seconds `close()` waits for the acks still due before it cancels the stream."""
+
+_END = ProduceRequest(b"")  # the queue's end marker (compared by identity)
+
+
+class _Stream:
+    """One open ProduceStream: its request queue, the futures awaiting acks, its reader."""
+
+    __slots__ = ("_queue", "failed", "pending", "reader")
+
+    def __init__(self, open_stream: OpenStream, label: str) -> None:
+        self._queue: asyncio.Queue[ProduceRequest] = asyncio.Queue()
+        self.pending: deque[asyncio.Future[int]] = deque()
+        self.failed = False
+        empty = contextvars.Context()  # no caller's deadline or request id on the stream
+        responses = empty.run(open_stream, self._requests())
+        loop = asyncio.get_running_loop()
+        self.reader = loop.create_task(self._read(responses, label), context=empty)
+
+    async def _requests(self) -> AsyncIterator[ProduceRequest]:
+        get = self._queue.get
+        while (request := await get()) is not _END:
+            yield request
+
+    def send(self, request: ProduceRequest) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.pending.append(fut)
+        self._queue.put_nowait(request)
+        return fut
+
+    def end(self) -> None:
+        """Half-close: no more requests; the reader ends once every ack is in."""
+        self._queue.put_nowait(_END)
+
+    async def _read(self, responses: AsyncIterator[int], label: str) -> None:
+        pending = self.pending
+        try:
+            async for offset in responses:
+                if not pending:  # an ack nobody waits for: the stream is out of step
+                    raise Unavailable(f"ProduceStream at {label} sent an unexpected ack")
+                fut = pending.popleft()
+                if not fut.done():
+                    fut.set_result(offset)
+        except Error as e:
+            self._fail(e)
+            return
+        except asyncio.CancelledError:
+            self._fail(Cancelled(f"the ProduceStream to {label} was closed"))
+            raise
+        except Exception as e:  # not a status: report it as the stream's failure
+            self._fail(Unavailable(f"ProduceStream at {label} failed: {e}"))
+            return
+        if pending:
+            self._fail(Unavailable(f"ProduceStream at {label} ended before acknowledging"))
+
+    def _fail(self, error: Error) -> None:
+        """Fail every record in flight: the first with `error`, the others alike; end the
+        request stream (grpc's task reading it would otherwise wait on it forever)."""
+        self.failed = True
+        self._queue.put_nowait(_END)
+        pending = self.pending
+        first = True
+        while pending:
+            fut = pending.popleft()
+            if not fut.done():
+                fut.set_exception(error if first else _behind(error))
+            first = False
+
+
+def _behind(error: Error) -> Error:
+    """The error for a record sent after the one that failed (same class)."""
+    note = f"{error.message} (a record sent before this one failed; it was not acknowledged)"
+    try:
+        return type(error)(note)
+    except Exception:  # an error class with another constructor: the error as it is
+        return error
+
+
+class StreamProducer:
+    """Single produces over one lazily opened, long-lived ProduceStream (see the module).
+
+    `open_stream(requests)` starts a ProduceStream call and yields its offsets;
+    `label` names the server in errors. Use from one event loop.
+    """
+
+    def __init__(self, open_stream: OpenStream, label: str) -> None:
+        self._open = open_stream
+        self._label = label
+        self._stream: _Stream | None = None
+
+    async def produce(self, value: bytes, topic: str, timeout: float | None) -> int:  # noqa: ASYNC109
+        """Append one record; its offset once the server acknowledged it.
+
+        `timeout`: seconds to wait for the ack (bounded by the current request's deadline).
+        """
+        ctx = current()
+        if ctx is not None and ctx.deadline is not None:
+            left = ctx.time_remaining()
+            timeout = left if timeout is None or (left is not None and left < timeout) else timeout
+        if timeout is not None and timeout <= 0:
+            raise DeadlineExceeded(f"produce to {self._label} not sent: the deadline has passed")
+        s = self._stream
+        if s is None or s.failed:
+            s = self._stream = _Stream(self._open, self._label)
+        fut = s.send(ProduceRequest(value, topic))
+        if timeout is None:
+            return await fut
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"produce to {self._label}: no acknowledgement within {timeout:g} s "
+                "(the record may still be appended)"
+            ) from None
+
+    async def close(self) -> None:
+        """Half-close the stream and wait up to CLOSE_WAIT s for the acks due, then stop it."""
+        s, self._stream = self._stream, None
+        if s is None:
+            return
+        if not s.failed:
+            s.end()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(s.reader), CLOSE_WAIT)
+        if not s.reader.done():
+            s.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await s.reader
