@@ -4,8 +4,10 @@ Each system gets a fresh server in a scratch directory and its own Python client
 (all on loopback, one client process sharing the 2 cores with the server):
 
 - `lokit`: `lokit serve log --fsync interval:1000` (like Redis's everysec; `--fsync`
-  sets another policy), gRPC over a Unix socket, request logs and metrics on as
-  deployed; the `LogClient`.
+  sets another policy), gRPC and HTTP on Unix sockets side by side (`log.grpc.sock`,
+  `log.http.sock`), request logs and metrics on as deployed; the `LogClient`, which
+  sends single produces on its open `POST /produce-stream` over the HTTP socket
+  and everything else over gRPC.
 - `redis`: redis-server, `--appendonly yes --appendfsync everysec --save ""`, TCP
   loopback; `redis.asyncio` with hiredis, one stream key, `XADD key * d <100 B>`.
 - `nats`: nats-server with JetStream file storage (one stream, `allow_direct`), TCP
@@ -13,13 +15,13 @@ Each system gets a fresh server in a scratch directory and its own Python client
 
 Cases, in order, on the same data (records of 100 B):
 - `produce-one`: one record at a time, each acknowledged before the next
-  (lokit `LogClient.produce`, which sends it on the ProduceStream it keeps open; XADD;
+  (lokit `LogClient.produce`, which sends it on the produce stream it keeps open; XADD;
   js.publish): `records_per_s`, `p50_us`, `p99_us`. lokit only: `produce-one-unary`
-  (proglog's unary Produce), `produce-one-stream` (a hand-driven ProduceStream, one
-  in flight).
-- `produce-stream-one` (lokit only): one record per ProduceStream message, as
-  proglog's Go client sends them, pipelined: `--in-flight` concurrent
-  `LogClient.produce` calls on the client's one stream, acks read concurrently.
+  (proglog's unary Produce over gRPC), `produce-one-stream` (a hand-driven gRPC
+  ProduceStream, one in flight).
+- `produce-stream-one` (lokit only): one record per stream message, as proglog's Go
+  client sends them, pipelined: `--in-flight` concurrent `LogClient.produce` calls
+  on the client's one stream, acks read concurrently.
 - `produce-batched`: lokit ProduceBatch of `--batch` records over ProduceBatchStream
   with a few batches in flight; Redis pipelines of 1,000 XADD; NATS publish_async.
 - `consume-all`: everything from offset 0 (lokit ConsumeBatchStream; XRANGE in
@@ -155,6 +157,8 @@ async def start_lokit(scratch: Path, sock: Path, fsync: str, *extra: str) -> Ser
             str(scratch / "data"),
             "--grpc",
             f"unix:{sock}",
+            "--http",
+            f"unix:{str(sock).removesuffix('.grpc.sock')}.http.sock",
             "--fsync",
             fsync,
             *extra,
@@ -163,8 +167,9 @@ async def start_lokit(scratch: Path, sock: Path, fsync: str, *extra: str) -> Ser
         stdout=subprocess.PIPE,
     )
     assert server.proc.stdout is not None
-    if not await asyncio.to_thread(server.proc.stdout.readline):
-        raise SystemExit("lokit serve log did not start")
+    for _ in range(2):  # gRPC and HTTP listening
+        if not await asyncio.to_thread(server.proc.stdout.readline):
+            raise SystemExit("lokit serve log did not start")
     return server
 
 

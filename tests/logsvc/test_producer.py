@@ -1,11 +1,15 @@
-"""`LogClient.produce` over one open ProduceStream: acks matched in order, failures of
+"""`LogClient.produce` over one open produce stream: acks matched in order, failures of
 the records in flight with the server's error class, a new stream after a failure, no
-record resent; and a SIGKILLed `--fsync always` server keeps every acknowledged one."""
+record resent; and a SIGKILLed `--fsync always` server keeps every acknowledged one.
+
+Each test runs twice: over `POST /produce-stream` on the HTTP socket beside the gRPC
+one (the client's default there) and over gRPC's ProduceStream (`local_http=False`)."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +23,28 @@ from lokit.logsvc.errors import RecordTooLargeError
 from .conftest import InProcess, start_in_process
 
 
+@pytest.fixture(params=[True, False], ids=["http", "grpc"])
+def over_http(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+async def client(server: InProcess, over_http: bool) -> AsyncIterator[LogClient]:
+    c = LogClient(server.grpc, timeout=10, local_http=over_http)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
 async def _all(c: LogClient) -> list[bytes]:
     return [v async for b in c.consume_batches(0, stop_at_end=True) for v in b.values]
 
 
 async def test_one_at_a_time_and_concurrent_produces_share_one_stream(
-    server: InProcess, client: LogClient
+    server: InProcess, client: LogClient, over_http: bool
 ) -> None:
+    assert (client._http is not None) is over_http
     assert [await client.produce(b"a%d" % i) for i in range(5)] == list(range(5))
     stream = client._producer._stream  # type: ignore[union-attr]
     values = [b"c%d" % i for i in range(200)]
@@ -38,10 +57,10 @@ async def test_one_at_a_time_and_concurrent_produces_share_one_stream(
 
 
 async def test_a_refused_record_fails_it_and_those_behind_it_then_a_new_stream(
-    tmp_path: Path,
+    tmp_path: Path, over_http: bool
 ) -> None:
     srv = await start_in_process(tmp_path, max_record_bytes=100)
-    c = LogClient(srv.grpc, timeout=10)
+    c = LogClient(srv.grpc, timeout=10, local_http=over_http)
     try:
         await c.produce(b"first")
         sent = [c.produce(b"ok-1"), c.produce(b"x" * 200), c.produce(b"ok-2"), c.produce(b"ok-3")]
@@ -58,10 +77,10 @@ async def test_a_refused_record_fails_it_and_those_behind_it_then_a_new_stream(
 
 
 async def test_a_server_gone_fails_the_produce_and_a_restarted_one_is_used(
-    tmp_path: Path,
+    tmp_path: Path, over_http: bool
 ) -> None:
     srv = await start_in_process(tmp_path)
-    c = LogClient(srv.grpc, timeout=10)
+    c = LogClient(srv.grpc, timeout=10, local_http=over_http)
     try:
         assert await c.produce(b"one") == 0
         await srv.runtime.stop()
@@ -91,11 +110,11 @@ async def test_a_passed_deadline_sends_nothing(server: InProcess, client: LogCli
 
 
 async def test_sigkill_after_acknowledged_single_produces_keeps_them(
-    tmp_path: Path, spawn: Any
+    tmp_path: Path, spawn: Any, over_http: bool
 ) -> None:
-    args = ("--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock")
+    args = ("--data", "data", "--grpc", "unix:log.grpc.sock", "--http", "unix:log.http.sock")
     server = spawn(*args, "--fsync", "always")
-    c = LogClient(f"unix:{tmp_path}/g.sock", timeout=10)
+    c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     acked: dict[int, bytes] = {}
     try:
         for i in range(150):  # one at a time
@@ -112,7 +131,7 @@ async def test_sigkill_after_acknowledged_single_produces_keeps_them(
     assert sorted(acked) == list(range(450))
 
     spawn(*args, "--fsync", "always")
-    c = LogClient(f"unix:{tmp_path}/g.sock", timeout=10)
+    c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     try:
         stored = await _all(c)
         assert await c.produce(b"after restart") == len(stored)
@@ -123,13 +142,20 @@ async def test_sigkill_after_acknowledged_single_produces_keeps_them(
 
 
 async def test_an_open_idle_produce_stream_does_not_hold_the_shutdown(
-    tmp_path: Path, spawn: Any
+    tmp_path: Path, spawn: Any, over_http: bool
 ) -> None:
     # Without the drain the server would wait out the 60 s grace for the client's stream.
     server = spawn(
-        "--data", "data", "--grpc", "unix:g.sock", "--http", "unix:h.sock", "--grace", "60"
+        "--data",
+        "data",
+        "--grpc",
+        "unix:log.grpc.sock",
+        "--http",
+        "unix:log.http.sock",
+        "--grace",
+        "60",
     )
-    c = LogClient(f"unix:{tmp_path}/g.sock", timeout=10)
+    c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     try:
         assert await c.produce(b"kept") == 0  # the stream stays open, idle
         server.proc.send_signal(signal.SIGTERM)

@@ -2,10 +2,14 @@
 
 Unary calls get `timeout` seconds each; streams run until they end or the caller
 stops iterating (which cancels the call). `produce` sends each record as one message
-on a ProduceStream the client keeps open (`producer.StreamProducer`: about a third of
-a unary Produce's cost; concurrent produces pipeline on it; a produce is never
-resent). Errors are the server's own classes (`OffsetOutOfRangeError`,
-`RecordTooLargeError`, ...) or `Unavailable` when nothing answers at the address.
+on a ProduceStream the client keeps open (`producer.StreamProducer`: concurrent
+produces pipeline on it; a produce is never resent). Where the log also listens for
+HTTP on the Unix socket beside its gRPC one (`run/log.http.sock` beside
+`run/log.grpc.sock`, the one-box naming), that stream is `POST /produce-stream`
+over HTTP, lokit's fastest local protocol (`lokit.dialing`): a record on it costs
+about a third of one on gRPC's stream; everything else goes over gRPC. Errors are
+the server's own classes (`OffsetOutOfRangeError`, `RecordTooLargeError`, ...) or
+`Unavailable` when nothing answers at the address.
 
 An address naming many servers (`A,B`, `dir:PATH`, `srv:NAME`, `serf:SERVICE`)
 goes through `lokit.connect`: each call goes to one live server, chosen by
@@ -17,8 +21,10 @@ part of the records.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lokit.client import Connection, connect, stream_items
 from lokit.context import reset, with_deadline
@@ -47,12 +53,20 @@ from lokit.sd import is_discovery
 from lokit.security.tls import ClientTLS
 from lokit.transport.grpc.client import GrpcClient
 
+if TYPE_CHECKING:
+    from lokit.transport.http.client import HttpClient
+
+_GRPC_SOCK = ".grpc.sock"
+_HTTP_SOCK = ".http.sock"
+
 
 class LogClient:
     """Calls the log server at `addr` (`unix:PATH`, `HOST:PORT`, or a discovery address).
 
     `tls` (a `ClientTLS`) for a TLS or mTLS server; None takes it from the
     LOKIT_TLS_* variables when one is set, else plaintext (as `lokit.connect`).
+    `local_http=False` keeps single produces on gRPC's ProduceStream even where
+    the log's HTTP socket is beside `addr`.
     """
 
     def __init__(
@@ -62,6 +76,7 @@ class LogClient:
         timeout: float | None = 10.0,
         tls: ClientTLS | None = None,
         lb: str = "p2c",
+        local_http: bool = True,
     ) -> None:
         self.addr = addr
         self.timeout = timeout
@@ -69,12 +84,21 @@ class LogClient:
         self._routes: dict[str, GrpcRoute] = {r.method.name: r for r in spec.grpc}
         self._many: Connection[Any] | None = None
         self._producer: StreamProducer | None = None
+        self._http: HttpClient | None = None
         tls = tls or ClientTLS.from_env()
         if is_discovery(addr):
             self._many = connect(spec, grpc=addr, lb=lb, tls=tls)
-        else:
-            self.grpc = GrpcClient(addr, name=spec.name, tls=tls)
+            return
+        self.grpc = GrpcClient(addr, name=spec.name, tls=tls)
+        beside = http_beside(addr) if local_http else None
+        if beside is None:
             self._producer = StreamProducer(self.produce_stream, str(self.grpc.address))
+            return
+        from lokit.transport.http.client import HttpClient
+
+        http = self._http = HttpClient(beside, tls=tls)
+        route = next(r for r in spec.http if r.method.name == "ProduceStream")
+        self._producer = StreamProducer(lambda rs: http.bidi(route, rs), str(http.address))
 
     def _route(self, name: str) -> tuple[str, Any]:
         route = self._routes[name]
@@ -191,7 +215,21 @@ class LogClient:
         """Close the produce stream (waiting briefly for its acks), then the channel."""
         if self._producer is not None:
             await self._producer.close()
+        if self._http is not None:
+            await self._http.close()
         if self._many is not None:
             await self._many.close()
         else:
             await self.grpc.close()
+
+
+def http_beside(addr: str) -> str | None:
+    """`unix:X.http.sock` when `addr` is `unix:X.grpc.sock` and a socket is there, else None."""
+    text = addr.strip()
+    if not (text.startswith("unix:") and text.endswith(_GRPC_SOCK)):
+        return None
+    path = text[5 : -len(_GRPC_SOCK)] + _HTTP_SOCK
+    try:
+        return "unix:" + path if stat.S_ISSOCK(os.stat(path).st_mode) else None
+    except OSError:
+        return None

@@ -12,10 +12,15 @@ Values travel as base64 strings, as Go's `[]byte` does in proglog's JSON.
 - `GET /topics/{topic}/stream?from=N&follow=true` -> NDJSON `{"offset":N,"value":B64}` lines
 - `PUT` / `GET /consumers/{consumer}/positions/{topic}`: commit / fetch a position
 - `GET /servers`: proglog's GetServers
+- `POST /produce-stream`: proglog's ProduceStream as NDJSON both ways, one
+  `{"value":B64,"topic":T}` line per record in, one `{"offset":N}` line per record
+  out, in order, while the request is still being sent
 
-Bad JSON, bad base64 or a bad query parameter is a 400 with one sentence. These
-routes are served only: no lokit client calls them (`LogClient` speaks gRPC), so
-their codecs have no client half.
+Bad JSON, bad base64 or a bad query parameter is a 400 with one sentence. The
+routes are for curl and browsers, except `/produce-stream`: `LogClient` sends its
+single produces there when it reaches the log's HTTP socket (lokit's fastest local
+protocol, see `logsvc.client`), so its codec has both halves; the others have no
+client half.
 """
 
 from __future__ import annotations
@@ -72,6 +77,15 @@ class _Line(msgspec.Struct):
 
 class _Servers(msgspec.Struct):
     servers: list[messages.Server]
+
+
+class _StreamRecord(msgspec.Struct, omit_defaults=True):
+    value: bytes
+    topic: str = ""
+
+
+class _Ack(msgspec.Struct):
+    offset: int
 
 
 _encode = msgspec.json.Encoder().encode
@@ -143,6 +157,40 @@ def _record_json(r: messages.Record) -> bytes:
 
 
 CH1_PRODUCE = RouteCodec(_ch1_produce, _ch1_produce_out)
+
+
+# --- POST /produce-stream: NDJSON both ways, both halves --------------------------
+
+
+class ProduceStreamCodec:
+    """ProduceStream's NDJSON lines: a record per request line, an offset per answer line."""
+
+    __slots__ = ()
+
+    _record_in = staticmethod(_decoder(_StreamRecord))
+    _ack_in = staticmethod(msgspec.json.Decoder(_Ack).decode)
+
+    def decode_request(self, data: bytes) -> messages.ProduceRequest:
+        r = self._record_in(data)
+        return messages.ProduceRequest(r.value, r.topic)
+
+    def encode_response(self, offset: int) -> bytes:
+        return b'{"offset":%d}' % offset
+
+    def encode_request(self, request: messages.ProduceRequest) -> bytes:
+        return _encode(_StreamRecord(request.value, request.topic))
+
+    def decode_response(self, data: bytes) -> int:
+        try:
+            return self._ack_in(data).offset
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise malformed(e) from None
+
+    def encode_error(self, error: Error) -> bytes | None:
+        return None
+
+
+PRODUCE_STREAM = ProduceStreamCodec()
 CH1_CONSUME = RouteCodec(_ch1_consume, _record_json)
 
 
@@ -294,4 +342,5 @@ def log_http_routes(methods: Mapping[str, Method]) -> list[HttpRoute]:
         HttpRoute(
             "GET", "/servers", m["GetServers"], RouteCodec(_no_body, _servers_out), _get_servers
         ),
+        HttpRoute("POST", "/produce-stream", m["ProduceStream"], PRODUCE_STREAM),
     ]
