@@ -75,22 +75,30 @@ class ListenerState:
 class CoalescedWrites:
     """A connection's transport whose writes in one turn of the loop leave as one write.
 
-    A write is held until the end of the current turn (one `call_soon`), or
-    until `flush` (the protocol flushes when a response is complete); closing
+    A write is held until the end of the current turn (one `call_soon`), until
+    `flush` (the protocol flushes when a response is complete), or until
+    `HOLD_BYTES` are held: a stream that produces without yielding to the loop
+    still reaches the real transport, whose flow control then pauses it. Closing
     flushes first. Everything else goes to the real transport.
     """
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "_transport")
+    HOLD_BYTES = 64 * 1024
+
+    __slots__ = ("_held", "_loop", "_pending", "_scheduled", "_transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._held = 0
         self._scheduled = False
 
     def write(self, data: bytes) -> None:
         self._pending.append(data)
-        if not self._scheduled:
+        self._held += len(data)
+        if self._held > self.HOLD_BYTES:
+            self.flush()
+        elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._turn_over)
 
@@ -104,6 +112,7 @@ class CoalescedWrites:
         if pending:
             data = pending[0] if len(pending) == 1 else b"".join(pending)
             pending.clear()
+            self._held = 0
             if not self._transport.is_closing():
                 self._transport.write(data)
 
