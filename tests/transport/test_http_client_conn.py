@@ -304,6 +304,20 @@ async def test_a_stream_closed_early_closes_its_connection_and_the_next_call_is_
     await until(lambda: open_connections(addr) == 1)
 
 
+async def test_a_stream_left_after_its_answer_was_complete_keeps_its_connection(
+    served: Served, addr: str
+) -> None:
+    client = served.client(addr)
+    assert await client.unary(R["Sum"], req("Sum", a=1, b=2)) == 3
+    stream = client.server_stream(R["Count"], req("Count", n=3))
+    assert await anext(stream) == "0"
+    await asyncio.sleep(0.05)  # the rest of the (short) answer is in by now, unread
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert await client.unary(R["Sum"], req("Sum", a=2, b=2)) == 4  # not an unread "1"
+    assert [x async for x in client.server_stream(R["Count"], req("Count", n=2))] == ["0", "1"]
+    assert open_connections(addr) == 1
+
+
 async def test_a_slow_reader_pauses_the_socket_and_gets_every_item(
     served: Served, addr: str
 ) -> None:

@@ -12,7 +12,9 @@ small keep-alive pool per client): a unary call writes one prepared request
 (the head of each route built once) and parses one answer, about a third of
 what aiohttp cost per call. A request that failed on a reused connection
 before any answer came is sent again once on a new one when that is safe:
-its verb is idempotent (GET, HEAD, PUT, DELETE, OPTIONS). NDJSON streams are
+it never reached the socket, or its verb is idempotent (GET, PUT, DELETE,
+OPTIONS). Before reuse, an idle connection is checked for a close the loop has
+not seen yet, so a server closing idle connections rarely gets that far. NDJSON streams are
 read as they arrive; a stream left early closes its connection rather than
 give a half-read one back to the pool. Streamed requests are sent chunked.
 
@@ -115,7 +117,7 @@ class HttpClient:
         """Send one request and iterate the NDJSON response stream."""
         path = self._path(route, request)
         body = route.codec.encode_request(request)
-        return self._stream(route, path, body, None, JSON_TYPE, timeout)
+        return self._open_stream(route, path, body, None, JSON_TYPE, timeout)
 
     async def client_stream(
         self,
@@ -136,7 +138,7 @@ class HttpClient:
     ) -> AsyncIterator[Any]:
         """Stream `requests` as NDJSON while iterating the NDJSON responses."""
         items = _ndjson(requests, route.codec.encode_request)
-        return self._stream(route, route.path, None, items, NDJSON_TYPE, timeout)
+        return self._open_stream(route, route.path, None, items, NDJSON_TYPE, timeout)
 
     async def request(
         self,
@@ -146,7 +148,9 @@ class HttpClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
     ) -> tuple[int, bytes]:
-        """A raw call: (status, body) whatever the status, for tests and tools."""
+        """A raw call: (status, body) whatever the status, for tests and tools (not HEAD)."""
+        if verb.upper() == "HEAD":
+            raise errors.InvalidArgument("HEAD requests are not supported; use GET")
         if not path.startswith("/") or any(c in path for c in " \r\n"):
             raise errors.InvalidArgument(f"invalid request path {path!r}")
         return await self._exchange(verb, path, path, body, JSON_TYPE, timeout, check=False)
@@ -304,7 +308,7 @@ class HttpClient:
             try:
                 status, answer = await self._send(conn, data, deadline)
             except Closed as e:
-                if e.answered or verb not in _IDEMPOTENT:
+                if e.answered or (e.sent and verb not in _IDEMPOTENT):
                     raise self._transport_error(e, verb, path, fresh=False) from None
                 # The server had closed this keep-alive connection: once more, on a new one.
             except TimeoutError as e:
@@ -388,23 +392,48 @@ class HttpClient:
         body = conn.body
         return conn.status, body[0] if len(body) == 1 else b"".join(body)
 
-    async def _stream(
+    def _open_stream(
         self,
         route: HttpRoute,
         path: str,
         body: bytes | None,
         items: AsyncIterator[bytes] | None,
         content_type: str,
-        timeout: float | None,  # noqa: ASYNC109 (also sent on as the deadline)
+        timeout: float | None,
     ) -> AsyncIterator[Any]:
-        """A streamed answer's items; the call starts on the first iteration.
+        """A stream call: its head (context, trace) made now, in the caller's context.
+
+        A traced stream's span is not made current (it outlives this call) and is
+        ended by `_stream`.
+        """
+        span = None
+        if _trace.tracer is not None:
+            span = tracing.start_client_span(f"{route.verb} {route.path}")
+        try:
+            head, seconds = self._head(route.verb, path, content_type, timeout, span)
+        except BaseException as e:
+            if span is not None:
+                tracing.end_span(span, e)
+            raise
+        return self._stream(route, path, head, seconds, body, items, span)
+
+    async def _stream(
+        self,
+        route: HttpRoute,
+        path: str,
+        head: bytes,
+        seconds: float | None,
+        body: bytes | None,
+        items: AsyncIterator[bytes] | None,
+        span: Span | None,
+    ) -> AsyncIterator[Any]:
+        """A streamed answer's items; the request is sent on the first iteration.
 
         The connection goes back to the pool only when the answer was read to its
         end; a stream left early (closed, cancelled, failed) closes it.
         """
         verb = route.verb
         decode = route.codec.decode_response
-        span: Span | None = None
         error: BaseException | None = None
         conn: Connection | None = None
         pool: Pool | None = None
@@ -412,9 +441,6 @@ class HttpClient:
         writer: asyncio.Task[None] | None = None
         finished = False
         try:
-            if _trace.tracer is not None:
-                span = tracing.start_client_span(f"{verb} {route.path}")
-            head, seconds = self._head(verb, path, content_type, timeout, span)
             loop = asyncio.get_running_loop()
             deadline = None if seconds is None else loop.time() + seconds
             pool = self._get_pool(loop)
@@ -457,7 +483,7 @@ class HttpClient:
                 writer.cancel()
                 finished = False
             if conn is not None and pool is not None:
-                if not finished:
+                if not finished and not conn.complete:
                     conn.abort()  # left early: never a half-read connection in the pool
                 pool.release(conn)
             if span is not None:

@@ -13,9 +13,10 @@ this module keeps what is left small:
   `READ_HIGH_WATER` bytes. `expire(exc)` ends the exchange with `exc` (a
   deadline) and closes the socket.
 - `Pool`: the idle keep-alive connections to one address, most recent first,
-  each dropped after `keep_alive` idle seconds (and checked for a close the
-  loop has not seen yet when idle for a second or more); at most `limit` open
-  at once, further callers wait for one.
+  each dropped after `keep_alive` idle seconds, and checked before reuse for a
+  close the loop has not seen yet (one `poll(0)`, under a µs: anything readable
+  on an idle connection means the server closed it); at most `limit` open at
+  once, further callers wait for one.
 - `dial(addr, tls)`: a socket to a Unix path or TCP host (TCP_NODELAY), TLS with
   the client's SSLContext when given (the server checked as `localhost` on a
   Unix socket, as gRPC's clients do, else as the dialed host). Failures are
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
+import select
 import socket
 import ssl
 from typing import Any
@@ -50,9 +53,6 @@ __all__ = [
 
 # A stream's unread bytes past which the socket stops being read until they are consumed.
 READ_HIGH_WATER = 256 * 1024
-# A pooled connection idle this long is peeked at before reuse (a close not yet seen).
-_PEEK_AFTER = 1.0
-_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 
 
 class ConnectFailed(Exception):
@@ -75,13 +75,18 @@ class Closed(Exception):
     """The connection ended before the answer was complete.
 
     `cause` is the transport's error (an ssl.SSLError, a reset), None for a
-    plain close; `answered` says whether any byte of an answer had arrived.
+    plain close; `answered` says whether any byte of an answer had arrived,
+    `sent` whether the request had been handed to the socket (a write that
+    failed at once, as on a Unix socket the server closed, was not).
     """
 
-    def __init__(self, detail: str, cause: BaseException | None, answered: bool) -> None:
+    def __init__(
+        self, detail: str, cause: BaseException | None, answered: bool, sent: bool = True
+    ) -> None:
         super().__init__(detail)
         self.cause = cause
         self.answered = answered
+        self.sent = sent
 
 
 class Connection(asyncio.Protocol):
@@ -95,6 +100,7 @@ class Connection(asyncio.Protocol):
         "_error",
         "_paused_reading",
         "_paused_writing",
+        "_poll",
         "_streaming",
         "_waiter",
         "answered",
@@ -106,6 +112,7 @@ class Connection(asyncio.Protocol):
         "loop",
         "parser",
         "pool",
+        "sent",
         "sock",
         "status",
         "transport",
@@ -126,6 +133,9 @@ class Connection(asyncio.Protocol):
         self.body: list[bytes] = []
         self.keep_alive = False
         self.answered = False  # a byte of the current answer arrived
+        self.sent = False  # the current request was handed to the socket (no write error)
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
         self._complete = False
         self._streaming = False
         self._waiter: asyncio.Future[None] | None = None
@@ -142,13 +152,16 @@ class Connection(asyncio.Protocol):
         """Write a whole request; the future is done once the whole answer is in `body`."""
         self._reset(streaming=False)
         waiter = self._waiter = self.loop.create_future()
-        self.transport.write(data)  # type: ignore[union-attr]
+        transport = self.transport
+        transport.write(data)  # type: ignore[union-attr]
+        self.sent = not transport.is_closing()  # type: ignore[union-attr]
         return waiter
 
     def start(self, data: bytes) -> None:
         """Write a request's head (and maybe body) and read the answer as a stream."""
         self._reset(streaming=True)
         self.transport.write(data)  # type: ignore[union-attr]
+        self.sent = not self.transport.is_closing()  # type: ignore[union-attr]
 
     def write(self, data: bytes) -> None:
         """More of the request body (a streamed body's chunks)."""
@@ -173,6 +186,12 @@ class Connection(asyncio.Protocol):
         self._complete = False
         self._streaming = streaming
         self._error = None
+        if self._chunks:  # what a stream left unread of a complete answer
+            self._chunks.clear()
+            self._buffered = 0
+        if self._paused_reading:
+            self._paused_reading = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
 
     # --- reading a stream ----------------------------------------------------------
 
@@ -246,17 +265,9 @@ class Connection(asyncio.Protocol):
         """The last answer is complete and the server keeps the connection open."""
         return self._complete and self.keep_alive and not self.closed
 
-    def stale(self, now: float) -> bool:
-        """Idle long enough that the server may have closed it: look without reading."""
-        if now - self.idle_since < _PEEK_AFTER:
-            return False
-        try:
-            self.sock.recv(1, _PEEK)  # data or EOF on an idle connection: not fit for reuse
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
-        return True
+    def stale(self) -> bool:
+        """Anything readable on an idle connection: the server closed it (or misbehaves)."""
+        return bool(self._poll.poll(0))
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
@@ -294,7 +305,7 @@ class Connection(asyncio.Protocol):
             detail = "the server closed the connection"
             if exc is not None:
                 detail = str(exc) or type(exc).__name__
-            self._fail(Closed(detail, exc, self.answered))
+            self._fail(Closed(detail, exc, self.answered, self.sent))
         drain = self._drain
         if drain is not None and not drain.done():
             drain.set_result(None)
@@ -345,7 +356,17 @@ class Connection(asyncio.Protocol):
 class Pool:
     """Idle keep-alive connections to one address, and how many are open."""
 
-    __slots__ = ("_dial", "_idle", "_sweep", "_waiters", "keep_alive", "limit", "loop", "open")
+    __slots__ = (
+        "_dial",
+        "_idle",
+        "_sweep",
+        "_waiters",
+        "closed",
+        "keep_alive",
+        "limit",
+        "loop",
+        "open",
+    )
 
     def __init__(
         self,
@@ -360,6 +381,7 @@ class Pool:
         self.keep_alive = keep_alive
         self.limit = limit
         self.open = 0
+        self.closed = False
         self._idle: list[Connection] = []
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweep: asyncio.TimerHandle | None = None
@@ -370,7 +392,7 @@ class Pool:
         while idle:
             conn = idle.pop()
             now = self.loop.time()
-            if conn.closed or now - conn.idle_since > self.keep_alive or conn.stale(now):
+            if conn.closed or now - conn.idle_since > self.keep_alive or conn.stale():
                 conn.abort()
                 continue
             return conn
@@ -401,7 +423,7 @@ class Pool:
 
     def release(self, conn: Connection) -> None:
         """Back to the idle list when its answer is complete and it is kept open; else closed."""
-        if not conn.reusable():
+        if not conn.reusable() or self.closed:
             conn.abort()
             return
         conn.idle_since = self.loop.time()
@@ -439,11 +461,13 @@ class Pool:
 
     def close(self) -> None:
         """Close every idle connection; connections in use close when their exchange ends."""
+        self.closed = True
         if self._sweep is not None:
             self._sweep.cancel()
             self._sweep = None
         for conn in list(self._idle):
-            conn.abort()
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                conn.abort()
         self._idle.clear()
 
 
