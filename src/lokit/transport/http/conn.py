@@ -113,7 +113,6 @@ class Connection(asyncio.Protocol):
         "parser",
         "pool",
         "sent",
-        "sock",
         "status",
         "transport",
         "uses",
@@ -121,7 +120,6 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         self.loop = loop
-        self.sock = sock
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.pool: Pool | None = None
@@ -266,8 +264,13 @@ class Connection(asyncio.Protocol):
         return self._complete and self.keep_alive and not self.closed
 
     def stale(self) -> bool:
-        """Anything readable on an idle connection: the server closed it (or misbehaves)."""
-        return bool(self._poll.poll(0))
+        """Closing, or anything readable on it while idle: the server closed it (or misbehaves).
+
+        The transport is asked first: once it is closing its descriptor may already
+        be closed (and its number reused), so it is polled only while open.
+        """
+        transport = self.transport
+        return transport is None or transport.is_closing() or bool(self._poll.poll(0))
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
