@@ -434,3 +434,17 @@ async def test_tls_over_a_unix_socket_only_with_tls_unix(
     # Without tls.unix, a client's TLS settings leave Unix sockets plaintext.
     plain = await served.start(f"unix:{tmp_path}/plain.sock", tls=server_tls(pki))
     assert await served.client(plain, tls=root_tls(pki)).unary(R["Sum"], req("Sum", a=2, b=2)) == 4
+
+
+# --- imports -----------------------------------------------------------------------
+
+
+def test_the_runtime_http_paths_do_not_import_aiohttp() -> None:
+    """`lokit call --http` and `lokit.connect(http=)` paid ~285 ms importing aiohttp."""
+    code = (
+        "import sys, lokit, lokit.cli.main, lokit.cli.call, lokit.balanced, "
+        "lokit.transport.http.client, lokit.transport.http.server\n"
+        "assert 'aiohttp' not in sys.modules, 'aiohttp was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
