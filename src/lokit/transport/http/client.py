@@ -10,13 +10,13 @@ reached raises `Unavailable` at once, naming the address.
 The connections are lokit's own (`conn`: httptools on an asyncio.Protocol, a
 small keep-alive pool per client): a unary call writes one prepared request
 (the head of each route built once) and parses one answer, about a third of
-what aiohttp cost per call. A request that failed on a reused connection
-before any answer came is sent again once on a new one when that is safe:
-it never reached the socket, or its verb is idempotent (GET, PUT, DELETE,
-OPTIONS). Before reuse, an idle connection is checked for a close the loop has
-not seen yet, so a server closing idle connections rarely gets that far. NDJSON streams are
-read as they arrive; a stream left early closes its connection rather than
-give a half-read one back to the pool. Streamed requests are sent chunked.
+what aiohttp cost per call. Before reuse, an idle connection is checked for a
+close the loop has not seen yet. A request that still fails on a reused
+connection before any answer came is sent again, once, on a new connection
+when that is safe: it never reached the socket, or its verb is idempotent
+(GET, PUT, DELETE, OPTIONS). NDJSON streams are read as they arrive; a stream
+left early closes its connection rather than give a half-read one back to the
+pool. Streamed requests are sent chunked.
 
 With `tls` (a `ClientTLS`) the client speaks HTTPS (with a client certificate:
 mTLS) to TCP addresses, and to Unix sockets with `tls.unix`; one SSLContext
@@ -218,13 +218,15 @@ class HttpClient:
         self,
         verb: str,
         path: str,
+        template: str,
         content_type: str,
         per_call: float | None,
         span: Span | None = None,
     ) -> tuple[bytes, float | None]:
         """The request head up to its framing header, and the call's timeout in seconds.
 
-        The fixed part (request line, host, content type) is built once per route;
+        The fixed part (request line, host, content type) is built once per route
+        (per call for a path filled from the request: `path` is not `template`);
         per call come the context headers (`context.outgoing_headers`) and the trace
         context, when there is one (`span`'s, else the current one).
         """
@@ -234,7 +236,7 @@ class HttpClient:
             prefix = (
                 f"{verb} {path} HTTP/1.1\r\nhost: {self._host}\r\ncontent-type: {content_type}\r\n"
             ).encode()
-            if "{" not in path and len(self._prefixes) < _PREFIXES_KEPT:
+            if path == template and len(self._prefixes) < _PREFIXES_KEPT:
                 self._prefixes[key] = prefix
         headers, seconds = context.outgoing_headers(per_call, self._timeout, path, self._label)
         if span is not None or otel_context.get_current():  # a trace context to pass on
@@ -258,8 +260,10 @@ class HttpClient:
         """One request and its whole answer, in a client span `VERB template` when tracing."""
         if _trace.tracer is not None:
             with tracing.client_span(f"{verb} {template}"):
-                return await self._roundtrip(verb, path, body, content_type, timeout, check)
-        return await self._roundtrip(verb, path, body, content_type, timeout, check)
+                return await self._roundtrip(
+                    verb, path, template, body, content_type, timeout, check
+                )
+        return await self._roundtrip(verb, path, template, body, content_type, timeout, check)
 
     def _get_pool(self, loop: asyncio.AbstractEventLoop) -> Pool:
         pool = self._pool
@@ -279,12 +283,13 @@ class HttpClient:
         self,
         verb: str,
         path: str,
+        template: str,
         body: bytes | AsyncIterator[bytes],
         content_type: str,
         per_call: float | None,
         check: bool,
     ) -> tuple[int, bytes]:
-        head, seconds = self._head(verb, path, content_type, per_call)
+        head, seconds = self._head(verb, path, template, content_type, per_call)
         loop = asyncio.get_running_loop()
         deadline = None if seconds is None else loop.time() + seconds
         pool = self._pool
@@ -410,7 +415,7 @@ class HttpClient:
         if _trace.tracer is not None:
             span = tracing.start_client_span(f"{route.verb} {route.path}")
         try:
-            head, seconds = self._head(route.verb, path, content_type, timeout, span)
+            head, seconds = self._head(route.verb, path, route.path, content_type, timeout, span)
         except BaseException as e:
             if span is not None:
                 tracing.end_span(span, e)
