@@ -1,4 +1,4 @@
-"""HTTP transport: a raw ASGI app served by uvicorn, and an aiohttp client.
+"""HTTP transport: a raw ASGI app served by uvicorn, and lokit's own keep-alive client.
 
 `asgi_app(service, observer)` turns a `ServiceDef`'s HTTP routes into an ASGI
 app; `HttpServer` runs any ASGI app on `unix:` and TCP addresses inside the

@@ -18,6 +18,11 @@ protocol adds, per connection:
   answered 413 before any of it is read, and the connection closed (a chunked
   body is counted as it is read, by the app: `Exchange.read_body`).
 
+Its transport coalesces writes (`CoalescedWrites`): uvicorn writes a
+response's head and body apart, and each write is a syscall on this side and a
+wakeup and a read on the client's (over TLS also a record each); the writes of
+one turn of the loop leave as one, and a complete response at once.
+
 It also works out, once per connection, who is calling (`peer.connection_peer`:
 the verified client certificate's CN, or the Unix peer's user from
 SO_PEERCRED) and hands it to every request of the connection in its scope
@@ -48,7 +53,7 @@ from lokit.transport.limits import (
     Limits,
 )
 
-__all__ = ["ListenerState", "limited_protocol", "state_key", "sweep"]
+__all__ = ["CoalescedWrites", "ListenerState", "limited_protocol", "state_key", "sweep"]
 
 
 class ListenerState:
@@ -65,6 +70,74 @@ class ListenerState:
             reason: CONNECTIONS_REFUSED.labels(listener, address, reason)
             for reason in ("max_connections", "header_timeout", "header_too_large")
         }
+
+
+class CoalescedWrites:
+    """A connection's transport whose writes in one turn of the loop leave as one write.
+
+    A write is held until the end of the current turn (one `call_soon`), until
+    `flush` (the protocol flushes when a response is complete), or until
+    `HOLD_BYTES` are held: a stream that produces without yielding to the loop
+    still reaches the real transport, whose flow control then pauses it. Closing
+    flushes first. Everything else goes to the real transport.
+    """
+
+    HOLD_BYTES = 64 * 1024
+
+    __slots__ = ("_held", "_loop", "_pending", "_scheduled", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._held = 0
+        self._scheduled = False
+
+    def write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._held += len(data)
+        if self._held > self.HOLD_BYTES:
+            self.flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._turn_over)
+
+    def _turn_over(self) -> None:
+        self._scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write what is held now, as one write."""
+        pending = self._pending
+        if pending:
+            data = pending[0] if len(pending) == 1 else b"".join(pending)
+            pending.clear()
+            self._held = 0
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _answer(
@@ -129,12 +202,17 @@ def limited_protocol(
                 self._state = state
             self._accepted = True
             self.peer = connection_peer(transport)
-            super().connection_made(transport)  # type: ignore[arg-type]
+            coalesced = CoalescedWrites(transport, self.loop)  # type: ignore[arg-type]
+            super().connection_made(coalesced)  # type: ignore[arg-type]
             self.waiting_since = self.loop.time()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
+
+        def on_response_complete(self) -> None:
+            self.transport.flush()  # type: ignore[attr-defined]
+            super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             if not self._accepted:

@@ -83,56 +83,6 @@ class _Uvicorn(uvicorn.Server):
             sweep(self.server_state.connections, self.header_timeout, loop.time())
 
 
-class _CoalescedWrites:
-    """A TLS connection's transport whose writes in one turn of the loop leave as one.
-
-    uvicorn writes a response's head and body separately; over TLS each write is
-    a record of its own, encrypted, sent and decrypted apart (about 20 µs a call
-    on both sides together). Everything else goes to the real transport.
-    """
-
-    __slots__ = ("_loop", "_pending", "_transport")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def write_eof(self) -> None:
-        self._flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-def _coalescing(protocol: type[Any]) -> type[Any]:
-    """`protocol` with its TLS transport's writes coalesced per loop turn."""
-
-    class Coalescing(protocol):  # type: ignore[misc]
-        def connection_made(self, transport: Any) -> None:
-            loop = asyncio.get_running_loop()
-            super().connection_made(_CoalescedWrites(transport, loop))
-
-    return Coalescing
-
-
 async def _serve(server: _Uvicorn, sockets: list[socket.socket]) -> None:
     try:
         await server.serve(sockets=sockets)
@@ -249,7 +199,6 @@ class HttpServer:
             assert self._tls is not None
             context = self._tls.ssl_context(client_auth=self._client_auth)
             options["ssl_context_factory"] = lambda config, default: context
-            options["http"] = _coalescing(options["http"])
         server = _Uvicorn(uvicorn.Config(self._app, **options), limits.header_timeout)
         task = asyncio.create_task(_serve(server, socks), name=f"lokit-{self._name}-server")
         ready = asyncio.create_task(server.ready.wait())
