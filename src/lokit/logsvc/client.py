@@ -98,7 +98,9 @@ class LogClient:
 
         http = self._http = HttpClient(beside, tls=tls)
         route = next(r for r in spec.http if r.method.name == "ProduceStream")
-        self._producer = StreamProducer(lambda rs: http.bidi(route, rs), str(http.address))
+        self._producer = StreamProducer(
+            lambda rs: http.bidi(route, rs), str(http.address), batches=True
+        )
 
     def _route(self, name: str) -> tuple[str, Any]:
         route = self._routes[name]

@@ -177,7 +177,12 @@ class ProduceStreamCodec:
     def encode_response(self, offset: int) -> bytes:
         return b'{"offset":%d}' % offset
 
-    def encode_request(self, request: messages.ProduceRequest) -> bytes:
+    def encode_request(
+        self, request: messages.ProduceRequest | list[messages.ProduceRequest]
+    ) -> bytes:
+        """One record's line, or a list's lines (each record still its own message)."""
+        if isinstance(request, list):
+            return b"\n".join([_encode(_StreamRecord(r.value, r.topic)) for r in request])
         return _encode(_StreamRecord(request.value, request.topic))
 
     def decode_response(self, data: bytes) -> int:

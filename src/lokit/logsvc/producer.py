@@ -33,12 +33,14 @@ import contextlib
 import contextvars
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from lokit.context import current
 from lokit.errors import Cancelled, DeadlineExceeded, Error, Unavailable
 from lokit.logsvc.messages import ProduceRequest
 
-OpenStream = Callable[[AsyncIterator[ProduceRequest]], AsyncIterator[int]]
+OpenStream = Callable[[AsyncIterator[Any]], AsyncIterator[int]]
+"""Starts a produce stream over requests (ProduceRequest, or lists of them: `batches`)."""
 CLOSE_WAIT = 5.0
 """Seconds `close()` waits for the acks still due before it cancels the stream."""
 
@@ -50,12 +52,13 @@ class _Stream:
 
     __slots__ = ("_queue", "failed", "pending", "reader")
 
-    def __init__(self, open_stream: OpenStream, label: str) -> None:
+    def __init__(self, open_stream: OpenStream, label: str, batches: bool) -> None:
         self._queue: asyncio.Queue[ProduceRequest] = asyncio.Queue()
         self.pending: deque[asyncio.Future[int]] = deque()
         self.failed = False
         empty = contextvars.Context()  # no caller's deadline or request id on the stream
-        responses = empty.run(open_stream, self._requests())
+        requests = self._batches() if batches else self._requests()
+        responses = empty.run(open_stream, requests)
         loop = asyncio.get_running_loop()
         self.reader = loop.create_task(self._read(responses, label), context=empty)
 
@@ -63,6 +66,19 @@ class _Stream:
         get = self._queue.get
         while (request := await get()) is not _END:
             yield request
+
+    async def _batches(self) -> AsyncIterator[list[ProduceRequest]]:
+        """The queued records, every one that is waiting at once (still a message each)."""
+        queue = self._queue
+        while (request := await queue.get()) is not _END:
+            batch = [request]
+            while not queue.empty():
+                request = queue.get_nowait()
+                if request is _END:
+                    yield batch
+                    return
+                batch.append(request)
+            yield batch
 
     def send(self, request: ProduceRequest) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -122,12 +138,17 @@ class StreamProducer:
     """Single produces over one lazily opened, long-lived ProduceStream (see the module).
 
     `open_stream(requests)` starts a ProduceStream call and yields its offsets;
-    `label` names the server in errors. Use from one event loop.
+    `label` names the server in errors. With `batches`, the requests are lists of
+    the records waiting to be sent at once, for a wire that frames each record as
+    its own message but can write many in one go (NDJSON lines: one write for all
+    of them, where gRPC's stream takes one message at a time). Use from one event
+    loop.
     """
 
-    def __init__(self, open_stream: OpenStream, label: str) -> None:
+    def __init__(self, open_stream: OpenStream, label: str, *, batches: bool = False) -> None:
         self._open = open_stream
         self._label = label
+        self._batches = batches
         self._stream: _Stream | None = None
 
     async def produce(self, value: bytes, topic: str, timeout: float | None) -> int:  # noqa: ASYNC109
@@ -143,7 +164,7 @@ class StreamProducer:
             raise DeadlineExceeded(f"produce to {self._label} not sent: the deadline has passed")
         s = self._stream
         if s is None or s.failed:
-            s = self._stream = _Stream(self._open, self._label)
+            s = self._stream = _Stream(self._open, self._label, self._batches)
         fut = s.send(ProduceRequest(value, topic))
         if timeout is None:
             return await fut

@@ -484,12 +484,15 @@ class HttpClient:
         finally:
             if timer is not None:
                 timer.cancel()
-            if writer is not None and not writer.done():
+            body_cut = writer is not None and not writer.done()
+            if body_cut:
+                assert writer is not None
                 writer.cancel()
-                finished = False
             if conn is not None and pool is not None:
-                if not finished and not conn.complete:
-                    conn.abort()  # left early: never a half-read connection in the pool
+                if body_cut or (not finished and not conn.complete):
+                    # a request body left unterminated (the server answered before it
+                    # ended) or an answer left early: never such a connection in the pool
+                    conn.abort()
                 pool.release(conn)
             if span is not None:
                 tracing.end_span(span, error)
