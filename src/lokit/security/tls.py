@@ -4,7 +4,7 @@ Both read their PEM files at load time, so a missing, unreadable or mismatched
 file is one sentence (`CertError`) when a service starts or a client is made,
 never a handshake failure later. From the loaded material they build what each
 transport needs: grpc credentials (grpc.aio) and an `ssl.SSLContext` (uvicorn
-serves with it, aiohttp dials with it), each built once and shared by every
+serves with it, lokit's HTTP client dials with it), each built once and shared by every
 connection, so TLS session tickets are reused across reconnects.
 
 Decisions the issue leaves open: TLS 1.2 is the oldest version accepted on every
