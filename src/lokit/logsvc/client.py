@@ -7,7 +7,8 @@ produces pipeline on it; a produce is never resent). Where the log also listens 
 HTTP on the Unix socket beside its gRPC one (`run/log.http.sock` beside
 `run/log.grpc.sock`, the one-box naming), that stream is `POST /produce-stream`
 over HTTP, lokit's fastest local protocol (`lokit.dialing`): a record on it costs
-about a third of one on gRPC's stream; everything else goes over gRPC. Errors are
+about a third of one on gRPC's stream; `consume` (one record) goes there too, as
+`GET /topics/{topic}/records/{offset}`; everything else goes over gRPC. Errors are
 the server's own classes (`OffsetOutOfRangeError`, `RecordTooLargeError`, ...) or
 `Unavailable` when nothing answers at the address.
 
@@ -30,7 +31,7 @@ from lokit.client import Connection, connect, stream_items
 from lokit.context import reset, with_deadline
 from lokit.logsvc import errors  # noqa: F401 -- registers the server's error classes
 from lokit.logsvc.contract import log_contract
-from lokit.logsvc.defaults import DEFAULT_GRPC_ADDR
+from lokit.logsvc.defaults import DEFAULT_GRPC_ADDR, DEFAULT_TOPIC
 from lokit.logsvc.messages import (
     Appended,
     CommitPositionRequest,
@@ -98,6 +99,7 @@ class LogClient:
 
         http = self._http = HttpClient(beside, tls=tls)
         route = next(r for r in spec.http if r.method.name == "ProduceStream")
+        self._record_at = next(r for r in spec.http if r.path.endswith("/{offset}"))
         self._producer = StreamProducer(
             lambda rs: http.bidi(route, rs), str(http.address), batches=True
         )
@@ -140,8 +142,14 @@ class LogClient:
         return offset
 
     async def consume(self, offset: int, topic: str = "") -> Record:
-        """The record at `offset` (OffsetOutOfRangeError when there is none)."""
-        record: Record = await self._unary("Consume", ConsumeRequest(offset, topic))
+        """The record at `offset` (OffsetOutOfRangeError when there is none); over the
+        HTTP socket beside `addr` when there is one, as single produces."""
+        record: Record
+        if self._http is not None:
+            request = ConsumeRequest(offset, topic or DEFAULT_TOPIC)
+            record = await self._http.unary(self._record_at, request, timeout=self.timeout)
+        else:
+            record = await self._unary("Consume", ConsumeRequest(offset, topic))
         return record
 
     async def produce_batch(self, values: Sequence[bytes], topic: str = "") -> Appended:

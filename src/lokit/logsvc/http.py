@@ -17,10 +17,10 @@ Values travel as base64 strings, as Go's `[]byte` does in proglog's JSON.
   out, in order, while the request is still being sent
 
 Bad JSON, bad base64 or a bad query parameter is a 400 with one sentence. The
-routes are for curl and browsers, except `/produce-stream`: `LogClient` sends its
-single produces there when it reaches the log's HTTP socket (lokit's fastest local
-protocol, see `logsvc.client`), so its codec has both halves; the others have no
-client half.
+routes are for curl and browsers, except two: `LogClient` sends its single produces
+to `/produce-stream` and reads single records from `/topics/{topic}/records/{offset}`
+when it reaches the log's HTTP socket (lokit's fastest local protocol, see
+`logsvc.client`), so their codecs have both halves; the others have no client half.
 """
 
 from __future__ import annotations
@@ -196,6 +196,31 @@ class ProduceStreamCodec:
 
 
 PRODUCE_STREAM = ProduceStreamCodec()
+
+
+class RecordAtCodec(RouteCodec):
+    """`GET /topics/{topic}/records/{offset}`, both halves: `LogClient.consume` reads
+    single records here over the HTTP socket (the path carries the request)."""
+
+    __slots__ = ()
+
+    _record_in = staticmethod(msgspec.json.Decoder(_RecordOut).decode)
+
+    def __init__(self) -> None:
+        super().__init__(_no_body, _record_json)
+
+    def encode_request(self, request: Any) -> bytes:
+        return b""
+
+    def decode_response(self, data: bytes) -> messages.Record:
+        try:
+            r = self._record_in(data).record
+        except (msgspec.ValidationError, msgspec.DecodeError) as e:
+            raise malformed(e) from None
+        return messages.Record(r.value, r.offset)
+
+
+RECORD_AT = RecordAtCodec()
 CH1_CONSUME = RouteCodec(_ch1_consume, _record_json)
 
 
@@ -320,7 +345,7 @@ def log_http_routes(methods: Mapping[str, Method]) -> list[HttpRoute]:
             "GET",
             "/topics/{topic}/records/{offset}",
             m["Consume"],
-            RouteCodec(_no_body, _record_json),
+            RECORD_AT,
             _consume_one,
         ),
         HttpRoute(
