@@ -4,7 +4,13 @@ One grpc.aio channel per client, created lazily inside the running loop. Every
 call sends the request id, the caller identity, the W3C trace context and a
 timeout no later than the current request's deadline (as the gRPC timeout and,
 exactly, as `x-request-timeout-ms`); with tracing on, each call is a CLIENT span
-the server's span is parented on. Calls fail fast (no
+the server's span is parented on.
+
+What a call costs lokit is kept to what it carries: a call without a timeout
+(none per call, no client default, no current deadline) sets no gRPC deadline
+(a deadline is a grpc-core timer on both sides) and sends only `x-request-id`;
+with tracing off and no trace context attached there is no propagation work;
+the metadata is a tuple built directly (`context.outgoing_metadata`). Calls fail fast (no
 wait_for_ready): a dependency that is down raises `Unavailable` at once, with a
 sentence naming its address. `endpoints(routes)` turns the client back into
 Go-kit endpoints so the same middlewares wrap both sides.
@@ -27,11 +33,11 @@ import grpc
 from opentelemetry.trace import Span
 
 from lokit.codec import Codec
-from lokit.context import outgoing_headers
+from lokit.context import outgoing_metadata
 from lokit.endpoint import Endpoint, Kind
 from lokit.errors import Error, PermissionDenied, Unavailable
 from lokit.observability import tracing
-from lokit.observability.propagation import inject
+from lokit.observability.propagation import attached, inject
 from lokit.observability.tracing import client_span, end_span, start_client_span
 from lokit.routes import GrpcRoute
 from lokit.security.tls import ClientTLS
@@ -173,10 +179,13 @@ class GrpcClient:
         The exact milliseconds ride along because grpc rounds its own timeout
         header up on the wire.
         """
-        headers, seconds = outgoing_headers(timeout, self.timeout, path, self._label)
+        metadata, seconds = outgoing_metadata(timeout, self.timeout, path, self._label)
         span = start_client_span(path) if stream and _trace.tracer is not None else None
-        inject(headers, span)
-        return tuple(headers.items()), seconds, span
+        if span is not None or attached():
+            headers = dict(metadata)
+            inject(headers, span)
+            metadata = tuple(headers.items())
+        return metadata, seconds, span
 
     def _failure(self, exc: BaseException, sent: _Requests, path: str) -> BaseException:
         """What a failed call raises (`exc` is an AioRpcError or a CancelledError).
@@ -315,8 +324,11 @@ class GrpcClient:
     def _endpoint(self, route: GrpcRoute) -> Endpoint:
         path, codec, kind = route.path, route.codec, route.method.kind
         if kind is Kind.UNARY:
+            trace_state = _trace
 
             async def unary(request: Any) -> Any:
+                if trace_state.tracer is None:  # one coroutine less per call
+                    return await self._unary(path, request, codec, None)
                 return await self.unary(path, request, codec)
 
             return unary

@@ -21,7 +21,8 @@ authenticates its callers only with mTLS (`--tls-unix`). `auth_context()` costs
 about 2 µs per call in plaintext and 6 µs with TLS (it copies the peer's PEM);
 grpc has no per-connection hook to do it once per connection, so a server
 without TLS skips it (no certificate can arrive) and only names why there is
-no caller.
+no caller: fixed when all its listeners are of one kind (Unix sockets or TCP),
+else from `peer()` per call.
 
 Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
@@ -98,13 +99,21 @@ def plaintext_identity(sctx: Any) -> tuple[Caller | None, str]:
     return None, NO_TRANSPORT_SECURITY
 
 
-def method_handler(route: GrpcRoute, service: str, observer: Observer, secure: bool = True) -> Any:
+def method_handler(
+    route: GrpcRoute,
+    service: str,
+    observer: Observer,
+    secure: bool = True,
+    unix: bool | None = None,
+) -> Any:
     """The grpc RpcMethodHandler serving `route` (raw bytes in and out).
 
     `secure`: some listener of the server uses TLS, so a call may carry a certificate.
+    `unix`: without TLS, whether every listener is a Unix socket (True) or none is
+    (False), which fixes why a call has no caller; None (mixed) reads `peer()`.
     """
     kind = route.method.kind
-    prepared = _Route(route, service, observer, secure)
+    prepared = _Route(route, service, observer, secure, unix)
     if kind is Kind.UNARY:
         return grpc.unary_unary_rpc_method_handler(prepared.single_reply)
     if kind is Kind.SERVER_STREAM:
@@ -146,15 +155,27 @@ class _Route:
         "endpoint",
         "identify",
         "method",
+        "nobody",
         "service",
         "start",
         "streams_requests",
     )
 
     def __init__(
-        self, route: GrpcRoute, service: str, observer: Observer, secure: bool = True
+        self,
+        route: GrpcRoute,
+        service: str,
+        observer: Observer,
+        secure: bool = True,
+        unix: bool | None = None,
     ) -> None:
-        self.identify = peer_identity if secure else plaintext_identity
+        # Who is calling: read per call (TLS, or plaintext on mixed listeners), else fixed.
+        self.identify: Callable[[Any], tuple[Caller | None, str]] | None = None
+        if secure:
+            self.identify = peer_identity
+        elif unix is None:
+            self.identify = plaintext_identity
+        self.nobody = _UNIX_PLAINTEXT if unix else NO_TRANSPORT_SECURITY
         self.decode = _guarded(route.codec)
         self.encode = route.codec.encode_response
         self.encode_error = route.codec.encode_error
@@ -245,7 +266,8 @@ class _Request:
     def __init__(self, sctx: Any, route: _Route) -> None:
         metadata = sctx.invocation_metadata()
         request_id, timeout_ms, hint, traced = scan_incoming(metadata, _KEYS)
-        caller, anonymous = route.identify(sctx)
+        identify = route.identify
+        caller, anonymous = (None, route.nobody) if identify is None else identify(sctx)
         ctx, self.bad = incoming(
             route.service,
             route.method,

@@ -96,12 +96,14 @@ class GrpcServer:
         self._sockets: list[tuple[Address, int]] = []  # unix addresses and their inode
         self._creds: Any = None
 
-    def _handlers(self) -> dict[str, dict[str, Any]]:
+    def _handlers(self, addrs: list[Address]) -> dict[str, dict[str, Any]]:
+        kinds = {a.path is not None for a in addrs}
+        unix = kinds.pop() if len(kinds) == 1 else None  # all Unix, all TCP, or mixed
         by_service: dict[str, dict[str, Any]] = {}
         for route in self.service.grpc:
             svc, name = split_path(route.path)
             by_service.setdefault(svc, {})[name] = method_handler(
-                route, self.service.name, self.observer, secure=self.tls is not None
+                route, self.service.name, self.observer, secure=self.tls is not None, unix=unix
             )
         return by_service
 
@@ -110,7 +112,7 @@ class GrpcServer:
         if self._server is not None:
             raise RuntimeError("this GrpcServer is already started")
         parsed = [a if isinstance(a, Address) else address.parse(a) for a in addrs]
-        handlers = self._handlers()
+        handlers = self._handlers(parsed)
         checked: list[tuple[Address, int]] = []
         try:
             for addr in parsed:
