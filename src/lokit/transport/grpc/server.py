@@ -26,7 +26,7 @@ from lokit.routes import ServiceDef
 from lokit.security.tls import ServerTLS
 from lokit.transport import address
 from lokit.transport.address import Address, AddressError
-from lokit.transport.grpc.handlers import method_handler
+from lokit.transport.grpc.handlers import MethodTable, method_handler
 from lokit.transport.grpc.health import ServiceHealth
 from lokit.transport.grpc.reflection import reflection_handlers
 from lokit.transport.limits import Limits, grpc_options
@@ -136,8 +136,11 @@ class GrpcServer:
         # Generic handlers only: grpc.aio keeps one pending request per *registered*
         # method and waits on all of them for every call, so registering would make
         # each call cost more the more methods a server has.
-        for svc, methods in handlers.items():
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(svc, methods),))
+        # `MethodTable` also hands each call's metadata on to its handler (read once).
+        table = {
+            f"/{svc}/{name}": h for svc, methods in handlers.items() for name, h in methods.items()
+        }
+        server.add_generic_rpc_handlers((MethodTable(table),))
         self._health = ServiceHealth(
             self.service.name, list(self.service.grpc_services), self.service.health
         )
