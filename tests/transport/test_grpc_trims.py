@@ -20,6 +20,7 @@ from lokit.observability.observer import NullObserver
 from lokit.routes import ServiceDef
 from lokit.transport.address import parse
 from lokit.transport.grpc import GrpcClient, GrpcServer
+from lokit.transport.grpc.client import CallMetadata
 from tests.transport.test_grpc_transport import SERVICE, Svc, routes_of
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -194,3 +195,13 @@ async def test_plaintext_server_names_why_there_is_no_caller(
                 assert got == context.NO_TRANSPORT_SECURITY
     finally:
         await server.stop(grace=1)
+
+
+def test_call_metadata_iterates_its_pairs_and_keeps_the_metadata_api() -> None:
+    pairs = (("x-request-id", "r1"), ("x-caller-id", "bob"))
+    md = CallMetadata(pairs)
+    assert len(md) == 2 and tuple(md) == pairs
+    assert md["x-caller-id"] == "bob" and "x-request-id" in md
+    md.add("x-request-id", "r2")  # as an interceptor might: the mapping is the truth now
+    assert len(md) == 3
+    assert tuple(md) == (("x-request-id", "r1"), ("x-request-id", "r2"), ("x-caller-id", "bob"))
