@@ -18,6 +18,7 @@ so the next service's log shows on whose behalf it is called.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import math
 import os
 import time
@@ -90,9 +91,34 @@ def current() -> RequestContext | None:
     return _current.get()
 
 
+class _RequestIds:
+    """Request ids: a random 64-bit prefix per process, then a 64-bit counter, in hex.
+
+    Unique across processes (the prefix is drawn from `os.urandom` at import and again
+    in every forked child) without a `getrandom` syscall per id; `next` on an
+    `itertools.count` is atomic, so threads need no lock. Ids are for correlating
+    logs, not secrets: a peer learns how many ids a process made since it started.
+    """
+
+    __slots__ = ("counter", "prefix")
+
+    def __init__(self) -> None:
+        self.prefix = ""
+        self.counter: itertools.count[int] = itertools.count()
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+_ids = _RequestIds()
+os.register_at_fork(after_in_child=_ids.reseed)
+
+
 def new_request_id() -> str:
-    """A fresh random request id (32 hex characters)."""
-    return os.urandom(16).hex()
+    """A fresh request id: 32 hex characters, unique across processes (see `_RequestIds`)."""
+    return f"{_ids.prefix}{next(_ids.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def deadline_from_timeout(timeout: float | None) -> float | None:
@@ -244,3 +270,42 @@ def outgoing_headers(
     if hint:
         headers[CALLER_HEADER] = hint
     return headers, timeout
+
+
+def outgoing_metadata(
+    timeout: float | None, default: float | None, method: str, peer: str
+) -> tuple[tuple[tuple[str, str], ...], float | None]:
+    """`outgoing_headers` as gRPC metadata pairs, built without a dict.
+
+    The same headers in the same order; the trace context is the caller's to add.
+    Only a call with a timeout (its own, the client's default or the current
+    request's deadline) carries `x-request-timeout-ms`.
+    """
+    if default is not None and (timeout is None or default < timeout):
+        timeout = default
+    ctx = _current.get()
+    if ctx is None:
+        if timeout is None:
+            return ((REQUEST_ID_HEADER, new_request_id()),), None
+        request_id, hint = new_request_id(), None
+    else:
+        request_id = ctx.request_id
+        caller = ctx.caller
+        hint = ctx.caller_hint if caller is None else caller.name
+        if ctx.deadline is not None:
+            left = ctx.deadline - time.monotonic()
+            timeout = left if timeout is None or left < timeout else timeout
+    if timeout is None:
+        if hint:
+            return ((REQUEST_ID_HEADER, request_id), (CALLER_HEADER, hint)), None
+        return ((REQUEST_ID_HEADER, request_id),), None
+    if timeout <= 0:
+        raise DeadlineExceeded(f"call to {method} at {peer} not started: the deadline has passed")
+    ms = str(max(1, int(timeout * 1000)))
+    if hint:
+        return (
+            (REQUEST_ID_HEADER, request_id),
+            (TIMEOUT_HEADER, ms),
+            (CALLER_HEADER, hint),
+        ), timeout
+    return ((REQUEST_ID_HEADER, request_id), (TIMEOUT_HEADER, ms)), timeout

@@ -306,7 +306,10 @@ class RequestLine:
             st.write(orjson.dumps(out, default=_json_default).decode() + "\n")
             return
         rid = request_id
-        if not rid or _NEEDS_QUOTE.search(rid) is not None:
+        # lokit's own ids (hex) and most callers' are alphanumeric ASCII: bare, no regex.
+        if not (rid.isalnum() and rid.isascii()) and (
+            not rid or _NEEDS_QUOTE.search(rid) is not None
+        ):
             rid = logfmt_value(rid)
         if caller is not None:
             rid += _caller_fields(caller)

@@ -1,8 +1,12 @@
 """W3C trace context in and out of gRPC metadata and HTTP headers.
 
 Server transports `attach` the caller's trace context before observing a
-request; clients `inject` the current one into outgoing metadata. With no
-tracer provider configured both are cheap no-ops in effect.
+request; clients `inject` the current one into outgoing metadata. Both are
+free when there is nothing to carry: `extract_and_attach` looks for a
+`traceparent` first, and `inject` returns at once when no span is given and no
+trace context is attached (OpenTelemetry's current context is empty), which is
+every call of a service with tracing off that was not called with one. A
+traceparent that came in is still passed on with tracing off.
 """
 
 from __future__ import annotations
@@ -22,6 +26,11 @@ def extract_and_attach(carrier: Mapping[str, str]) -> object | None:
     return otel_context.attach(ctx)
 
 
+def attached() -> bool:
+    """Whether any trace context (a span, a remote parent, baggage) is attached now."""
+    return bool(otel_context.get_current())
+
+
 def detach(token: object | None) -> None:
     if token is not None:
         otel_context.detach(token)  # type: ignore[arg-type]
@@ -29,4 +38,6 @@ def detach(token: object | None) -> None:
 
 def inject(carrier: MutableMapping[str, str], span: Span | None = None) -> None:
     """Add trace context headers to `carrier`: `span`'s, else the current span's (if any)."""
+    if span is None and not otel_context.get_current():
+        return  # nothing attached: the propagators would write nothing
     propagate.inject(carrier, None if span is None else trace.set_span_in_context(span))

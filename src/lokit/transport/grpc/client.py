@@ -4,7 +4,14 @@ One grpc.aio channel per client, created lazily inside the running loop. Every
 call sends the request id, the caller identity, the W3C trace context and a
 timeout no later than the current request's deadline (as the gRPC timeout and,
 exactly, as `x-request-timeout-ms`); with tracing on, each call is a CLIENT span
-the server's span is parented on. Calls fail fast (no
+the server's span is parented on.
+
+What a call costs lokit is kept to what it carries: a call without a timeout
+(none per call, no client default, no current deadline) sets no gRPC deadline
+(a deadline is a grpc-core timer on both sides) and sends only `x-request-id`;
+with tracing off and no trace context attached there is no propagation work;
+the metadata is a tuple built directly (`context.outgoing_metadata`) and handed
+to grpc.aio as a `Metadata` it only iterates (`CallMetadata`). Calls fail fast (no
 wait_for_ready): a dependency that is down raises `Unavailable` at once, with a
 sentence naming its address. `endpoints(routes)` turns the client back into
 Go-kit endpoints so the same middlewares wrap both sides.
@@ -20,18 +27,19 @@ connecting to unix:PATH`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterator
 from typing import Any
 
 import grpc
 from opentelemetry.trace import Span
 
 from lokit.codec import Codec
-from lokit.context import outgoing_headers
+from lokit.context import outgoing_metadata
 from lokit.endpoint import Endpoint, Kind
 from lokit.errors import Error, PermissionDenied, Unavailable
 from lokit.observability import tracing
-from lokit.observability.propagation import inject
+from lokit.observability.propagation import attached, inject
 from lokit.observability.tracing import client_span, end_span, start_client_span
 from lokit.routes import GrpcRoute
 from lokit.security.tls import ClientTLS
@@ -52,6 +60,39 @@ _CHANNEL_OPTIONS: list[tuple[str, int]] = [
 ]
 
 _trace = tracing.STATE  # `_trace.tracer is None`: tracing is off
+
+
+class CallMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type stubs
+    """One call's metadata for grpc.aio, wrapping a tuple of pairs without copying it.
+
+    Given a tuple, grpc.aio builds a `Metadata` (an OrderedDict of lists) and turns
+    it back into a tuple on every call (~2 µs here); a `Metadata` it is given is only
+    iterated. The mapping the rest of the `Metadata` API works on (an interceptor
+    reading or changing it) is built on first use, and from then on is the truth.
+    """
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...]) -> None:
+        self._pairs = pairs
+
+    @property
+    def _metadata(self) -> OrderedDict[str, list[str | bytes]]:
+        built: OrderedDict[str, list[str | bytes]] | None = self.__dict__.get("_built")
+        if built is None:
+            built = OrderedDict()
+            for key, value in self._pairs:
+                built.setdefault(key, []).append(value)
+            self.__dict__["_built"] = built
+        return built
+
+    def __len__(self) -> int:
+        if "_built" in self.__dict__:
+            return int(super().__len__())
+        return len(self._pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str | bytes]]:
+        if "_built" in self.__dict__:
+            return iter(list(super().__iter__()))
+        return iter(self._pairs)
 
 
 class _Requests:
@@ -167,16 +208,19 @@ class GrpcClient:
 
     def _outgoing(
         self, timeout: float | None, path: str, stream: bool = False
-    ) -> tuple[tuple[tuple[str, str], ...], float | None, Span | None]:
+    ) -> tuple[CallMetadata, float | None, Span | None]:
         """Metadata, timeout and (for a traced stream) the client span of one call.
 
         The exact milliseconds ride along because grpc rounds its own timeout
         header up on the wire.
         """
-        headers, seconds = outgoing_headers(timeout, self.timeout, path, self._label)
+        metadata, seconds = outgoing_metadata(timeout, self.timeout, path, self._label)
         span = start_client_span(path) if stream and _trace.tracer is not None else None
-        inject(headers, span)
-        return tuple(headers.items()), seconds, span
+        if span is not None or attached():
+            headers = dict(metadata)
+            inject(headers, span)
+            metadata = tuple(headers.items())
+        return CallMetadata(metadata), seconds, span
 
     def _failure(self, exc: BaseException, sent: _Requests, path: str) -> BaseException:
         """What a failed call raises (`exc` is an AioRpcError or a CancelledError).
@@ -278,7 +322,7 @@ class GrpcClient:
         data: bytes | None,
         requests: AsyncIterable[Any] | None,
         codec: Codec,
-        metadata: tuple[tuple[str, str], ...],
+        metadata: CallMetadata,
         seconds: float | None,
         span: Span | None,
     ) -> AsyncIterator[Any]:
@@ -315,8 +359,11 @@ class GrpcClient:
     def _endpoint(self, route: GrpcRoute) -> Endpoint:
         path, codec, kind = route.path, route.codec, route.method.kind
         if kind is Kind.UNARY:
+            trace_state = _trace
 
             async def unary(request: Any) -> Any:
+                if trace_state.tracer is None:  # one coroutine less per call
+                    return await self._unary(path, request, codec, None)
                 return await self.unary(path, request, codec)
 
             return unary

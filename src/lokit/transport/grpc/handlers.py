@@ -21,7 +21,14 @@ authenticates its callers only with mTLS (`--tls-unix`). `auth_context()` costs
 about 2 µs per call in plaintext and 6 µs with TLS (it copies the peer's PEM);
 grpc has no per-connection hook to do it once per connection, so a server
 without TLS skips it (no certificate can arrive) and only names why there is
-no caller.
+no caller: fixed when all its listeners are of one kind (Unix sockets or TCP),
+else from `peer()` per call.
+
+The metadata is read once per call: grpc.aio builds the metadata tuple to look
+up the method handler (`HandlerCallDetails`) and builds it again for each
+`invocation_metadata()` (~3 µs for two entries). `MethodTable`, the generic
+handler `GrpcServer` registers, keeps the tuple it was given for the call's task,
+and the handler takes it from there (else it asks `invocation_metadata()`).
 
 Where the request id is echoed: unary replies (unary and client-streaming) carry
 `x-request-id` in the trailing metadata, which rides the final batch for free
@@ -33,9 +40,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -58,7 +66,7 @@ from lokit.observability.propagation import detach, extract_and_attach
 from lokit.routes import GrpcRoute
 from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status, server_error
 
-__all__ = ["method_handler", "peer_identity", "plaintext_identity"]
+__all__ = ["MethodTable", "method_handler", "peer_identity", "plaintext_identity"]
 
 _TRANSPORT = "grpc"
 _KEYS = INCOMING_HEADERS  # gRPC metadata keys are str, lower-case
@@ -72,6 +80,45 @@ _SSL = [b"ssl"]
 # Caller per certificate CN (verified certificates: as many as a CA issued); bounded anyway.
 _CALLERS: dict[bytes, Caller] = {}
 _MAX_CALLERS = 4096
+
+
+# The metadata grpc.aio handed `MethodTable.service` for the call its task is serving.
+_CALL_METADATA: contextvars.ContextVar[tuple[object, Any] | None] = contextvars.ContextVar(
+    "lokit_grpc_call_metadata", default=None
+)
+_current_task = asyncio.current_task
+
+
+class MethodTable:
+    """A grpc generic RPC handler: method handlers by full path (`/pkg.Service/Method`)
+    that keeps each call's metadata.
+
+    grpc.aio looks the handler up and runs it in the same task, so the metadata
+    tuple it passes here is stored (with that task) for the handler to read
+    instead of building it a second time.
+    """
+
+    __slots__ = ("_by_path",)
+
+    def __init__(self, by_path: Mapping[str, Any]) -> None:
+        self._by_path = dict(by_path)
+
+    def service(self, handler_call_details: Any) -> Any:
+        """The handler for the call's method (None: not ours); keeps the call's metadata."""
+        handler = self._by_path.get(handler_call_details.method)
+        if handler is not None:
+            metadata = handler_call_details.invocation_metadata
+            if metadata is not None:
+                _CALL_METADATA.set((_current_task(), metadata))
+        return handler
+
+
+def _call_metadata(sctx: Any) -> Any:
+    """This call's metadata: the tuple `MethodTable` kept for this task, else grpc's."""
+    kept = _CALL_METADATA.get()
+    if kept is not None and kept[0] is _current_task():
+        return kept[1]
+    return sctx.invocation_metadata()
 
 
 def peer_identity(sctx: Any) -> tuple[Caller | None, str]:
@@ -98,13 +145,21 @@ def plaintext_identity(sctx: Any) -> tuple[Caller | None, str]:
     return None, NO_TRANSPORT_SECURITY
 
 
-def method_handler(route: GrpcRoute, service: str, observer: Observer, secure: bool = True) -> Any:
+def method_handler(
+    route: GrpcRoute,
+    service: str,
+    observer: Observer,
+    secure: bool = True,
+    unix: bool | None = None,
+) -> Any:
     """The grpc RpcMethodHandler serving `route` (raw bytes in and out).
 
     `secure`: some listener of the server uses TLS, so a call may carry a certificate.
+    `unix`: without TLS, whether every listener is a Unix socket (True) or none is
+    (False), which fixes why a call has no caller; None (mixed) reads `peer()`.
     """
     kind = route.method.kind
-    prepared = _Route(route, service, observer, secure)
+    prepared = _Route(route, service, observer, secure, unix)
     if kind is Kind.UNARY:
         return grpc.unary_unary_rpc_method_handler(prepared.single_reply)
     if kind is Kind.SERVER_STREAM:
@@ -146,15 +201,27 @@ class _Route:
         "endpoint",
         "identify",
         "method",
+        "nobody",
         "service",
         "start",
         "streams_requests",
     )
 
     def __init__(
-        self, route: GrpcRoute, service: str, observer: Observer, secure: bool = True
+        self,
+        route: GrpcRoute,
+        service: str,
+        observer: Observer,
+        secure: bool = True,
+        unix: bool | None = None,
     ) -> None:
-        self.identify = peer_identity if secure else plaintext_identity
+        # Who is calling: read per call (TLS, or plaintext on mixed listeners), else fixed.
+        self.identify: Callable[[Any], tuple[Caller | None, str]] | None = None
+        if secure:
+            self.identify = peer_identity
+        elif unix is None:
+            self.identify = plaintext_identity
+        self.nobody = _UNIX_PLAINTEXT if unix else NO_TRANSPORT_SECURITY
         self.decode = _guarded(route.codec)
         self.encode = route.codec.encode_response
         self.encode_error = route.codec.encode_error
@@ -243,9 +310,10 @@ class _Request:
     __slots__ = ("bad", "call", "ctx", "left", "token", "trace_token")
 
     def __init__(self, sctx: Any, route: _Route) -> None:
-        metadata = sctx.invocation_metadata()
+        metadata = _call_metadata(sctx)
         request_id, timeout_ms, hint, traced = scan_incoming(metadata, _KEYS)
-        caller, anonymous = route.identify(sctx)
+        identify = route.identify
+        caller, anonymous = (None, route.nobody) if identify is None else identify(sctx)
         ctx, self.bad = incoming(
             route.service,
             route.method,

@@ -26,7 +26,7 @@ from lokit.routes import ServiceDef
 from lokit.security.tls import ServerTLS
 from lokit.transport import address
 from lokit.transport.address import Address, AddressError
-from lokit.transport.grpc.handlers import method_handler
+from lokit.transport.grpc.handlers import MethodTable, method_handler
 from lokit.transport.grpc.health import ServiceHealth
 from lokit.transport.grpc.reflection import reflection_handlers
 from lokit.transport.limits import Limits, grpc_options
@@ -98,12 +98,14 @@ class GrpcServer:
         self._sockets: list[tuple[Address, int]] = []  # unix addresses and their inode
         self._creds: Any = None
 
-    def _handlers(self) -> dict[str, dict[str, Any]]:
+    def _handlers(self, addrs: list[Address]) -> dict[str, dict[str, Any]]:
+        kinds = {a.path is not None for a in addrs}
+        unix = kinds.pop() if len(kinds) == 1 else None  # all Unix, all TCP, or mixed
         by_service: dict[str, dict[str, Any]] = {}
         for route in self.service.grpc:
             svc, name = split_path(route.path)
             by_service.setdefault(svc, {})[name] = method_handler(
-                route, self.service.name, self.observer, secure=self.tls is not None
+                route, self.service.name, self.observer, secure=self.tls is not None, unix=unix
             )
         return by_service
 
@@ -112,7 +114,7 @@ class GrpcServer:
         if self._server is not None:
             raise RuntimeError("this GrpcServer is already started")
         parsed = [a if isinstance(a, Address) else address.parse(a) for a in addrs]
-        handlers = self._handlers()
+        handlers = self._handlers(parsed)
         checked: list[tuple[Address, int]] = []
         try:
             for addr in parsed:
@@ -136,8 +138,11 @@ class GrpcServer:
         # Generic handlers only: grpc.aio keeps one pending request per *registered*
         # method and waits on all of them for every call, so registering would make
         # each call cost more the more methods a server has.
-        for svc, methods in handlers.items():
-            server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(svc, methods),))
+        # `MethodTable` also hands each call's metadata on to its handler (read once).
+        table = {
+            f"/{svc}/{name}": h for svc, methods in handlers.items() for name, h in methods.items()
+        }
+        server.add_generic_rpc_handlers((MethodTable(table),))
         self._health = ServiceHealth(
             self.service.name, list(self.service.grpc_services), self.service.health
         )
