@@ -3,7 +3,8 @@
 `python bench/_lokit_server.py grpc|http|both ADDR DEBUG` serves addsvc's bare service (the
 same Sum as the bare servers, go-kit's pb.Add codecs on gRPC, derived JSON on
 HTTP) through lokit's runtime: request context, deadline handling, the request
-log line (logfmt to stderr), RED metrics, a debug server; tracing off. The
+log line (logfmt to stderr), RED metrics, a debug server; tracing off; grpc-core's
+settings as `lokit serve` sets them (`lokit.cli.grpc_env`). The
 workshop's own service middlewares (a second log line and business counters per
 call) are measured separately as `lokit serve addsvc`. With `both`, ADDR is a
 socket stem `unix:STEM`: gRPC on `STEM.grpc.sock` and HTTP on `STEM.http.sock`,
@@ -19,6 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
 def main() -> None:
+    from lokit.cli.grpc_env import server_defaults
+
+    server_defaults()  # grpc-core's settings as `lokit serve` runs it
     from lokit.examples.addsvc.contract import addsvc_contract
     from lokit.examples.addsvc.service import AddService
     from lokit.observability.logs import configure_logging

@@ -49,6 +49,9 @@ class Lokit(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        from lokit.cli.grpc_env import client_defaults
+
+        client_defaults()
         try:
             code = super().main(*args, **kwargs)
         except click.UsageError as e:

@@ -13,7 +13,6 @@ adjust the `Listeners`, and returns the runtime `Extension`s it needs.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
@@ -194,9 +193,9 @@ def serve_service(
     Without `--grpc` and `--http` the service listens on its default sockets
     (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`).
     """
-    # grpc-core prints an unstructured INFO line for every failed TLS handshake (a
-    # plaintext or refused client); its errors still show. Read when grpc loads, below.
-    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from lokit.cli.grpc_env import server_defaults
+
+    server_defaults()  # before grpc-core starts (below)
     from lokit.observability.logs import configure_logging
     from lokit.runtime import Extension, Listeners, run
     from lokit.runtime import serve as serve_def
