@@ -135,6 +135,7 @@ HTTP_ROUTES = [
     ("PUT", f"/consumers/c/positions/{TOPIC}", {"offset": 0}, "produce", TOPIC),
     ("GET", f"/consumers/c/positions/{TOPIC}", None, "consume", TOPIC),
     ("GET", "/servers", None, "consume", "*"),
+    ("POST", "/produce-stream", {"value": "eA=="}, "produce", "default"),
 ]
 
 
