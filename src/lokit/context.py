@@ -257,25 +257,14 @@ def outgoing_headers(
     left. Keys are lower-case (gRPC metadata requires it); the caller adds the
     trace context.
     """
-    if default is not None and (timeout is None or default < timeout):
-        timeout = default
-    request_id, timeout, hint = outgoing(timeout)
-    headers = {REQUEST_ID_HEADER: request_id}
-    if timeout is not None:
-        if timeout <= 0:
-            raise DeadlineExceeded(
-                f"call to {method} at {peer} not started: the deadline has passed"
-            )
-        headers[TIMEOUT_HEADER] = str(max(1, int(timeout * 1000)))
-    if hint:
-        headers[CALLER_HEADER] = hint
-    return headers, timeout
+    pairs, timeout = outgoing_metadata(timeout, default, method, peer)
+    return dict(pairs), timeout
 
 
 def outgoing_metadata(
     timeout: float | None, default: float | None, method: str, peer: str
 ) -> tuple[tuple[tuple[str, str], ...], float | None]:
-    """`outgoing_headers` as gRPC metadata pairs, built without a dict.
+    """`outgoing_headers` as gRPC metadata pairs (what it is built from), without a dict.
 
     The same headers in the same order; the trace context is the caller's to add.
     Only a call with a timeout (its own, the client's default or the current
