@@ -141,8 +141,9 @@ async def test_sigkill_after_acknowledged_single_produces_keeps_them(
     assert {off: stored[off] for off in acked} == acked
 
 
+@pytest.mark.parametrize("fsync", ["always", "interval:1000"])  # grouped / direct appends
 async def test_an_open_idle_produce_stream_does_not_hold_the_shutdown(
-    tmp_path: Path, spawn: Any, over_http: bool
+    tmp_path: Path, spawn: Any, over_http: bool, fsync: str
 ) -> None:
     # Without the drain the server would wait out the 60 s grace for the client's stream.
     server = spawn(
@@ -154,6 +155,8 @@ async def test_an_open_idle_produce_stream_does_not_hold_the_shutdown(
         "unix:log.http.sock",
         "--grace",
         "60",
+        "--fsync",
+        fsync,
     )
     c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     try:
