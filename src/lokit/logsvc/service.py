@@ -214,10 +214,6 @@ class LogService:
         behind it are neither appended nor answered): a client keeping its stream
         open must not hold the shutdown for the whole grace period.
         """
-        if not self._always:
-            async for offset in self._produce_each(requests):
-                yield offset
-            return
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_GROUP)
 
         def drained() -> None:
@@ -255,44 +251,6 @@ class LogService:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump
-
-    async def _produce_each(self, requests: AsyncIterator[m.ProduceRequest]) -> AsyncIterator[int]:
-        """`produce_stream` where an append never suspends (fsync `interval` or `never`).
-
-        Grouping gains nothing there, so each request is appended as it is read, in
-        the calling task: no pump task or queue between the transport and the log
-        (about 20 µs a record one at a time). A drain cancels the wait for the next
-        request (only that wait) and the stream ends with ServerStoppingError.
-        """
-        produce, waits = self.produce, self._waits
-        task = asyncio.current_task()
-        idle = drained = False
-
-        def on_drain() -> None:
-            nonlocal drained
-            if idle and task is not None:
-                drained = True
-                task.cancel()
-
-        unregister = waits.on_drain(on_drain)
-        next_request = requests.__anext__
-        try:
-            while not waits.draining:
-                idle = True
-                try:
-                    request = await next_request()
-                except StopAsyncIteration:
-                    return
-                except asyncio.CancelledError:
-                    if drained and task is not None and task.uncancel() == 0:
-                        raise ServerStoppingError() from None
-                    raise
-                finally:
-                    idle = False
-                yield await produce(request)
-            raise ServerStoppingError()
-        finally:
-            unregister()
 
     async def _produce_all(
         self, requests: list[m.ProduceRequest]
