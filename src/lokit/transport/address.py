@@ -187,19 +187,7 @@ def bind(
             os.unlink(path)
             raise
     else:
-        assert addr.host is not None and addr.port is not None
-        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            sock.bind((addr.host, addr.port))
-        except OSError as e:
-            sock.close()
-            if e.errno == errno.EADDRINUSE:
-                raise AddressError(f"cannot listen on {addr}: the port is already in use") from None
-            raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
+        sock = _bound_tcp(addr, reuse_addr=True, reuse_port=reuse_port)
     sock.listen(backlog)
     sock.setblocking(False)
     return sock
@@ -215,9 +203,20 @@ def reserve_shared_port(addr: Address) -> socket.socket:
     refused as long as this socket is open. It never listens, so the kernel
     gives it no connections. Port 0 is resolved here (`bound_address`).
     """
+    sock = _bound_tcp(addr, reuse_addr=False, reuse_port=False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def _bound_tcp(addr: Address, *, reuse_addr: bool, reuse_port: bool) -> socket.socket:
+    """A TCP socket bound to `addr`; a busy port or another failure is one sentence."""
     assert addr.host is not None and addr.port is not None
     family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
+    if reuse_addr:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((addr.host, addr.port))
     except OSError as e:
@@ -225,7 +224,6 @@ def reserve_shared_port(addr: Address) -> socket.socket:
         if e.errno == errno.EADDRINUSE:
             raise AddressError(f"cannot listen on {addr}: the port is already in use") from None
         raise AddressError(f"cannot listen on {addr}: {e.strerror}") from None
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     return sock
 
 
