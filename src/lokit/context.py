@@ -252,7 +252,7 @@ def outgoing_headers(
     """The context headers for a client call to `method` at `peer`, and its timeout in seconds.
 
     The timeout is the smaller of the per-call `timeout` and the client's
-    `default`, bounded by the current deadline (see `outgoing`); it travels as
+    `default`, bounded by the current deadline; it travels as
     `x-request-timeout-ms`, at least 1. Raises DeadlineExceeded when no time is
     left. Keys are lower-case (gRPC metadata requires it); the caller adds the
     trace context.

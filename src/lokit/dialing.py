@@ -22,20 +22,20 @@ default_address`), without a network round trip:
   otherwise): gRPC.
 
 Where the protocol is not named, HTTP is chosen only when every method of the
-contract has an HTTP route and none is a bidi stream (HTTP/1.1 reads a
-request stream whole before answering, so a conversation needs gRPC).
+contract has an HTTP route (streams included: lokit's NDJSON routes and client
+are full duplex, the answer flows while the request is still being sent).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any, Literal
 
 from lokit.contract import Contract
-from lokit.endpoint import Kind as MethodKind
 from lokit.transport.address import default_address
 
-__all__ = ["Kind", "choose"]
+__all__ = ["Kind", "choose", "http_beside"]
 
 Kind = Literal["grpc", "http"]
 
@@ -45,13 +45,10 @@ _GRPC = ".grpc.sock"
 
 def choose(spec: Contract[Any], addr: str | None) -> tuple[Kind, str]:
     """The protocol and the address `connect(spec, addr)` calls (see the module docstring)."""
-    http_ok = all(
-        m.kind is not MethodKind.BIDI and spec.http_route(name) is not None
-        for name, m in spec.methods.items()
-    )
+    http_ok = all(spec.http_route(name) is not None for name in spec.methods)
     if addr is None:
         http, grpc = default_address(spec.name, "http"), default_address(spec.name, "grpc")
-        if http_ok and (os.path.exists(http[5:]) or not os.path.exists(grpc[5:])):
+        if http_ok and (_socket_at(http[5:]) or not _socket_at(grpc[5:])):
             return "http", http
         return "grpc", grpc
     text = addr.strip()
@@ -61,14 +58,34 @@ def choose(spec: Contract[Any], addr: str | None) -> tuple[Kind, str]:
             return "http", text
         if path.endswith(_GRPC):
             return "grpc", text
-        if http_ok and os.path.exists(path + _HTTP):
+        if http_ok and _socket_at(path + _HTTP):
             return "http", text + _HTTP
-        if os.path.exists(path + _GRPC):
+        if _socket_at(path + _GRPC):
             return "grpc", text + _GRPC
         return "grpc", text
     if text.startswith("dir:") and http_ok:
         return ("http" if _dir_prefers_http(text[4:]) else "grpc"), text
     return "grpc", text
+
+
+def http_beside(addr: str) -> str | None:
+    """`unix:X.http.sock` when `addr` is `unix:X.grpc.sock` and that socket is there.
+
+    The HTTP listener of the same service, by the one-box naming: how a client
+    given a gRPC address (the log's) finds the faster local protocol beside it.
+    """
+    text = addr.strip()
+    if not (text.startswith("unix:") and text.endswith(_GRPC)):
+        return None
+    path = text[5 : -len(_GRPC)] + _HTTP
+    return "unix:" + path if _socket_at(path) else None
+
+
+def _socket_at(path: str) -> bool:
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _dir_prefers_http(path: str) -> bool:

@@ -62,10 +62,13 @@ def test_the_choice_follows_the_one_box_naming(
             f"unix:{tmp_path}/x",
         ):
             assert choose(STRINGS, other) == ("grpc", other)
-        # a conversation (a bidi stream) needs gRPC
+        # a conversation (a bidi stream) goes over HTTP too (full duplex NDJSON); a
+        # contract with a method HTTP does not route goes over gRPC
         chat = as_contract(Chat, "chat")
-        assert choose(chat, stem) == ("grpc", stem + ".grpc.sock")
-        assert choose(chat, f"dir:{both}") == ("grpc", f"dir:{both}")
+        assert choose(chat, stem) == ("http", stem + ".http.sock")
+        grpc_only_contract = lokit.contract("chat", Chat, http=lambda methods: [])
+        assert choose(grpc_only_contract, stem) == ("grpc", stem + ".grpc.sock")
+        assert choose(grpc_only_contract, f"dir:{both}") == ("grpc", f"dir:{both}")
         # no address: the service's own sockets under run/, HTTP when it is there
         monkeypatch.chdir(tmp_path)
         os.mkdir("run")

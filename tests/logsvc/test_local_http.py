@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lokit.logsvc.client import LogClient, http_beside
+from lokit.dialing import http_beside
+from lokit.logsvc.client import LogClient
 from lokit.logsvc.errors import OffsetOutOfRangeError
 
 from .conftest import InProcess

@@ -22,8 +22,10 @@ from prometheus_client import REGISTRY
 
 from lokit.errors import DeadlineExceeded, Unavailable
 from lokit.security.tls import ClientTLS, ServerTLS
+from lokit.transport.address import parse
 from lokit.transport.http import HttpClient, HttpServer
 from lokit.transport.http import client as client_module
+from lokit.transport.http.conn import Pool, dial
 from lokit.transport.limits import Limits
 from tests.security.pki import PKI, pki  # noqa: F401 (the session PKI fixture)
 from tests.transport.http_client_server import Svc, routes, start
@@ -181,6 +183,25 @@ async def test_connections_are_limited_and_callers_wait(
     finally:
         watcher.cancel()
     assert 1 <= most <= 2
+
+
+async def test_a_waiter_woken_then_cancelled_passes_the_connection_on(addr: str) -> None:
+    """At the limit, a caller cancelled just after its wakeup (its deadline) hands it on."""
+    loop = asyncio.get_running_loop()
+    where = parse(addr).dialable()
+    pool = Pool(loop, lambda: dial(loop, where, None), keep_alive=30, limit=1)
+    first = await pool.connect()
+    b, c = asyncio.create_task(pool.connect()), asyncio.create_task(pool.connect())
+    for _ in range(3):
+        await asyncio.sleep(0)  # both wait for the one connection
+    first.abort()
+    pool.forget(first)  # wakes b...
+    b.cancel()  # ...which is cancelled before it runs
+    got = await asyncio.wait_for(c, 5)  # c gets the free slot, not a lost wakeup
+    with pytest.raises(asyncio.CancelledError):
+        await b
+    got.abort()
+    pool.close()
 
 
 async def test_an_answer_that_closes_the_connection_is_not_pooled(

@@ -55,6 +55,7 @@ class _Instance:
     proc: asyncio.subprocess.Process | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     returncode: int | None = None
+    serving: bool = False  # this run of it printed its listening lines: its handlers are in
 
 
 def _status(code: int) -> str:
@@ -153,10 +154,19 @@ class Supervisor:
         self._forward(sig)
 
     def _forward(self, sig: int) -> None:
+        """`sig` to every live instance that serves; one still starting has no handlers
+        yet (SIGHUP would kill it, SIGINT print a traceback): it gets no reload, and
+        SIGTERM for a stop."""
         for inst in self.instances:
-            if inst.proc is not None and inst.proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    inst.proc.send_signal(sig)
+            if inst.proc is None or inst.proc.returncode is not None:
+                continue
+            send = sig
+            if not inst.serving:
+                if sig == signal.SIGHUP:
+                    continue
+                send = signal.SIGTERM
+            with contextlib.suppress(ProcessLookupError):
+                inst.proc.send_signal(send)
 
     async def _keep(self, inst: _Instance) -> None:
         """Run one instance, restarting it with backoff until the supervisor stops."""
@@ -199,6 +209,7 @@ class Supervisor:
             *self.argv, env=env, stdout=asyncio.subprocess.PIPE
         )
         inst.proc = proc
+        inst.serving = False
         self.log.info(
             "instance started",
             service=self.service,
@@ -217,6 +228,7 @@ class Supervisor:
             if b" listening on " in line:
                 seen += 1
                 if seen >= self.listeners:
+                    inst.serving = True
                     inst.ready.set()
         return await proc.wait()
 

@@ -1,4 +1,4 @@
-"""A typed Python client for `log.v1.Log` over lokit's gRPC client (CLI, tests, benchmarks).
+"""A typed Python client for `log.v1.Log` over lokit's clients (CLI, tests, benchmarks).
 
 Unary calls get `timeout` seconds each; streams run until they end or the caller
 stops iterating (which cancels the call). `produce` sends each record as one message
@@ -8,7 +8,10 @@ HTTP on the Unix socket beside its gRPC one (`run/log.http.sock` beside
 `run/log.grpc.sock`, the one-box naming), that stream is `POST /produce-stream`
 over HTTP, lokit's fastest local protocol (`lokit.dialing`): a record on it costs
 about a third of one on gRPC's stream; `consume` (one record) goes there too, as
-`GET /topics/{topic}/records/{offset}`; everything else goes over gRPC. Errors are
+`GET /topics/{topic}/records/{offset}`; everything else goes over gRPC. On a
+plaintext Unix socket the HTTP listener knows the caller's Unix user
+(SO_PEERCRED) where gRPC knows none, so under an ACL those two calls are decided
+for that user while the gRPC ones need mTLS to name a caller. Errors are
 the server's own classes (`OffsetOutOfRangeError`, `RecordTooLargeError`, ...) or
 `Unavailable` when nothing answers at the address.
 
@@ -22,13 +25,12 @@ part of the records.
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lokit.client import Connection, connect, stream_items
 from lokit.context import reset, with_deadline
+from lokit.dialing import http_beside
 from lokit.logsvc import errors  # noqa: F401 -- registers the server's error classes
 from lokit.logsvc.contract import log_contract
 from lokit.logsvc.defaults import DEFAULT_GRPC_ADDR, DEFAULT_TOPIC
@@ -56,9 +58,6 @@ from lokit.transport.grpc.client import GrpcClient
 
 if TYPE_CHECKING:
     from lokit.transport.http.client import HttpClient
-
-_GRPC_SOCK = ".grpc.sock"
-_HTTP_SOCK = ".http.sock"
 
 
 class LogClient:
@@ -231,15 +230,3 @@ class LogClient:
             await self._many.close()
         else:
             await self.grpc.close()
-
-
-def http_beside(addr: str) -> str | None:
-    """`unix:X.http.sock` when `addr` is `unix:X.grpc.sock` and a socket is there, else None."""
-    text = addr.strip()
-    if not (text.startswith("unix:") and text.endswith(_GRPC_SOCK)):
-        return None
-    path = text[5 : -len(_GRPC_SOCK)] + _HTTP_SOCK
-    try:
-        return "unix:" + path if stat.S_ISSOCK(os.stat(path).st_mode) else None
-    except OSError:
-        return None

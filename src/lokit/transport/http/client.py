@@ -36,7 +36,6 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 
 from lokit import context, errors
@@ -66,7 +65,7 @@ MAX_CONNECTIONS = 100
 
 _trace = tracing.STATE  # `_trace.tracer is None`: tracing is off
 _ERROR_HEADER = ERROR_HEADER.encode()
-_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+_IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "OPTIONS"})
 _LAST_CHUNK = b"0\r\n\r\n"
 _PREFIXES_KEPT = 256  # request heads cached per client (paths without {name} segments)
 
@@ -149,7 +148,8 @@ class HttpClient:
         timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
     ) -> tuple[int, bytes]:
         """A raw call: (status, body) whatever the status, for tests and tools (not HEAD)."""
-        if verb.upper() == "HEAD":
+        verb = verb.upper()
+        if verb == "HEAD":
             raise errors.InvalidArgument("HEAD requests are not supported; use GET")
         if not path.startswith("/") or any(c in path for c in " \r\n"):
             raise errors.InvalidArgument(f"invalid request path {path!r}")
@@ -239,7 +239,7 @@ class HttpClient:
             if path == template and len(self._prefixes) < _PREFIXES_KEPT:
                 self._prefixes[key] = prefix
         headers, seconds = context.outgoing_headers(per_call, self._timeout, path, self._label)
-        if span is not None or otel_context.get_current():  # a trace context to pass on
+        if span is not None or propagation.attached():  # a trace context to pass on
             propagation.inject(headers, span)
         text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
         if text.count("\n") != len(headers):

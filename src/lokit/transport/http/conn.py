@@ -115,7 +115,6 @@ class Connection(asyncio.Protocol):
         "sent",
         "status",
         "transport",
-        "uses",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
@@ -124,7 +123,6 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.pool: Pool | None = None
         self.closed = False
-        self.uses = 0  # requests sent on this connection
         self.idle_since = 0.0
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -176,7 +174,6 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
 
     def _reset(self, *, streaming: bool) -> None:
-        self.uses += 1
         self.status = 0
         self.headers = []
         self.body = []
@@ -411,6 +408,10 @@ class Pool:
             self._waiters.append(waiter)
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken, then cancelled: pass the wakeup on
+                raise
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
