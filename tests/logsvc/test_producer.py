@@ -109,6 +109,26 @@ async def test_a_passed_deadline_sends_nothing(server: InProcess, client: LogCli
     assert await client.produce(b"on time") == 0
 
 
+async def test_an_ack_that_comes_late_fails_the_produce_and_is_dropped(
+    tmp_path: Path, spawn: Any, over_http: bool
+) -> None:
+    args = ("--data", "data", "--grpc", "unix:log.grpc.sock", "--http", "unix:log.http.sock")
+    server = spawn(*args, "--fsync", "never")
+    c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=0.3, local_http=over_http)
+    try:
+        assert await c.produce(b"first") == 0
+        server.proc.send_signal(signal.SIGSTOP)  # a server that stalls
+        try:
+            with pytest.raises(DeadlineExceeded, match=r"no acknowledgement within 0\.3 s"):
+                await c.produce(b"late")
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        assert await c.produce(b"after") == 2  # the late ack was matched and dropped
+        assert await _all(c) == [b"first", b"late", b"after"]
+    finally:
+        await c.close()
+
+
 async def test_sigkill_after_acknowledged_single_produces_keeps_them(
     tmp_path: Path, spawn: Any, over_http: bool
 ) -> None:

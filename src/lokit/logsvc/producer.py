@@ -125,6 +125,17 @@ class _Stream:
             first = False
 
 
+def _expire(fut: asyncio.Future[int], label: str, timeout: float) -> None:
+    """The ack did not come in time: the produce fails; a late ack is matched and dropped."""
+    if not fut.done():
+        fut.set_exception(
+            DeadlineExceeded(
+                f"produce to {label}: no acknowledgement within {timeout:g} s "
+                "(the record may still be appended)"
+            )
+        )
+
+
 def _behind(error: Error) -> Error:
     """The error for a record sent after the one that failed (same class)."""
     note = f"{error.message} (a record sent before this one failed; it was not acknowledged)"
@@ -168,14 +179,13 @@ class StreamProducer:
         fut = s.send(ProduceRequest(value, topic))
         if timeout is None:
             return await fut
+        # A timer that fails the ack's future, not asyncio.timeout: that one costs about
+        # a third of the client's CPU per record when many produces are in flight.
+        timer = fut.get_loop().call_later(timeout, _expire, fut, self._label, timeout)
         try:
-            async with asyncio.timeout(timeout):
-                return await fut
-        except TimeoutError:
-            raise DeadlineExceeded(
-                f"produce to {self._label}: no acknowledgement within {timeout:g} s "
-                "(the record may still be appended)"
-            ) from None
+            return await fut
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         """Half-close the stream and wait up to CLOSE_WAIT s for the acks due, then stop it."""
