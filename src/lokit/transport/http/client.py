@@ -307,27 +307,22 @@ class HttpClient:
     async def _unary(
         self, pool: Pool, verb: str, path: str, data: bytes, deadline: float | None
     ) -> tuple[Connection, int, bytes]:
-        """Send a whole request, once more on a new connection if a reused one was stale."""
-        conn = pool.take()
-        if conn is not None:
+        """Send a whole request, once more on another connection if a reused one was stale."""
+        conn = pool.take() or await self._connect(pool, deadline, verb, path)
+        for last in (False, True):
             try:
                 status, answer = await self._send(conn, data, deadline)
             except Closed as e:
-                if e.answered or (e.sent and verb not in _IDEMPOTENT):
-                    raise self._transport_error(e, verb, path, fresh=False) from None
-                # The server had closed this keep-alive connection: once more, on a new one.
+                if last or not conn.reused or e.answered or (e.sent and verb not in _IDEMPOTENT):
+                    raise self._transport_error(e, verb, path, fresh=not conn.reused) from None
+                # The server had closed this keep-alive connection: once more, on another.
+                conn = await self._connect(pool, deadline, verb, path)
             except TimeoutError as e:
                 raise self._transport_error(e, verb, path) from None
             else:
                 pool.release(conn)
                 return conn, status, answer
-        conn = await self._connect(pool, deadline, verb, path)
-        try:
-            status, answer = await self._send(conn, data, deadline)
-        except (Closed, TimeoutError) as e:
-            raise self._transport_error(e, verb, path) from None
-        pool.release(conn)
-        return conn, status, answer
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _upload(
         self,
@@ -339,10 +334,8 @@ class HttpClient:
         deadline: float | None,
     ) -> tuple[Connection, int, bytes]:
         """Send a request whose body is streamed (chunked) and read the whole answer."""
-        conn = pool.take()
-        fresh = conn is None
-        if conn is None:
-            conn = await self._connect(pool, deadline, verb, path)
+        conn = pool.take() or await self._connect(pool, deadline, verb, path)
+        fresh = not conn.reused
         loop = pool.loop
         timer = None if deadline is None else loop.call_at(deadline, conn.expire, TimeoutError())
         writer: asyncio.Task[None] | None = None
@@ -379,20 +372,16 @@ class HttpClient:
     ) -> tuple[int, bytes]:
         """Write a whole request on `conn` and wait for its answer (status, body)."""
         waiter = conn.send(data)
-        if deadline is None:
-            try:
-                await waiter
-            except BaseException:
-                conn.abort()
-                raise
-        else:
+        timer = None
+        if deadline is not None:
             timer = conn.loop.call_at(deadline, conn.expire, TimeoutError())
-            try:
-                await waiter
-            except BaseException:
-                conn.abort()
-                raise
-            finally:
+        try:
+            await waiter
+        except BaseException:
+            conn.abort()
+            raise
+        finally:
+            if timer is not None:
                 timer.cancel()
         body = conn.body
         return conn.status, body[0] if len(body) == 1 else b"".join(body)
@@ -449,10 +438,8 @@ class HttpClient:
             loop = asyncio.get_running_loop()
             deadline = None if seconds is None else loop.time() + seconds
             pool = self._get_pool(loop)
-            conn = pool.take()
-            fresh = conn is None
-            if conn is None:
-                conn = await self._connect(pool, deadline, verb, path)
+            conn = pool.take() or await self._connect(pool, deadline, verb, path)
+            fresh = not conn.reused
             if deadline is not None:
                 timer = loop.call_at(deadline, conn.expire, TimeoutError())
             try:

@@ -173,6 +173,11 @@ class Connection(asyncio.Protocol):
         if self.closed:
             raise self._closed_error()
 
+    @property
+    def reused(self) -> bool:
+        """It has been in the pool: the server may have closed it since (a retry is fair)."""
+        return self.idle_since > 0.0
+
     def _reset(self, *, streaming: bool) -> None:
         self.status = 0
         self.headers = []
