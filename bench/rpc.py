@@ -25,11 +25,13 @@ printed under the table as information.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,9 @@ from _common import Row, cpu_seconds, free_port, parser, percentile, report, sto
 
 HERE = Path(__file__).resolve().parent
 
+
+Calls = Callable[[int], Awaitable[list[float]]]
+"""k sequential calls of one system; their latencies in seconds."""
 
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
 CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
@@ -199,28 +204,43 @@ def measure_pair(
     plan: dict[str, tuple[str, Any]] = {
         s: (s, fn) if s != "lokit-client" else ("lokit", own_client) for s in CLIENT_SYSTEMS
     }
-    per_block = max(1, n // blocks)
-
-    async def go() -> dict[str, tuple[list[float], float]]:
-        lat: dict[str, list[float]] = {s: [] for s in plan}
-        cpu: dict[str, float] = {s: 0.0 for s in plan}
-        for server, call in plan.values():
-            await call(addrs[server], cwd, warmup)
-        for _ in range(blocks):
-            for s, (server, call) in plan.items():
-                pid = procs[server].pid
-                c0, s0 = cpu_seconds(), cpu_seconds(pid)
-                lat[s] += await call(addrs[server], cwd, per_block)
-                cpu[s] += cpu_seconds() - c0 + cpu_seconds(pid) - s0
-        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in plan}
-
+    calls: dict[str, tuple[int, Calls]] = {
+        s: (procs[server].pid, functools.partial(call, addrs[server], cwd))
+        for s, (server, call) in plan.items()
+    }
     try:
-        import uvloop
-
-        return uvloop.run(go())
+        return alternate(calls, n, warmup, blocks)
     finally:
         for proc in procs.values():
             stop(proc)
+
+
+def alternate(
+    calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: int
+) -> dict[str, tuple[list[float], float]]:
+    """Each system's `calls(k)` (k sequential calls, their latencies) in alternating blocks.
+
+    `calls` maps a system to its server's pid and its client; all run on one uvloop,
+    so the systems share whatever else the machine is doing. Returns, per system,
+    the latencies of its n calls and its CPU µs per call (client + server).
+    """
+    import uvloop
+
+    per_block = max(1, n // blocks)
+
+    async def go() -> dict[str, tuple[list[float], float]]:
+        lat: dict[str, list[float]] = {s: [] for s in calls}
+        cpu: dict[str, float] = {s: 0.0 for s in calls}
+        for _, call in calls.values():
+            await call(warmup)
+        for _ in range(blocks):
+            for s, (pid, call) in calls.items():
+                c0, s0 = cpu_seconds(), cpu_seconds(pid)
+                lat[s] += await call(per_block)
+                cpu[s] += cpu_seconds() - c0 + cpu_seconds(pid) - s0
+        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in calls}
+
+    return uvloop.run(go())
 
 
 def start_framed(path: str) -> subprocess.Popen[bytes]:
@@ -245,29 +265,12 @@ def measure_local(
     framed_path = os.path.join(cwd, "run", "framed.sock")
     addr = "unix:run/local-uds"
     procs = {"framed": start_framed(framed_path), "lokit": start_server("lokit", "both", addr, cwd)}
-    calls: dict[str, Any] = {
-        "framed": lambda k: framed_calls(framed_path, k),
-        "lokit": lambda k: lokit_calls(addr, cwd, k),
+    calls: dict[str, tuple[int, Calls]] = {
+        "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
+        "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
     }
-    per_block = max(1, n // blocks)
-
-    async def go() -> dict[str, tuple[list[float], float]]:
-        lat: dict[str, list[float]] = {s: [] for s in calls}
-        cpu: dict[str, float] = {s: 0.0 for s in calls}
-        for call in calls.values():
-            await call(warmup)
-        for _ in range(blocks):
-            for s, call in calls.items():
-                pid = procs[s].pid
-                c0, s0 = cpu_seconds(), cpu_seconds(pid)
-                lat[s] += await call(per_block)
-                cpu[s] += cpu_seconds() - c0 + cpu_seconds(pid) - s0
-        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in calls}
-
     try:
-        import uvloop
-
-        return uvloop.run(go())
+        return alternate(calls, n, warmup, blocks)
     finally:
         for proc in procs.values():
             stop(proc)
