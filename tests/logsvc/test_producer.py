@@ -22,6 +22,9 @@ from lokit.logsvc.errors import RecordTooLargeError
 
 from .conftest import InProcess, start_in_process
 
+SERVE = ("--data", "data", "--grpc", "unix:log.grpc.sock", "--http", "unix:log.http.sock")
+"""A spawned log server's listeners, side by side as `lokit serve log` lays them out."""
+
 
 @pytest.fixture(params=[True, False], ids=["http", "grpc"])
 def over_http(request: pytest.FixtureRequest) -> bool:
@@ -112,8 +115,7 @@ async def test_a_passed_deadline_sends_nothing(server: InProcess, client: LogCli
 async def test_an_ack_that_comes_late_fails_the_produce_and_is_dropped(
     tmp_path: Path, spawn: Any, over_http: bool
 ) -> None:
-    args = ("--data", "data", "--grpc", "unix:log.grpc.sock", "--http", "unix:log.http.sock")
-    server = spawn(*args, "--fsync", "never")
+    server = spawn(*SERVE, "--fsync", "never")
     c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=0.3, local_http=over_http)
     try:
         assert await c.produce(b"first") == 0
@@ -132,8 +134,7 @@ async def test_an_ack_that_comes_late_fails_the_produce_and_is_dropped(
 async def test_sigkill_after_acknowledged_single_produces_keeps_them(
     tmp_path: Path, spawn: Any, over_http: bool
 ) -> None:
-    args = ("--data", "data", "--grpc", "unix:log.grpc.sock", "--http", "unix:log.http.sock")
-    server = spawn(*args, "--fsync", "always")
+    server = spawn(*SERVE, "--fsync", "always")
     c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     acked: dict[int, bytes] = {}
     try:
@@ -150,7 +151,7 @@ async def test_sigkill_after_acknowledged_single_produces_keeps_them(
         await c.close()
     assert sorted(acked) == list(range(450))
 
-    spawn(*args, "--fsync", "always")
+    spawn(*SERVE, "--fsync", "always")
     c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     try:
         stored = await _all(c)
@@ -161,23 +162,12 @@ async def test_sigkill_after_acknowledged_single_produces_keeps_them(
     assert {off: stored[off] for off in acked} == acked
 
 
-@pytest.mark.parametrize("fsync", ["always", "interval:1000"])  # grouped / direct appends
+@pytest.mark.parametrize("fsync", ["always", "interval:1000"])
 async def test_an_open_idle_produce_stream_does_not_hold_the_shutdown(
     tmp_path: Path, spawn: Any, over_http: bool, fsync: str
 ) -> None:
     # Without the drain the server would wait out the 60 s grace for the client's stream.
-    server = spawn(
-        "--data",
-        "data",
-        "--grpc",
-        "unix:log.grpc.sock",
-        "--http",
-        "unix:log.http.sock",
-        "--grace",
-        "60",
-        "--fsync",
-        fsync,
-    )
+    server = spawn(*SERVE, "--grace", "60", "--fsync", fsync)
     c = LogClient(f"unix:{tmp_path}/log.grpc.sock", timeout=10, local_http=over_http)
     try:
         assert await c.produce(b"kept") == 0  # the stream stays open, idle
