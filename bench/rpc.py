@@ -19,8 +19,11 @@ length-prefixed echo over a Unix socket (bench/_framed_echo.py) of a payload the
 size of addsvc's Sum request. Case `local-uds`, system `lokit`: `lokit.connect`
 to a lokit Sum over a Unix socket with lokit's default client and protocol (an
 address only, `unix:STEM`, where the server listens on `STEM.grpc.sock` and
-`STEM.http.sock`: `lokit.dialing` picks HTTP). The issue #12 target ratios are
-printed under the table as information.
+`STEM.http.sock`: `lokit.dialing` picks HTTP). These two are measured with the
+servers pinned to the client's core (the rows' `p50_us`) and to another core
+(`p50_us_cross_core`), because the kernel keeps whichever placement a server
+starts with (`measure_local`). The issue #12 target ratios are printed under the
+table as information.
 """
 
 from __future__ import annotations
@@ -253,14 +256,26 @@ def start_framed(path: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def measure_local(
-    n: int, warmup: int, blocks: int, cwd: str
-) -> dict[str, tuple[list[float], float]]:
-    """floor-uds/framed and local-uds/lokit, called in alternating blocks.
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of process `pid` onto `cpu`."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
 
-    The floor is a wakeup-bound ping-pong, and on a VM a wakeup's cost depends on
-    what else runs (an idle vCPU is slow to wake), so the two are measured side by
-    side, as the pairs are. Returns latencies and CPU µs per call of each.
+
+Placements = dict[str, dict[str, tuple[list[float], float]]]
+
+
+def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
+    """floor-uds/framed and local-uds/lokit, called in alternating blocks, per placement.
+
+    Both are wakeup-bound ping-pongs, and where the scheduler puts a server decides
+    much of a call's cost: beside its client, a wakeup is a switch on one core;
+    on the other core it is an inter-processor interrupt (and on a VM an idle
+    vCPU to wake). Left alone, the kernel keeps whichever placement a server
+    started with, so the floor and lokit could each be measured in another one.
+    Both are measured in both, pinned: `same` (servers on the client's core) and
+    `cross` (servers on another core; skipped on one core). Returns, per
+    placement, latencies and CPU µs per call of each system.
     """
     framed_path = os.path.join(cwd, "run", "framed.sock")
     addr = "unix:run/local-uds"
@@ -269,11 +284,21 @@ def measure_local(
         "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
         "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
     }
+    mine = os.sched_getaffinity(0)
+    cores = sorted(mine)
+    placements = {"same": cores[0]} | ({"cross": cores[1]} if len(cores) > 1 else {})
+    out: Placements = {}
     try:
-        return alternate(calls, n, warmup, blocks)
+        os.sched_setaffinity(0, {cores[0]})
+        for placement, core in placements.items():
+            for proc in procs.values():
+                pin(proc.pid, core)
+            out[placement] = alternate(calls, n, warmup, blocks)
     finally:
+        os.sched_setaffinity(0, mine)
         for proc in procs.values():
             stop(proc)
+    return out
 
 
 def ratios(rows: list[Row]) -> None:
@@ -302,6 +327,10 @@ def ratios(rows: list[Row]) -> None:
     for label, a, b, target in targets:
         if a in p50 and b in p50:
             print(f"{label}: {p50[a] / p50[b]:.2f} (target <= {target})")
+    cross = {(r.case, r.system): r.value for r in rows if r.metric == "p50_us_cross_core"}
+    if len(cross) == 2:
+        ratio = cross[("local-uds", "lokit")] / cross[("floor-uds", "framed")]
+        print(f"the same, both servers on another core than the client: {ratio:.2f}")
 
 
 def main() -> None:
@@ -319,13 +348,14 @@ def main() -> None:
                 rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
                 rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
             print(f"{case}: done", file=sys.stderr)
-        local = measure_local(n, warmup, blocks, cwd)
-        for case, system in (("floor-uds", "framed"), ("local-uds", "lokit")):
-            lat, cpu = local[system]
-            us = [x * 1e6 for x in lat]
-            rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
-            rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
-            rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
+        for placement, local in measure_local(n, warmup, blocks, cwd).items():
+            suffix = "" if placement == "same" else "_cross_core"
+            for case, system in (("floor-uds", "framed"), ("local-uds", "lokit")):
+                lat, cpu = local[system]
+                us = [x * 1e6 for x in lat]
+                rows.append(Row(case, system, "p50_us" + suffix, percentile(us, 50), "µs"))
+                rows.append(Row(case, system, "p99_us" + suffix, percentile(us, 99), "µs"))
+                rows.append(Row(case, system, "cpu_us_per_call" + suffix, cpu, "µs"))
         print("floor-uds, local-uds: done", file=sys.stderr)
     report(
         rows, args, f"addsvc Sum, sequential, {n} calls per system in {blocks} alternating blocks"

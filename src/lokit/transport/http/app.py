@@ -27,8 +27,8 @@ from lokit.observability.observer import Call, Observer
 from lokit.routes import ServiceDef
 from lokit.transport.http import streams
 from lokit.transport.http.connect import ConnectHandler
+from lokit.transport.http.direct import DirectExchange, Respond, direct_routes
 from lokit.transport.http.exchange import (
-    CT_JSON,
     RID,
     ClientGone,
     Exchange,
@@ -36,7 +36,7 @@ from lokit.transport.http.exchange import (
     send_json,
     stopping,
 )
-from lokit.transport.http.router import NO_PARAMS, Router
+from lokit.transport.http.router import NO_PARAMS, Router, Target
 from lokit.transport.http.wire import ERROR_HEADER, error_body
 from lokit.transport.limits import BodyPacer, Limits
 from lokit.types import ASGIApp, Receive, Scope, Send
@@ -56,7 +56,16 @@ def asgi_app(service: ServiceDef, observer: Observer, limits: Limits | None = No
 class HttpApp:
     """The ASGI callable behind `asgi_app` (one per service, shared by all requests)."""
 
-    __slots__ = ("_connect", "_exact", "_max_body", "_observer", "_pacer", "_router", "_service")
+    __slots__ = (
+        "_connect",
+        "_exact",
+        "_max_body",
+        "_observer",
+        "_pacer",
+        "_router",
+        "_service",
+        "direct",
+    )
 
     def __init__(
         self, service: ServiceDef, observer: Observer, limits: Limits | None = None
@@ -69,6 +78,7 @@ class HttpApp:
         self._router = Router(service.http)
         self._exact = self._router.exact
         self._connect = ConnectHandler(service, observer, self._max_body, self._pacer)
+        self.direct = direct_routes(self._exact)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,9 +99,21 @@ class HttpApp:
                 return
         # The request's context from its headers, current while it is served.
         make = streams.Stream if target.streams else Exchange
-        exchange = make(
-            self._service, target, scope, receive, send, params, self._max_body, self._pacer
+        await self.serve(
+            make(self._service, target, scope, receive, send, params, self._max_body, self._pacer)
         )
+
+    def exchange(self, target: Target, scope: Scope, body: bytes, respond: Respond) -> Exchange:
+        """A unary request whose body is already read, answered through `respond`.
+
+        For lokit's protocol, which serves `direct` routes without an ASGI cycle.
+        """
+        return DirectExchange(
+            self._service, target, scope, body, respond, self._max_body, self._pacer
+        )
+
+    async def serve(self, exchange: Exchange) -> None:
+        """Serve a routed request with its context current, observed from start to answer."""
         token = context.set_current(exchange.ctx)
         trace_token = (
             None if exchange.headers is None else propagation.extract_and_attach(exchange.headers)
@@ -131,16 +153,8 @@ async def _serve_unary(exchange: Exchange, call: Call) -> None:
         finally:
             call.finish(failure)
         return
-    send = exchange.send
     try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": target.status,
-                "headers": [CT_JSON, (b"content-length", b"%d" % len(out)), (RID, exchange.rid)],
-            }
-        )
-        await send({"type": "http.response.body", "body": out})
+        await exchange.respond(target.status, out)
     except BaseException as exc:  # the answer did not go out (cancelled, connection lost)
         call.finish(exc)
         raise

@@ -46,6 +46,7 @@ __all__ = [
     "RID",
     "ClientGone",
     "Exchange",
+    "Headers",
     "client_error",
     "request_headers",
     "send_json",
@@ -63,7 +64,9 @@ _KEYS = (
 )
 _CLOSE = (b"connection", b"close")
 
-_INTERNAL_NAME = (ERROR_HEADER.encode(), errors.Internal.error_name.encode())
+_INTERNAL = ((ERROR_HEADER.encode(), errors.Internal.error_name.encode()),)
+
+Headers = tuple[tuple[bytes, bytes], ...]  # extra response headers
 
 
 class ClientGone(Exception):
@@ -189,30 +192,31 @@ class Exchange:
         except (ValueError, TypeError, RecursionError) as e:  # UnicodeError is a ValueError
             raise malformed(e) from None
 
+    async def respond(self, status: int, body: bytes, extra: Headers = ()) -> None:
+        """A complete JSON answer with this request's id and `extra` headers."""
+        await send_json(self.send, status, body, self.rid, *extra)
+
     async def send_error(self, exc: BaseException) -> None:
         """Answer with the error's status and body (an unexpected failure: 500, its request id)."""
+        await self.respond(*self.error_answer(exc))
+
+    def error_answer(self, exc: BaseException) -> tuple[int, bytes, Headers]:
+        """The status, body and extra headers that answer `exc`."""
         err = client_error(exc)
         if err is None:
-            body = error_body(errors.internal_error(self.ctx.request_id).message)
-            await send_json(self.send, 500, body, self.rid, _INTERNAL_NAME)
-            return
+            return 500, error_body(errors.internal_error(self.ctx.request_id).message), _INTERNAL
         if isinstance(err, BodyTooLarge):  # the rest of the body is not read: close
             name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
-            await send_json(self.send, 413, error_body(err.message), self.rid, name, _CLOSE)
-            return
+            return 413, error_body(err.message), (name, _CLOSE)
         target = self.target
         reply = target.codec.encode_error(err)
         if reply is not None:
-            await send_json(self.send, target.status, reply, self.rid)
-        else:
-            name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
-            if err.retry_after is None:
-                await send_json(self.send, err.status, error_body(err.message), self.rid, name)
-            else:
-                after = (b"retry-after", b"%d" % max(1, math.ceil(err.retry_after)))
-                await send_json(
-                    self.send, err.status, error_body(err.message), self.rid, name, after
-                )
+            return target.status, reply, ()
+        name = (ERROR_HEADER.encode(), err.error_name.encode("latin-1"))
+        if err.retry_after is None:
+            return err.status, error_body(err.message), (name,)
+        after = (b"retry-after", b"%d" % max(1, math.ceil(err.retry_after)))
+        return err.status, error_body(err.message), (name, after)
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

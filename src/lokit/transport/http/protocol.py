@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lokit.context import Caller
+from lokit.transport.http.direct import DirectCycle
 from lokit.transport.http.peer import PEER_KEY, connection_peer
 from lokit.transport.http.wire import ERROR_HEADER, error_body
 from lokit.transport.limits import (
@@ -49,9 +50,13 @@ from lokit.transport.limits import (
     CONNECTIONS_REFUSED,
     HTTP_REFUSED,
     MAX_HEADER_BYTES,
+    PACE_FREE_BYTES,
     BodyTooLarge,
     Limits,
 )
+
+if TYPE_CHECKING:
+    from lokit.transport.http.app import HttpApp
 
 __all__ = ["CoalescedWrites", "ListenerState", "limited_protocol", "state_key", "sweep"]
 
@@ -171,10 +176,16 @@ _DONE = SimpleNamespace(response_complete=True, message_event=asyncio.Event())
 
 
 def limited_protocol(
-    limits: Limits, service: str, states: dict[Any, ListenerState]
+    limits: Limits, service: str, states: dict[Any, ListenerState], app: HttpApp | None = None
 ) -> type[HttpToolsProtocol]:
-    """An HttpToolsProtocol class applying `limits`; `states` maps a socket's name to its state."""
+    """An HttpToolsProtocol class applying `limits`; `states` maps a socket's name to its state.
+
+    With lokit's `app`, its `direct` routes are answered without an ASGI cycle
+    (`direct`: the conditions, and why).
+    """
     max_body = limits.max_body_bytes
+    direct = app.direct if app is not None else {}
+    direct_body = min(max_body, PACE_FREE_BYTES)
     body_refused = HTTP_REFUSED.labels(service, "body_too_large")
     too_large = _answer(
         413, "Content Too Large", BodyTooLarge.of(max_body).message, BodyTooLarge.error_name
@@ -211,7 +222,6 @@ def limited_protocol(
             self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
 
         def on_response_complete(self) -> None:
-            self.transport.flush()  # type: ignore[attr-defined]
             super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
@@ -238,14 +248,58 @@ def limited_protocol(
 
         def on_headers_complete(self) -> None:
             self.waiting_since = None
+            length = -1
             for name, value in self.headers:
                 if name == b"content-length":
-                    if value.isdigit() and int(value) > max_body:
+                    length = int(value) if value.isdigit() else -2
+                    if length > max_body:
                         body_refused.inc()
                         self.refuse(too_large, None)
                         return
-                    break
+                elif name == b"transfer-encoding":
+                    length = -2
+            if direct and -1 <= length <= direct_body and self.serve_directly():
+                return
             super().on_headers_complete()
+
+        def serve_directly(self) -> bool:
+            """Take this request off the ASGI path where `direct` can answer it."""
+            parser = self.parser
+            target = direct.get((parser.get_method(), self.url))
+            if (
+                target is None
+                or not (self.cycle is None or self.cycle.response_complete)
+                or self.expect_100_continue
+                or parser.should_upgrade()
+                or parser.get_http_version() != "1.1"
+            ):
+                return False
+            self.cycle = DirectCycle(  # type: ignore[assignment]
+                target,
+                parser.should_keep_alive(),
+                self.transport,
+                self.server_state.default_headers,
+                self.on_response_complete,
+            )
+            return True
+
+        def on_body(self, body: bytes) -> None:
+            cycle = self.cycle
+            if isinstance(cycle, DirectCycle):
+                cycle.body += body
+            else:
+                super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            cycle = self.cycle
+            if not isinstance(cycle, DirectCycle):
+                super().on_message_complete()
+                return
+            assert app is not None
+            exchange = app.exchange(cycle.target, self.scope, cycle.body, cycle.respond)
+            task = self.loop.create_task(app.serve(exchange))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
         def refuse(self, answer: bytes, reason: str | None) -> None:
             """Answer `answer` (a whole response) and close; uvicorn ignores what follows."""

@@ -31,6 +31,7 @@ import uvicorn
 from lokit.security.tls import ServerTLS
 from lokit.transport import address
 from lokit.transport.address import Address
+from lokit.transport.http.app import HttpApp
 from lokit.transport.http.protocol import ListenerState, limited_protocol, state_key, sweep
 from lokit.transport.limits import Limits
 from lokit.types import ASGIApp
@@ -181,9 +182,10 @@ class HttpServer:
         self, states: dict[Any, ListenerState], socks: list[socket.socket], secure: bool
     ) -> tuple[_Uvicorn, asyncio.Task[None]]:
         limits = self._limits
+        direct_app = self._app if isinstance(self._app, HttpApp) else None
         options: dict[str, Any] = {
             "loop": "none",
-            "http": limited_protocol(limits, self._service, states),
+            "http": limited_protocol(limits, self._service, states, direct_app),
             "ws": "none",
             "lifespan": "off",
             "interface": "asgi3",
