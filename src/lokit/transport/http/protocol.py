@@ -1,10 +1,9 @@
 """uvicorn's httptools protocol with lokit's listener limits.
 
-uvicorn closes a keep-alive connection that stays idle after a response
-(`timeout_keep_alive`, set from `--idle-timeout`) but nothing else: a connection
-that never sends a request, or sends its headers a byte at a time (slowloris),
-is held forever, and every connection is accepted however many there are. This
-protocol adds, per connection:
+uvicorn closes a keep-alive connection that stays idle after a response but
+nothing else: a connection that never sends a request, or sends its headers a
+byte at a time (slowloris), is held forever, and every connection is accepted
+however many there are. This protocol adds, per connection:
 
 - a connection limit per listening socket: past `max_connections` a new
   connection is answered 503 in one sentence and closed at once, so idle
@@ -14,6 +13,9 @@ protocol adds, per connection:
   `header_timeout` seconds (checked by `sweep`, which the server runs once a
   second) or the connection gets 408 and is closed; headers over
   `MAX_HEADER_BYTES` get 431;
+- the keep-alive timeout (`--idle-timeout`) by the same sweep: a connection
+  idle since its last answer for longer is closed (uvicorn arms and cancels a
+  timer per request instead, a tenth of a local request's server time);
 - a body limit from Content-Length: a declared body over `max_body_bytes` is
   answered 413 before any of it is read, and the connection closed (a chunked
   body is counted as it is read, by the app: `Exchange.read_body`).
@@ -23,14 +25,17 @@ response's head and body apart, and each write is a syscall on this side and a
 wakeup and a read on the client's (over TLS also a record each); the writes of
 one turn of the loop leave as one, and a complete response at once.
 
+With lokit's app, unary routes that need nothing of ASGI are answered
+straight from the parser's callbacks (`direct`).
+
 It also works out, once per connection, who is calling (`peer.connection_peer`:
 the verified client certificate's CN, or the Unix peer's user from
 SO_PEERCRED) and hands it to every request of the connection in its scope
 (`exchange.PEER_KEY`).
 
-Per request this costs a look at the headers for Content-Length, two
-attribute writes and one scope entry; the timers are one sweep a second over
-the connections.
+Per request this costs a look at the headers for Content-Length and
+Transfer-Encoding, a few attribute writes and one scope entry; the timers are
+one sweep a second over the connections.
 """
 
 from __future__ import annotations
@@ -196,6 +201,7 @@ def limited_protocol(
         _accepted = False
         _refused = False
         waiting_since: float | None = None  # the start of the headers being waited for
+        idle_since: float | None = None  # the end of the last answer, none since
         header_bytes = 0
         peer: tuple[Caller | None, str]
 
@@ -222,7 +228,24 @@ def limited_protocol(
             self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
+            # uvicorn's, but an idle connection is marked for `sweep` instead of
+            # arming a keep-alive timer per response (and cancelling it per request).
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            else:
+                self.idle_since = self.loop.time()
+
+        def _unset_keepalive_if_required(self) -> None:
+            self.idle_since = None  # bytes arrived (or the connection ended)
+
+        def idle_timeout(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
             if not self._accepted:
@@ -326,8 +349,15 @@ def state_key(sockname: Any) -> Any:
     return sockname[1] if isinstance(sockname, tuple) else sockname
 
 
-def sweep(connections: set[Any], header_timeout: float, now: float) -> None:
-    """Close every connection whose headers are overdue (run about once a second)."""
+def sweep(connections: set[Any], header_timeout: float, idle_timeout: float, now: float) -> None:
+    """Close every connection whose headers are overdue or that idled too long.
+
+    Run about once a second (more often for timeouts under a second), so a
+    timeout ends within that tick after it is due.
+    """
     late = now - header_timeout
     for conn in [c for c in connections if (w := c.waiting_since) is not None and w < late]:
         conn.header_timeout()
+    idle = now - idle_timeout
+    for conn in [c for c in connections if (i := c.idle_since) is not None and i < idle]:
+        conn.idle_timeout()

@@ -7,8 +7,9 @@ switched off: the runtime owns SIGTERM/SIGINT and calls `stop()`.
 
 The protocol is uvicorn's httptools one with lokit's listener limits
 (`protocol.limited_protocol`: connections per socket, a header deadline, a
-declared body size); `Limits.idle_timeout` is uvicorn's keep-alive timeout, and
-the once-a-second tick also sweeps connections whose headers are overdue.
+declared body size, the keep-alive timeout `Limits.idle_timeout`): the
+once-a-second tick sweeps connections whose headers are overdue or that idled
+too long.
 
 With `tls` (a `ServerTLS`) every TCP listener serves HTTPS, and Unix sockets too
 with `tls.unix`; with its client CA a client certificate is required (unless
@@ -50,6 +51,8 @@ class _Uvicorn(uvicorn.Server):
         self.ready = asyncio.Event()
         self.wake = asyncio.Event()
         self.header_timeout = header_timeout
+        self.idle_timeout = config.timeout_keep_alive
+        self.tick = min(1.0, header_timeout / 2, self.idle_timeout / 2)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -76,12 +79,15 @@ class _Uvicorn(uvicorn.Server):
         self.ready.set()
 
     async def main_loop(self) -> None:
-        # uvicorn polls every 0.1 s; tick once a second (Date header) and wake on stop().
+        # uvicorn polls every 0.1 s; tick once a second (the Date header, the sweep of
+        # overdue and idle connections; more often for timeouts under 2 s) and wake on stop().
         loop = asyncio.get_running_loop()
         while not await self.on_tick(0):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), 1.0)
-            sweep(self.server_state.connections, self.header_timeout, loop.time())
+                await asyncio.wait_for(self.wake.wait(), self.tick)
+            sweep(
+                self.server_state.connections, self.header_timeout, self.idle_timeout, loop.time()
+            )
 
 
 async def _serve(server: _Uvicorn, sockets: list[socket.socket]) -> None:
