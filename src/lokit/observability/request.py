@@ -16,10 +16,10 @@ Who called: the authenticated caller (`ctx.caller`: name and source) and the
 `caller_hint=`) and on the span (`lokit.caller`, `lokit.caller.source`,
 `lokit.caller.hint`).
 
-Cost: per (method, transport) the metric children, the precompiled log line and
-the span attributes are resolved once and cached; a request then costs a few
-dict lookups, four metric updates, one formatted line, and no span when tracing
-is off.
+Cost: per (method, transport) the metric values (`metrics.route`), the
+precompiled log line and the span attributes are resolved once and cached; a
+request then costs a few dict lookups, a few additions to its metric values,
+one formatted line, and no span when tracing is off.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from time import perf_counter
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
-from prometheus_client import Counter
 
 from lokit import errors
 from lokit.context import Caller, RequestContext
@@ -48,23 +47,10 @@ _CANCELLED = errors.Code.CANCELLED.name
 class _Route:
     """Everything about one (service, method, transport) that does not change per request."""
 
-    __slots__ = (
-        "by_code",
-        "duration",
-        "in_flight",
-        "labels",
-        "line",
-        "ok",
-        "span_attrs",
-        "span_name",
-    )
+    __slots__ = ("line", "metrics", "span_attrs", "span_name")
 
     def __init__(self, service: str, method: str, transport: str, rpc_service: str) -> None:
-        self.labels = (service, method, transport)
-        self.in_flight = metrics.IN_FLIGHT.labels(service, method)
-        self.duration = metrics.DURATION.labels(service, method, transport)
-        self.ok = metrics.REQUESTS.labels(service, method, transport, _OK)
-        self.by_code = {_OK: self.ok}
+        self.metrics = metrics.route(service, method, transport)
         self.line = logs.RequestLine(service, method, transport)
         self.span_name = f"{service}/{method}"
         self.span_attrs = {
@@ -72,12 +58,6 @@ class _Route:
             "rpc.service": rpc_service,
             "rpc.method": method,
         }
-
-    def counter(self, code: str) -> Counter:
-        c = self.by_code.get(code)
-        if c is None:
-            c = self.by_code[code] = metrics.REQUESTS.labels(*self.labels, code)
-        return c
 
 
 class RequestObserver:
@@ -98,7 +78,7 @@ class RequestObserver:
             route = by_method[ctx.method] = _Route(
                 self.service, ctx.method, ctx.transport, ctx.service
             )
-        route.in_flight.inc()
+        route.metrics.started()
         call = _RequestCall(route, ctx.request_id, ctx.caller, ctx.caller_hint)
         if _tracing_state.tracer is not None:
             call.open_span()
@@ -141,10 +121,8 @@ class _RequestCall:
             return
         self._route = None
         took = perf_counter() - self._t0
-        route.in_flight.dec()
-        route.duration.observe(took)
         if error is None:
-            route.ok.inc()
+            route.metrics.finished(took, _OK)
             route.line.write(_INFO, self._rid, took, _OK, None, None, self._caller, self._hint)
             if self._span is not None:
                 self._close_span(_OK, None, None)
@@ -166,7 +144,7 @@ class _RequestCall:
             else:
                 err = f"{type(error).__name__}: {text}" if text else type(error).__name__
                 level, unexpected = _ERROR, True
-        route.counter(code).inc()
+        route.metrics.finished(took, code)
         extra = None
         if unexpected:
             extra = {"traceback": "".join(traceback.format_exception(error)).rstrip()}
