@@ -62,6 +62,7 @@ from lokit.transport.limits import (
 
 if TYPE_CHECKING:
     from lokit.transport.http.app import HttpApp
+    from lokit.transport.http.exchange import Exchange
 
 __all__ = ["CoalescedWrites", "ListenerState", "limited_protocol", "state_key", "sweep"]
 
@@ -111,6 +112,14 @@ class CoalescedWrites:
         elif not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._turn_over)
+
+    def write_now(self, data: bytes) -> None:
+        """Write `data` after whatever is held, at once."""
+        if self._pending:
+            self._pending.append(data)
+            self.flush()
+        elif not self._transport.is_closing():
+            self._transport.write(data)
 
     def _turn_over(self) -> None:
         self._scheduled = False
@@ -320,9 +329,16 @@ def limited_protocol(
                 return
             assert app is not None
             exchange = app.exchange(cycle.target, self.scope, cycle.body, cycle.respond)
-            task = self.loop.create_task(app.serve(exchange))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            self.tasks.add(self.loop.create_task(self.serve_direct(exchange, cycle)))
+
+        async def serve_direct(self, exchange: Exchange, cycle: DirectCycle) -> None:
+            """Serve a direct request; its answer leaves once the app is done with it."""
+            assert app is not None
+            try:
+                await app.serve(exchange)
+            finally:
+                cycle.send()
+                self.tasks.discard(asyncio.current_task())
 
         def refuse(self, answer: bytes, reason: str | None) -> None:
             """Answer `answer` (a whole response) and close; uvicorn ignores what follows."""
