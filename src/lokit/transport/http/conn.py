@@ -53,6 +53,11 @@ __all__ = [
 
 # A stream's unread bytes past which the socket stops being read until they are consumed.
 READ_HIGH_WATER = 256 * 1024
+# A connection idle for less (seconds) is not polled before reuse: a close by the
+# server would have to land in this moment, after the loop's last look at the
+# socket (the same window a poll leaves before the write), so a busy client skips
+# a syscall per request.
+JUST_USED = 0.001
 
 
 class ConnectFailed(Exception):
@@ -265,14 +270,17 @@ class Connection(asyncio.Protocol):
         """The last answer is complete and the server keeps the connection open."""
         return self._complete and self.keep_alive and not self.closed
 
-    def stale(self) -> bool:
+    def stale(self, poll: bool = True) -> bool:
         """Closing, or anything readable on it while idle: the server closed it (or misbehaves).
 
         The transport is asked first: once it is closing its descriptor may already
-        be closed (and its number reused), so it is polled only while open.
+        be closed (and its number reused), so it is polled only while open, and
+        only with `poll`.
         """
         transport = self.transport
-        return transport is None or transport.is_closing() or bool(self._poll.poll(0))
+        if transport is None or transport.is_closing():
+            return True
+        return poll and bool(self._poll.poll(0))
 
     def _fail(self, exc: BaseException) -> None:
         if self._error is None:
@@ -396,8 +404,8 @@ class Pool:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            now = self.loop.time()
-            if conn.closed or now - conn.idle_since > self.keep_alive or conn.stale():
+            idle_for = self.loop.time() - conn.idle_since
+            if conn.closed or idle_for > self.keep_alive or conn.stale(idle_for > JUST_USED):
                 conn.abort()
                 continue
             return conn
