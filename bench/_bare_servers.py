@@ -1,7 +1,7 @@
 """Bare servers for bench/rpc.py: addsvc Sum without lokit, on the same transports.
 
-`python bench/_bare_servers.py grpc|http ADDR` serves until SIGTERM and prints
-`ready` once listening. gRPC: a plain grpc.aio generic handler over the same
+`python bench/_bare_servers.py grpc|http ADDR[,ADDR...]` serves until SIGTERM
+and prints `ready` once listening on all. gRPC: a plain grpc.aio generic handler over the same
 addsvc protobuf messages. HTTP: a plain ASGI callable on uvicorn (httptools,
 uvloop) decoding and encoding JSON with orjson.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 
-async def serve_grpc(addr: str) -> None:
+async def serve_grpc(addrs: list[str]) -> None:
     import grpc
 
     from lokit.proto import addsvc_pb2
@@ -38,14 +39,15 @@ async def serve_grpc(addr: str) -> None:
     )
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((handler,))
-    target = "unix://" + os.path.abspath(addr[5:]) if addr.startswith("unix:") else addr
-    server.add_insecure_port(target)
+    for addr in addrs:
+        target = "unix://" + os.path.abspath(addr[5:]) if addr.startswith("unix:") else addr
+        server.add_insecure_port(target)
     await server.start()
     await _until_signal()
     await server.stop(1)
 
 
-async def serve_http(addr: str) -> None:
+async def serve_http(addrs: list[str]) -> None:
     import orjson
     import uvicorn
 
@@ -69,17 +71,22 @@ async def serve_http(addr: str) -> None:
         )
         await send({"type": "http.response.body", "body": out})
 
-    kwargs: dict[str, Any] = {}
-    if addr.startswith("unix:"):
-        kwargs["uds"] = addr[5:]
-    else:
-        host, _, port = addr.rpartition(":")
-        kwargs.update(host=host, port=int(port))
+    socks = []
+    for addr in addrs:
+        if addr.startswith("unix:"):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(addr[5:])
+        else:
+            host, _, port = addr.rpartition(":")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, int(port)))
+        socks.append(sock)
     config = uvicorn.Config(
-        app, http="httptools", lifespan="off", access_log=False, log_config=None, **kwargs
+        app, http="httptools", lifespan="off", access_log=False, log_config=None
     )
     server = uvicorn.Server(config)
-    task = asyncio.ensure_future(server.serve())
+    task = asyncio.ensure_future(server.serve(sockets=socks))
     while not server.started:  # noqa: ASYNC110 - uvicorn offers no event
         await asyncio.sleep(0.01)
     print("ready", flush=True)
@@ -97,8 +104,8 @@ async def _until_signal() -> None:
 def main() -> None:
     import uvloop
 
-    kind, addr = sys.argv[1], sys.argv[2]
-    uvloop.run(serve_grpc(addr) if kind == "grpc" else serve_http(addr))
+    kind, addrs = sys.argv[1], sys.argv[2].split(",")
+    uvloop.run(serve_grpc(addrs) if kind == "grpc" else serve_http(addrs))
 
 
 if __name__ == "__main__":

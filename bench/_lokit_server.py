@@ -1,7 +1,7 @@
 """The lokit stack around plain addsvc logic, for bench/rpc.py's `lokit` rows.
 
-`python bench/_lokit_server.py grpc|http|both ADDR DEBUG` serves addsvc's bare service (the
-same Sum as the bare servers, go-kit's pb.Add codecs on gRPC, derived JSON on
+`python bench/_lokit_server.py grpc|http|both ADDR[,ADDR...] DEBUG` serves addsvc's bare
+service (the same Sum as the bare servers, go-kit's pb.Add codecs on gRPC, derived JSON on
 HTTP) through lokit's runtime: request context, deadline handling, the request
 log line (logfmt to stderr), RED metrics, a debug server; tracing off; grpc-core's
 settings as `lokit serve` sets them (`lokit.cli.grpc_env`). The
@@ -34,7 +34,8 @@ def main() -> None:
     if kind == "both":
         grpc, http = [addr + ".grpc.sock"], [addr + ".http.sock"]
     else:
-        grpc, http = ([addr], []) if kind == "grpc" else ([], [addr])
+        addrs = addr.split(",")
+        grpc, http = (addrs, []) if kind == "grpc" else ([], addrs)
     listeners = Listeners(grpc=grpc, http=http, debug=debug)
 
     def ready(kind: str, addr: object) -> None:

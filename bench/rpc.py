@@ -7,8 +7,11 @@ plain grpc.aio servicer / a plain ASGI app on uvicorn), and `lokit serve addsvc`
 (the workshop service as shipped, with its own service-level logging and
 instrumenting middlewares on top). One sequential client,
 the same for both systems (a plain grpc.aio stub / aiohttp keep-alive), so the
-difference is the server stack. Both servers run at once and are called in
-alternating blocks, so they share whatever else the machine is doing.
+difference is the server stack. Each system's server is one process listening
+on a Unix socket and on TCP, all servers run at once, and every (system, socket)
+is called in alternating blocks, so they share whatever else the machine is
+doing and a Unix socket is compared with TCP on the same server, in the same
+placement on the cores.
 Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call).
 
 System `lokit-client` is lokit's own client (`lokit.connect(addsvc_contract(),
@@ -50,22 +53,27 @@ SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
 CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
 
 
-def start_server(system: str, transport: str, addr: str, cwd: str) -> subprocess.Popen[bytes]:
+def start_server(
+    system: str, transport: str, addrs: list[str], cwd: str
+) -> subprocess.Popen[bytes]:
+    """`system`'s server on every address of `addrs`, once it says it listens."""
     debug = f"127.0.0.1:{free_port()}"
     if system == "lokit serve addsvc":
-        cmd = [sys.executable, "-m", "lokit", "serve", "addsvc", f"--{transport}", addr]
+        cmd = [sys.executable, "-m", "lokit", "serve", "addsvc"]
+        for addr in addrs:
+            cmd += [f"--{transport}", addr]
         cmd += ["--debug", debug]
     elif system == "lokit":
-        cmd = [sys.executable, str(HERE / "_lokit_server.py"), transport, addr, debug]
+        cmd = [sys.executable, str(HERE / "_lokit_server.py"), transport, ",".join(addrs), debug]
     else:
-        cmd = [sys.executable, str(HERE / "_bare_servers.py"), transport, addr]
+        cmd = [sys.executable, str(HERE / "_bare_servers.py"), transport, ",".join(addrs)]
     env = {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
     proc = subprocess.Popen(
         cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     )
     assert proc.stdout is not None
-    expected = 1 if system == "bare" else 3 if transport == "both" else 2
-    for _ in range(expected):
+    listeners = 2 if transport == "both" else len(addrs)
+    for _ in range(1 if system == "bare" else listeners + 1):
         line = proc.stdout.readline()
         if not line:
             raise SystemExit(f"{system} {transport} server did not start: {' '.join(cmd)}")
@@ -184,20 +192,27 @@ async def http_calls(addr: str, cwd: str, n: int) -> list[float]:
     return out
 
 
-def measure_pair(
-    case: str, n: int, warmup: int, blocks: int, cwd: str
-) -> dict[str, tuple[list[float], float]]:
-    """Both systems up at once, called in alternating blocks so they share the noise.
+Results = dict[str, tuple[list[float], float]]
 
-    Returns, per system, the latencies of its n calls and its CPU µs per call
-    (client + server).
+
+def measure_transport(
+    transport: str, n: int, warmup: int, blocks: int, cwd: str
+) -> dict[str, Results]:
+    """Cases `TRANSPORT-uds` and `TRANSPORT-tcp`: every system, both sockets, alternating.
+
+    Each system's server is one process listening on a Unix socket and on TCP,
+    and all (system, socket) pairs are called in alternating blocks, so the
+    systems, and a Unix socket against TCP, are compared within one run, in the
+    same placement on the cores, sharing the same noise. Returns, per case and
+    system, the latencies of its n calls and its CPU µs per call (client + server).
     """
-    transport, kind = case.split("-")
     procs: dict[str, subprocess.Popen[bytes]] = {}
-    addrs: dict[str, str] = {}
+    addrs: dict[tuple[str, str], str] = {}
     for i, system in enumerate(SYSTEMS):
-        addrs[system] = f"unix:run/{i}-{case}.sock" if kind == "uds" else f"127.0.0.1:{free_port()}"
-        procs[system] = start_server(system, transport, addrs[system], cwd)
+        addrs[(system, "uds")] = f"unix:run/{i}-{transport}.sock"
+        addrs[(system, "tcp")] = f"127.0.0.1:{free_port()}"
+        both = [addrs[(system, "uds")], addrs[(system, "tcp")]]
+        procs[system] = start_server(system, transport, both, cwd)
     fn = grpc_calls if transport == "grpc" else http_calls
 
     async def own_client(addr: str, cwd: str, n: int) -> list[float]:
@@ -208,19 +223,26 @@ def measure_pair(
         s: (s, fn) if s != "lokit-client" else ("lokit", own_client) for s in CLIENT_SYSTEMS
     }
     calls: dict[str, tuple[int, Calls]] = {
-        s: (procs[server].pid, functools.partial(call, addrs[server], cwd))
+        f"{transport}-{kind}/{s}": (
+            procs[server].pid,
+            functools.partial(call, addrs[(server, kind)], cwd),
+        )
+        for kind in ("uds", "tcp")
         for s, (server, call) in plan.items()
     }
     try:
-        return alternate(calls, n, warmup, blocks)
+        measured = alternate(calls, n, warmup, blocks)
     finally:
         for proc in procs.values():
             stop(proc)
+    out: dict[str, Results] = {}
+    for key, result in measured.items():
+        case, system = key.split("/", 1)
+        out.setdefault(case, {})[system] = result
+    return out
 
 
-def alternate(
-    calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: int
-) -> dict[str, tuple[list[float], float]]:
+def alternate(calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: int) -> Results:
     """Each system's `calls(k)` (k sequential calls, their latencies) in alternating blocks.
 
     `calls` maps a system to its server's pid and its client; all run on one uvloop,
@@ -231,7 +253,7 @@ def alternate(
 
     per_block = max(1, n // blocks)
 
-    async def go() -> dict[str, tuple[list[float], float]]:
+    async def go() -> Results:
         lat: dict[str, list[float]] = {s: [] for s in calls}
         cpu: dict[str, float] = {s: 0.0 for s in calls}
         for _, call in calls.values():
@@ -262,7 +284,7 @@ def pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(int(tid), {cpu})
 
 
-Placements = dict[str, dict[str, tuple[list[float], float]]]
+Placements = dict[str, Results]
 
 
 def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
@@ -279,7 +301,10 @@ def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
     """
     framed_path = os.path.join(cwd, "run", "framed.sock")
     addr = "unix:run/local-uds"
-    procs = {"framed": start_framed(framed_path), "lokit": start_server("lokit", "both", addr, cwd)}
+    procs = {
+        "framed": start_framed(framed_path),
+        "lokit": start_server("lokit", "both", [addr], cwd),
+    }
     calls: dict[str, tuple[int, Calls]] = {
         "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
         "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
@@ -339,15 +364,15 @@ def main() -> None:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as cwd:
         os.makedirs(os.path.join(cwd, "run"))
-        for case in ("grpc-uds", "grpc-tcp", "http-uds", "http-tcp"):
-            result = measure_pair(case, n, warmup, blocks, cwd)
-            for system in result:
-                lat, cpu = result[system]
-                us = [x * 1e6 for x in lat]
-                rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
-                rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
-                rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
-            print(f"{case}: done", file=sys.stderr)
+        for transport in ("grpc", "http"):
+            for case, result in measure_transport(transport, n, warmup, blocks, cwd).items():
+                for system in CLIENT_SYSTEMS:
+                    lat, cpu = result[system]
+                    us = [x * 1e6 for x in lat]
+                    rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
+                    rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
+                    rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
+            print(f"{transport}-uds, {transport}-tcp: done", file=sys.stderr)
         for placement, local in measure_local(n, warmup, blocks, cwd).items():
             suffix = "" if placement == "same" else "_cross_core"
             for case, system in (("floor-uds", "framed"), ("local-uds", "lokit")):

@@ -116,15 +116,15 @@ class _NoEvent:
 class DirectCycle:
     """What uvicorn's protocol reads of a request cycle, for a request served directly.
 
-    The app's `respond` (through `DirectExchange`) keeps the answer; `send`, once
-    the app is done with the request (its request line written, its metrics
-    counted), writes it to `transport` (the connection's `CoalescedWrites`) at
-    once, closes the connection where it is not kept alive, and calls `done`
-    (the protocol's response-complete step).
+    The app's `respond` (through `DirectExchange`) writes the answer to
+    `transport` (the connection's `CoalescedWrites`) at once, before the app
+    writes the request line and counts the request, so that work overlaps the
+    client's; the connection then closes where it is not kept alive, and `done`
+    (the protocol's response-complete step) runs. `end`, once the app is done,
+    closes a connection the app gave no answer on.
     """
 
     __slots__ = (
-        "answer",
         "body",
         "defaults",
         "disconnected",
@@ -151,28 +151,24 @@ class DirectCycle:
         self.defaults = defaults
         self.done = done
         self.body = b""
-        self.answer: tuple[int, bytes, bytes, Headers] | None = None
         self.disconnected = False
         self.response_complete = False
 
     def respond(self, status: int, body: bytes, rid: bytes, extra: Headers) -> None:
-        if self.answer is None:
-            self.answer = (status, body, rid, extra)
-
-    def send(self) -> None:
-        """The answer leaves (or, had the app given none, the connection closes)."""
         if self.response_complete:
             return
         self.response_complete = True
-        answer = self.answer
         if not self.disconnected:
-            if answer is None:
+            keep_alive = self.keep_alive and _CLOSE not in extra
+            data = response(status, body, rid, extra, self.defaults, keep_alive)
+            self.transport.write_now(data)
+            if not keep_alive:
                 self.transport.close()
-            else:
-                status, body, rid, extra = answer
-                keep_alive = self.keep_alive and _CLOSE not in extra
-                data = response(status, body, rid, extra, self.defaults, keep_alive)
-                self.transport.write_now(data)
-                if not keep_alive:
-                    self.transport.close()
         self.done()
+
+    def end(self) -> None:
+        """The app is done: without an answer, the connection closes."""
+        if not self.response_complete:
+            self.response_complete = True
+            self.transport.close()
+            self.done()

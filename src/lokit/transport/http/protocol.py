@@ -332,12 +332,12 @@ def limited_protocol(
             self.tasks.add(self.loop.create_task(self.serve_direct(exchange, cycle)))
 
         async def serve_direct(self, exchange: Exchange, cycle: DirectCycle) -> None:
-            """Serve a direct request; its answer leaves once the app is done with it."""
+            """Serve a direct request (its answer leaves as soon as the app gives it)."""
             assert app is not None
             try:
                 await app.serve(exchange)
             finally:
-                cycle.send()
+                cycle.end()
                 self.tasks.discard(asyncio.current_task())
 
         def refuse(self, answer: bytes, reason: str | None) -> None:
