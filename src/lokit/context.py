@@ -152,21 +152,13 @@ def with_deadline(timeout: float) -> contextvars.Token[RequestContext | None]:
     return _current.set(replace(ctx, deadline=deadline))
 
 
-def outgoing(timeout: float | None = None) -> tuple[str, float | None, str | None]:
-    """(request id, timeout in seconds, caller hint) for an outgoing call.
-
-    The timeout is the smaller of `timeout` and the time left on the current
-    deadline; the request id is the current one or a fresh one; the hint is the
-    current request's authenticated caller's name, else the hint it came with.
-    """
-    ctx = current()
-    if ctx is None:
-        return new_request_id(), timeout, None
-    left = ctx.time_remaining()
-    if left is not None:
-        timeout = left if timeout is None else min(timeout, left)
-    caller = ctx.caller
-    return ctx.request_id, timeout, ctx.caller_hint if caller is None else caller.name
+def bounded(timeout: float | None) -> float | None:
+    """`timeout` (seconds, None for none) bounded by the time left on the current deadline."""
+    ctx = _current.get()
+    if ctx is None or ctx.deadline is None:
+        return timeout
+    left = ctx.deadline - time.monotonic()
+    return left if timeout is None or left < timeout else timeout
 
 
 _Key = TypeVar("_Key", str, bytes)
@@ -246,29 +238,18 @@ def incoming(
     )
 
 
-def outgoing_headers(
-    timeout: float | None, default: float | None, method: str, peer: str
-) -> tuple[dict[str, str], float | None]:
-    """The context headers for a client call to `method` at `peer`, and its timeout in seconds.
-
-    The timeout is the smaller of the per-call `timeout` and the client's
-    `default`, bounded by the current deadline; it travels as
-    `x-request-timeout-ms`, at least 1. Raises DeadlineExceeded when no time is
-    left. Keys are lower-case (gRPC metadata requires it); the caller adds the
-    trace context.
-    """
-    pairs, timeout = outgoing_metadata(timeout, default, method, peer)
-    return dict(pairs), timeout
-
-
 def outgoing_metadata(
     timeout: float | None, default: float | None, method: str, peer: str
 ) -> tuple[tuple[tuple[str, str], ...], float | None]:
-    """`outgoing_headers` as gRPC metadata pairs (what it is built from), without a dict.
+    """The context headers of a client call to `method` at `peer`, and its timeout in seconds.
 
-    The same headers in the same order; the trace context is the caller's to add.
-    Only a call with a timeout (its own, the client's default or the current
-    request's deadline) carries `x-request-timeout-ms`.
+    Pairs of lower-case names (gRPC metadata requires them) and values: the
+    request id (the current request's, else a fresh one), the timeout as
+    `x-request-timeout-ms` (at least 1), the caller hint (the current request's
+    authenticated caller, else the hint it came with). The timeout is the smaller
+    of the per-call `timeout` and the client's `default`, bounded by the current
+    deadline; only a call with one carries the header, and a call with no time
+    left raises DeadlineExceeded. The trace context is the caller's to add.
     """
     if default is not None and (timeout is None or default < timeout):
         timeout = default

@@ -1,4 +1,4 @@
-"""`context.incoming` and `context.outgoing_headers`: how both transports read and send context."""
+"""`context.incoming` and `context.outgoing_metadata`: how both transports read and send context."""
 
 from __future__ import annotations
 
@@ -55,21 +55,28 @@ def test_incoming_replaces_an_overlong_request_id() -> None:
     assert len(ctx.request_id) == 32
 
 
+def outgoing_headers(
+    timeout: float | None, default: float | None, method: str, peer: str
+) -> tuple[dict[str, str], float | None]:
+    pairs, seconds = context.outgoing_metadata(timeout, default, method, peer)
+    return dict(pairs), seconds
+
+
 def test_outgoing_headers_min_of_call_and_default_and_at_least_one_ms() -> None:
-    headers, seconds = context.outgoing_headers(30.0, 2.0, "/p", "unix:x")
+    headers, seconds = outgoing_headers(30.0, 2.0, "/p", "unix:x")
     assert seconds == 2.0 and headers["x-request-timeout-ms"] == "2000"
-    headers, seconds = context.outgoing_headers(0.5, 2.0, "/p", "unix:x")
+    headers, seconds = outgoing_headers(0.5, 2.0, "/p", "unix:x")
     assert seconds == 0.5 and headers["x-request-timeout-ms"] == "500"
-    headers, seconds = context.outgoing_headers(None, 0.0004, "/p", "unix:x")
+    headers, seconds = outgoing_headers(None, 0.0004, "/p", "unix:x")
     assert seconds == 0.0004 and headers["x-request-timeout-ms"] == "1"
-    headers, seconds = context.outgoing_headers(None, None, "/p", "unix:x")
+    headers, seconds = outgoing_headers(None, None, "/p", "unix:x")
     assert seconds is None and set(headers) == {"x-request-id"}
 
 
 def test_outgoing_headers_carry_the_current_request() -> None:
     ctx = RequestContext("up-1", caller_hint="svc-a", deadline=time.monotonic() + 0.3)
     with context.scope(ctx):
-        headers, seconds = context.outgoing_headers(10.0, None, "/p", "unix:x")
+        headers, seconds = outgoing_headers(10.0, None, "/p", "unix:x")
     assert headers["x-request-id"] == "up-1" and headers["x-caller-id"] == "svc-a"
     assert seconds is not None and 0 < seconds <= 0.3
 
@@ -77,7 +84,7 @@ def test_outgoing_headers_carry_the_current_request() -> None:
 def test_outgoing_headers_refuse_a_passed_deadline() -> None:
     with context.scope(RequestContext("r", deadline=time.monotonic() - 1)):
         with pytest.raises(DeadlineExceeded) as info:
-            context.outgoing_headers(None, 5.0, "/pb.Add/Sum", "unix:add.sock")
+            outgoing_headers(None, 5.0, "/pb.Add/Sum", "unix:add.sock")
     assert info.value.message == (
         "call to /pb.Add/Sum at unix:add.sock not started: the deadline has passed"
     )

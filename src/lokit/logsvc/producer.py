@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from lokit.context import current
+from lokit.context import bounded
 from lokit.errors import Cancelled, DeadlineExceeded, Error, Unavailable
 from lokit.logsvc.messages import ProduceRequest
 
@@ -167,10 +167,7 @@ class StreamProducer:
 
         `timeout`: seconds to wait for the ack (bounded by the current request's deadline).
         """
-        ctx = current()
-        if ctx is not None and ctx.deadline is not None:
-            left = ctx.time_remaining()
-            timeout = left if timeout is None or (left is not None and left < timeout) else timeout
+        timeout = bounded(timeout)
         if timeout is not None and timeout <= 0:
             raise DeadlineExceeded(f"produce to {self._label} not sent: the deadline has passed")
         s = self._stream

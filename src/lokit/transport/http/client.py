@@ -230,7 +230,7 @@ class HttpClient:
 
         The fixed part (request line, host, content type) is built once per route
         (per call for a path filled from the request: `path` is not `template`);
-        per call come the context headers (`context.outgoing_headers`) and the trace
+        per call come the context headers (`context.outgoing_metadata`) and the trace
         context, when there is one (`span`'s, else the current one).
         """
         key = (verb, path, content_type)
@@ -241,11 +241,13 @@ class HttpClient:
             ).encode()
             if path == template and len(self._prefixes) < _PREFIXES_KEPT:
                 self._prefixes[key] = prefix
-        headers, seconds = context.outgoing_headers(per_call, self._timeout, path, self._label)
+        pairs, seconds = context.outgoing_metadata(per_call, self._timeout, path, self._label)
         if span is not None or propagation.attached():  # a trace context to pass on
+            headers = dict(pairs)
             propagation.inject(headers, span)
-        text = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        if text.count("\n") != len(headers):
+            pairs = tuple(headers.items())
+        text = "".join([f"{name}: {value}\r\n" for name, value in pairs])
+        if text.count("\n") != len(pairs):
             raise errors.InvalidArgument("a request header value has a line break")
         return prefix + text.encode(), seconds
 
