@@ -358,19 +358,13 @@ class HttpClient:
         timer = None if deadline is None else loop.call_at(deadline, conn.expire, TimeoutError())
         writer: asyncio.Task[None] | None = None
         try:
-            conn.start(head + b"transfer-encoding: chunked\r\n\r\n")
-            writer = _start_writer(conn, items)
+            writer = _start(conn, head, None, items)
             status = await conn.head()
             answer = await conn.rest()
         except (Closed, TimeoutError) as e:
             raise self._transport_error(e, verb, path, fresh=fresh) from None
         finally:
-            if timer is not None:
-                timer.cancel()
-            if writer is not None and not writer.done():
-                writer.cancel()  # answered before the body was all sent: not reusable
-                conn.abort()
-            pool.release(conn)
+            _end(pool, conn, timer, writer, read=False)
         return conn, status, answer
 
     async def _connect(
@@ -442,12 +436,7 @@ class HttpClient:
             if deadline is not None:
                 timer = loop.call_at(deadline, conn.expire, TimeoutError())
             try:
-                if body is not None:
-                    conn.start(b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body))
-                else:
-                    assert items is not None
-                    conn.start(head + b"transfer-encoding: chunked\r\n\r\n")
-                    writer = _start_writer(conn, items)
+                writer = _start(conn, head, body, items)
                 status = await conn.head()
                 if status >= 300:
                     data = await conn.rest()
@@ -468,18 +457,8 @@ class HttpClient:
             error = e
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
-            body_cut = writer is not None and not writer.done()
-            if body_cut:
-                assert writer is not None
-                writer.cancel()
             if conn is not None and pool is not None:
-                if body_cut or (not finished and not conn.complete):
-                    # a request body left unterminated (the server answered before it
-                    # ended) or an answer left early: never such a connection in the pool
-                    conn.abort()
-                pool.release(conn)
+                _end(pool, conn, timer, writer, read=finished)
             if span is not None:
                 tracing.end_span(span, error)
 
@@ -518,6 +497,42 @@ class HttpClient:
             return errors.Unavailable(f"{self._label} is unavailable: cannot connect ({reason})")
         detail = str(exc) or type(exc).__name__
         return errors.Unavailable(f"{self._label} is unavailable: {verb} {path} failed ({detail})")
+
+
+def _start(
+    conn: Connection, head: bytes, body: bytes | None, items: AsyncIterator[bytes] | None
+) -> asyncio.Task[None] | None:
+    """Send a request whose answer is read as it comes: its head and `body`, or its head
+    and then `items` as a chunked body (by the task returned)."""
+    if body is not None:
+        conn.start(b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body))
+        return None
+    assert items is not None
+    conn.start(head + b"transfer-encoding: chunked\r\n\r\n")
+    return _start_writer(conn, items)
+
+
+def _end(
+    pool: Pool,
+    conn: Connection,
+    timer: asyncio.TimerHandle | None,
+    writer: asyncio.Task[None] | None,
+    *,
+    read: bool,
+) -> None:
+    """After a `_start`ed exchange: its timer and writer stopped, `conn` back to `pool`.
+
+    A request body left unterminated (the server answered before it ended) or an
+    answer left unread (`read` false and not complete) never goes to the pool.
+    """
+    if timer is not None:
+        timer.cancel()
+    body_cut = writer is not None and not writer.done()
+    if writer is not None and body_cut:
+        writer.cancel()
+    if body_cut or (not read and not conn.complete):
+        conn.abort()
+    pool.release(conn)
 
 
 def _start_writer(conn: Connection, items: AsyncIterator[bytes]) -> asyncio.Task[None]:
