@@ -15,6 +15,7 @@ import pytest
 
 from lokit.derive import describe
 from lokit.errors import InvalidArgument
+from lokit.observability.observer import NullObserver
 from lokit.routes import ServiceDef, http_routes
 from lokit.transport.address import parse
 from lokit.transport.http import HttpServer, asgi_app
@@ -77,7 +78,7 @@ class Wire:
 async def wire(tmp_path: Path) -> AsyncIterator[tuple[Svc, HttpServer, Wire]]:
     svc = Svc()
     server = HttpServer(
-        asgi_app(ServiceDef("test.v1.Direct", http=http_routes(describe(svc))), _Null())
+        asgi_app(ServiceDef("test.v1.Direct", http=http_routes(describe(svc))), NullObserver())
     )
     (bound,) = await server.start([parse(f"unix:{tmp_path}/d.sock")])
     assert bound.path is not None
@@ -87,16 +88,6 @@ async def wire(tmp_path: Path) -> AsyncIterator[tuple[Svc, HttpServer, Wire]]:
     finally:
         writer.close()
         await server.stop()
-
-
-class _NullCall:
-    def finish(self, error: BaseException | None = None) -> None:
-        pass
-
-
-class _Null:
-    def start(self, ctx: object) -> _NullCall:
-        return _NullCall()
 
 
 def sized(path: str, body: bytes, *headers: str) -> bytes:
