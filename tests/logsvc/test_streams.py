@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from lokit.logsvc.client import LogClient
 from lokit.logsvc.errors import ServerStoppingError
 from lokit.logsvc.messages import Record, RecordBatch
 from lokit.logsvc.metrics import CONSUMER_STREAMS
-from lokit.observability.metrics import IN_FLIGHT
 from tests.logsvc.conftest import InProcess, start_in_process
 
 # Guards against a hang, not timing assertions.
@@ -108,10 +108,14 @@ async def test_stream_waits_for_an_offset_beyond_the_end(client: LogClient) -> N
 async def test_consume_batch_long_poll(client: LogClient, server: InProcess) -> None:
     empty = await client.consume_batch(0, topic="poll")
     assert empty.values == [] and empty.end_offset == 0
-    polls = IN_FLIGHT.labels("log", "ConsumeBatch")  # the kit's RED gauge
-    before = polls._value.get()
+
+    def polls() -> float:  # the kit's RED gauge
+        labels = {"service": "log", "method": "ConsumeBatch"}
+        return REGISTRY.get_sample_value("lokit_requests_in_flight", labels) or 0.0
+
+    before = polls()
     waiting = asyncio.create_task(client.consume_batch(0, topic="poll", max_wait_ms=10_000))
-    await until(lambda: polls._value.get() == before + 1, "the long poll to wait")
+    await until(lambda: polls() == before + 1, "the long poll to wait")
     assert not waiting.done()
     assert not (server.data / "poll").exists()  # waiting for the topic creates nothing
     await client.produce(b"woke", topic="poll")
