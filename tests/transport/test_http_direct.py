@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from lokit.codec import JsonCodec
 from lokit.derive import describe
 from lokit.errors import InvalidArgument
 from lokit.observability.observer import NullObserver
-from lokit.routes import ServiceDef, http_routes
+from lokit.routes import HttpRoute, ServiceDef, http_routes
 from lokit.transport.address import parse
 from lokit.transport.http import HttpServer, asgi_app
-from lokit.transport.http.direct import direct_routes, response
-from lokit.transport.http.router import Router
+from lokit.transport.http.app import HttpApp
+from lokit.transport.http.direct import response
 
 
 class Svc:
@@ -45,6 +46,17 @@ class Svc:
     async def count(self, n: int) -> AsyncIterator[int]:
         for i in range(n):
             yield i
+
+    async def get_item(self, item_id: int) -> str:
+        return f"item {item_id}"
+
+
+def routes(svc: Svc) -> list[HttpRoute]:
+    methods = describe(svc)
+    get_item = next(m for m in methods if m.name == "GetItem")
+    out = http_routes([m for m in methods if m is not get_item])
+    out.append(HttpRoute("GET", "/items/{item_id}", get_item, JsonCodec(get_item)))
+    return out
 
 
 Reply = tuple[int, dict[str, str], bytes]
@@ -77,9 +89,7 @@ class Wire:
 @pytest.fixture
 async def wire(tmp_path: Path) -> AsyncIterator[tuple[Svc, HttpServer, Wire]]:
     svc = Svc()
-    server = HttpServer(
-        asgi_app(ServiceDef("test.v1.Direct", http=http_routes(describe(svc))), NullObserver())
-    )
+    server = HttpServer(asgi_app(ServiceDef("test.v1.Direct", http=routes(svc)), NullObserver()))
     (bound,) = await server.start([parse(f"unix:{tmp_path}/d.sock")])
     assert bound.path is not None
     reader, writer = await asyncio.open_unix_connection(bound.path)
@@ -115,12 +125,29 @@ def comparable(reply: Reply) -> Reply:
     return status, {k: v for k, v in headers.items() if k not in ("date", "x-request-id")}, body
 
 
-def test_only_unary_body_routes_are_direct() -> None:
-    routes = http_routes(describe(Svc()))
-    direct = direct_routes(Router(routes).exact)
-    assert (b"POST", b"/sum") in direct
-    assert all(not t.streams for t in direct.values())
-    assert (b"POST", b"/count") not in direct
+def test_only_unary_routes_are_direct() -> None:
+    app = asgi_app(ServiceDef("test.v1.Direct", http=routes(Svc())), NullObserver())
+    assert isinstance(app, HttpApp)
+    found = app.direct_target(b"POST", b"/sum")
+    assert found is not None and found[0].name == "Sum"
+    assert app.direct_target(b"POST", b"/count") is None  # a stream
+    assert app.direct_target(b"POST", b"/sum?x=1") is None  # a query string
+    assert app.direct_target(b"GET", b"/sum") is None  # no such route
+    found = app.direct_target(b"GET", b"/items/7")
+    assert found is not None and found[0].name == "GetItem" and found[1] == {"item_id": "7"}
+    assert app.direct_target(b"GET", b"/items/7?verbose=1") is None
+
+
+async def test_a_path_parameter_route_is_answered_directly_as_by_asgi(
+    wire: tuple[Svc, HttpServer, Wire],
+) -> None:
+    _, _, w = wire
+    direct = await w.call(b"GET /items/7 HTTP/1.1\r\nhost: x\r\nx-request-id: r\r\n\r\n")
+    via_asgi = await w.call(b"GET /items/7? HTTP/1.1\r\nhost: x\r\nx-request-id: r\r\n\r\n")
+    assert direct[2] == b'{"v":"item 7"}'
+    assert comparable(direct) == comparable(via_asgi)
+    bad = await w.call(b"GET /items/x HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert bad[0] == 400
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ protocol (`connect`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 from lokit import context, errors
 from lokit.observability import propagation
@@ -103,13 +104,37 @@ class HttpApp:
             make(self._service, target, scope, receive, send, params, self._max_body, self._pacer)
         )
 
-    def exchange(self, target: Target, scope: Scope, body: bytes, respond: Respond) -> Exchange:
+    def direct_target(self, verb: bytes, url: bytes) -> tuple[Target, Mapping[str, str]] | None:
+        """The unary route (and its path params) a request line names, for a direct answer.
+
+        None sends the request the ASGI way: a stream, a query string, no route.
+        """
+        target = self.direct.get((verb, url))
+        if target is not None:
+            return target, NO_PARAMS
+        if not self._router.templated or b"?" in url:
+            return None
+        try:
+            path = url.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        target, params, _ = self._router.match(verb.decode("ascii"), path, url)
+        return None if target is None or target.streams else (target, params)
+
+    def exchange(
+        self,
+        target: Target,
+        params: Mapping[str, str],
+        scope: Scope,
+        body: bytes,
+        respond: Respond,
+    ) -> Exchange:
         """A unary request whose body is already read, answered through `respond`.
 
-        For lokit's protocol, which serves `direct` routes without an ASGI cycle.
+        For lokit's protocol, which serves `direct_target`s without an ASGI cycle.
         """
         return DirectExchange(
-            self._service, target, scope, body, respond, self._max_body, self._pacer
+            self._service, target, scope, params, body, respond, self._max_body, self._pacer
         )
 
     async def serve(self, exchange: Exchange) -> None:

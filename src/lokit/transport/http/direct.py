@@ -7,14 +7,14 @@ lighter path and no other well-kept ASGI server is cheaper per request, so
 lokit's protocol (`protocol.limited_protocol`) serves the requests that need
 nothing of ASGI itself:
 
-- an exact-path route (no `{name}` segments, no query string) of a unary method
-  whose request is the body alone (no route decoder);
+- a route of a unary method, its path without a query string (exact, or
+  filling a route's `{name}` segments);
 - HTTP/1.1, no `Expect`, no upgrade, and not pipelined behind another request;
 - a body of a declared Content-Length (no chunks) of at most
   `limits.PACE_FREE_BYTES` (larger ones are read at the app's body rate).
 
-Everything else (streams, path parameters, query strings, Connect, chunked or
-large bodies, other apps) takes the ASGI path as before. Both paths share the
+Everything else (streams, query strings, Connect, chunked or large bodies,
+other apps) takes the ASGI path as before. Both paths share the
 app's `serve` and the `Exchange`'s steps, so an answer is the same either way:
 the same status, body and headers (content type and length, the request id, the
 server's Date; `connection: close` where the connection ends).
@@ -27,7 +27,7 @@ from http import HTTPStatus
 from typing import Any
 
 from lokit.transport.http.exchange import Exchange, Headers
-from lokit.transport.http.router import NO_PARAMS, Target
+from lokit.transport.http.router import Target
 from lokit.transport.http.wire import JSON_TYPE
 from lokit.transport.limits import BodyPacer
 from lokit.types import Scope
@@ -43,11 +43,11 @@ _CLOSE = (b"connection", b"close")
 
 
 def direct_routes(exact: Mapping[tuple[str, str], Target]) -> dict[tuple[bytes, bytes], Target]:
-    """The routes (by verb and path, as the parser gives them) a direct answer can serve."""
+    """The exact routes (by verb and path, as the parser gives them) a direct answer serves."""
     return {
         (verb.encode(), path.encode()): target
         for (verb, path), target in exact.items()
-        if not target.streams and target.decode is None
+        if not target.streams
     }
 
 
@@ -86,14 +86,13 @@ class DirectExchange(Exchange):
         service: str,
         target: Target,
         scope: Scope,
+        params: Mapping[str, str],
         body: bytes,
         respond: Respond,
         max_body: int,
         pacer: BodyPacer,
     ) -> None:
-        super().__init__(
-            service, target, scope, _no_channel, _no_channel, NO_PARAMS, max_body, pacer
-        )
+        super().__init__(service, target, scope, _no_channel, _no_channel, params, max_body, pacer)
         self._body = body
         self._respond = respond
 
@@ -130,6 +129,7 @@ class DirectCycle:
         "disconnected",
         "done",
         "keep_alive",
+        "params",
         "response_complete",
         "target",
         "transport",
@@ -140,12 +140,14 @@ class DirectCycle:
     def __init__(
         self,
         target: Target,
+        params: Mapping[str, str],
         keep_alive: bool,
         transport: Any,
         defaults: list[tuple[bytes, bytes]],
         done: Callable[[], None],
     ) -> None:
         self.target = target
+        self.params = params
         self.keep_alive = keep_alive
         self.transport = transport
         self.defaults = defaults

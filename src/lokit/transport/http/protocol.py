@@ -194,11 +194,10 @@ def limited_protocol(
 ) -> type[HttpToolsProtocol]:
     """An HttpToolsProtocol class applying `limits`; `states` maps a socket's name to its state.
 
-    With lokit's `app`, its `direct` routes are answered without an ASGI cycle
-    (`direct`: the conditions, and why).
+    With lokit's `app`, the unary requests it names by `direct_target` are
+    answered without an ASGI cycle (`direct`: the conditions, and why).
     """
     max_body = limits.max_body_bytes
-    direct = app.direct if app is not None else {}
     direct_body = min(max_body, PACE_FREE_BYTES)
     body_refused = HTTP_REFUSED.labels(service, "body_too_large")
     too_large = _answer(
@@ -290,16 +289,17 @@ def limited_protocol(
                         return
                 elif name == b"transfer-encoding":
                     length = -2
-            if direct and -1 <= length <= direct_body and self.serve_directly():
+            if app is not None and -1 <= length <= direct_body and self.serve_directly():
                 return
             super().on_headers_complete()
 
         def serve_directly(self) -> bool:
             """Take this request off the ASGI path where `direct` can answer it."""
+            assert app is not None
             parser = self.parser
-            target = direct.get((parser.get_method(), self.url))
+            found = app.direct_target(parser.get_method(), self.url)
             if (
-                target is None
+                found is None
                 or not (self.cycle is None or self.cycle.response_complete)
                 or self.expect_100_continue
                 or parser.should_upgrade()
@@ -307,7 +307,7 @@ def limited_protocol(
             ):
                 return False
             self.cycle = DirectCycle(  # type: ignore[assignment]
-                target,
+                *found,
                 parser.should_keep_alive(),
                 self.transport,
                 self.server_state.default_headers,
@@ -328,7 +328,9 @@ def limited_protocol(
                 super().on_message_complete()
                 return
             assert app is not None
-            exchange = app.exchange(cycle.target, self.scope, cycle.body, cycle.respond)
+            exchange = app.exchange(
+                cycle.target, cycle.params, self.scope, cycle.body, cycle.respond
+            )
             self.tasks.add(self.loop.create_task(self.serve_direct(exchange, cycle)))
 
         async def serve_direct(self, exchange: Exchange, cycle: DirectCycle) -> None:

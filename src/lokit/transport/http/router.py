@@ -110,6 +110,11 @@ class Router:
                 self.exact[key] = target
                 self._allow.setdefault(route.path, []).append(verb)
 
+    @property
+    def templated(self) -> bool:
+        """Some route has `{name}` segments."""
+        return bool(self._templates)
+
     def match(
         self, verb: str, path: str, raw_path: bytes | None
     ) -> tuple[Target | None, Mapping[str, str], list[str]]:
