@@ -334,9 +334,10 @@ class HttpClient:
                 conn.abort()  # cancelled: the answer may still come, to no one
                 raise
             else:
-                pool.release(conn)
                 body = conn.body
-                return conn, conn.status, body[0] if len(body) == 1 else b"".join(body)
+                answer = body[0] if len(body) == 1 else b"".join(body)
+                pool.release(conn)
+                return conn, conn.status, answer
             finally:
                 if timer is not None:
                     timer.cancel()
