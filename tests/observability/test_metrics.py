@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
 from lokit.observability import metrics
 
@@ -70,3 +74,21 @@ def test_a_scrape_from_another_thread_reads_consistent_histograms() -> None:
         )
         == 20000
     )
+
+
+def test_under_prometheus_multiproc_dir_the_values_live_in_its_files(tmp_path: Path) -> None:
+    """Several processes behind one /metrics: prometheus_client's per-process files."""
+    code = """
+from lokit.observability import metrics
+r = metrics.route("multisvc", "Sum", "grpc")
+r.started(); r.started(); r.finished(0.002, "OK"); r.finished(0.002, "NOT_FOUND")
+"""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two processes, one directory
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    route = {"service": "multisvc", "method": "Sum", "transport": "grpc"}
+    assert registry.get_sample_value("lokit_requests_total", {**route, "code": "OK"}) == 2
+    assert registry.get_sample_value("lokit_requests_total", {**route, "code": "NOT_FOUND"}) == 2
+    assert registry.get_sample_value("lokit_request_duration_seconds_count", route) == 4
