@@ -231,6 +231,36 @@ async def test_a_client_gone_mid_request_leaves_the_server_serving(
         writer.close()
 
 
+class _BrokenObserver:
+    """An observer whose start fails: a fault in the serving steps, not in the endpoint."""
+
+    def start(self, ctx: object) -> NullObserver:
+        raise RuntimeError("observer broke")
+
+
+async def test_a_fault_in_serving_is_a_500_with_the_request_id_and_a_close(
+    tmp_path: Path,
+) -> None:
+    app = asgi_app(ServiceDef("test.v1.Direct", http=routes(Svc())), _BrokenObserver())  # type: ignore[arg-type]
+    server = HttpServer(app)
+    (bound,) = await server.start([parse(f"unix:{tmp_path}/f.sock")])
+    assert bound.path is not None
+    reader, writer = await asyncio.open_unix_connection(bound.path)
+    try:
+        w = Wire(reader, writer)
+        status, headers, body = await w.call(sized("/sum", b'{"a":1,"b":2}', "x-request-id: r9"))
+        assert (status, headers["x-lokit-error"], headers["connection"]) == (
+            500,
+            "lokit.INTERNAL",
+            "close",
+        )
+        assert b"r9" in body and b"observer broke" not in body
+        assert await w.closed()
+    finally:
+        writer.close()
+        await server.stop()
+
+
 def test_response_bytes() -> None:
     out = response(200, b"{}", b"r1", ((b"retry-after", b"2"),), [(b"date", b"D")], False)
     assert out == (

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lokit.context import Caller
+from lokit.observability.logs import get_logger
 from lokit.transport.http.direct import DirectCycle
 from lokit.transport.http.peer import PEER_KEY, connection_peer
 from lokit.transport.http.wire import ERROR_HEADER, error_body
@@ -185,6 +186,8 @@ _HUGE = _answer(
     "the request headers are too large",
     "lokit.INVALID_ARGUMENT",
 )
+_log = get_logger("lokit")
+_CLOSE = (b"connection", b"close")
 # Stands in for a request cycle after a refusal, so uvicorn's callbacks ignore the rest.
 _DONE = SimpleNamespace(response_complete=True, message_event=asyncio.Event())
 
@@ -334,10 +337,19 @@ def limited_protocol(
             self.tasks.add(self.loop.create_task(self.serve_direct(exchange, cycle)))
 
         async def serve_direct(self, exchange: Exchange, cycle: DirectCycle) -> None:
-            """Serve a direct request (its answer leaves as soon as the app gives it)."""
+            """Serve a direct request (its answer leaves as soon as the app gives it).
+
+            The endpoint's failures are answered by the app; a fault in the serving
+            steps themselves is logged and answered 500 with the request id, and the
+            connection closed, as uvicorn does for an app that raises.
+            """
             assert app is not None
             try:
                 await app.serve(exchange)
+            except Exception as e:
+                _log.error("request failed", request_id=exchange.ctx.request_id, exc_info=e)
+                status, body, extra = exchange.error_answer(e)
+                cycle.respond(status, body, exchange.rid, (*extra, _CLOSE))
             finally:
                 cycle.end()
                 self.tasks.discard(asyncio.current_task())
