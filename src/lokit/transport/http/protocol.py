@@ -239,6 +239,8 @@ def limited_protocol(
             self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
 
         def on_response_complete(self) -> None:
+            # A complete answer leaves now, before the app's request line and metrics.
+            self.transport.flush()  # type: ignore[attr-defined]
             # uvicorn's, but an idle connection is marked for `sweep` instead of
             # arming a keep-alive timer per response (and cancelling it per request).
             self.server_state.total_requests += 1
