@@ -187,6 +187,20 @@ async def test_pipelined_requests_are_answered_in_order(
     assert bodies == [b'{"v":2}', b'{"v":4}', b'{"v":6}']
 
 
+async def test_expect_100_continue_takes_the_asgi_path_and_works(
+    wire: tuple[Svc, HttpServer, Wire],
+) -> None:
+    _, _, w = wire
+    body = b'{"a":2,"b":3}'
+    head = sized("/sum", body, "expect: 100-continue")[: -len(body)]
+    w.writer.write(head)
+    interim = await asyncio.wait_for(w.reader.readuntil(b"\r\n\r\n"), 5)
+    assert interim.startswith(b"HTTP/1.1 100")
+    w.writer.write(body)
+    status, _, answer = await w.reply()
+    assert (status, answer) == (200, b'{"v":5}')
+
+
 async def test_connection_close_is_honoured(wire: tuple[Svc, HttpServer, Wire]) -> None:
     _, _, w = wire
     status, headers, body = await w.call(sized("/sum", b'{"a":1,"b":2}', "connection: close"))
