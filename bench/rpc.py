@@ -31,13 +31,14 @@ table as information.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ Calls = Callable[[int], Awaitable[list[float]]]
 
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
 CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
+
+
+@contextlib.contextmanager
+def running() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """A dict to put started servers in; every one is stopped on leaving, also when
+    a later one fails to start."""
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        yield procs
+    finally:
+        for proc in procs.values():
+            stop(proc)
 
 
 def start_server(
@@ -76,6 +89,7 @@ def start_server(
     for _ in range(1 if system == "bare" else listeners + 1):
         line = proc.stdout.readline()
         if not line:
+            stop(proc)
             raise SystemExit(f"{system} {transport} server did not start: {' '.join(cmd)}")
     return proc
 
@@ -206,7 +220,18 @@ def measure_transport(
     same placement on the cores, sharing the same noise. Returns, per case and
     system, the latencies of its n calls and its CPU µs per call (client + server).
     """
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+    with running() as procs:
+        return _measure_transport(procs, transport, n, warmup, blocks, cwd)
+
+
+def _measure_transport(
+    procs: dict[str, subprocess.Popen[bytes]],
+    transport: str,
+    n: int,
+    warmup: int,
+    blocks: int,
+    cwd: str,
+) -> dict[str, Results]:
     addrs: dict[tuple[str, str], str] = {}
     for i, system in enumerate(SYSTEMS):
         addrs[(system, "uds")] = f"unix:run/{i}-{transport}.sock"
@@ -230,11 +255,7 @@ def measure_transport(
         for kind in ("uds", "tcp")
         for s, (server, call) in plan.items()
     }
-    try:
-        measured = alternate(calls, n, warmup, blocks)
-    finally:
-        for proc in procs.values():
-            stop(proc)
+    measured = alternate(calls, n, warmup, blocks)
     out: dict[str, Results] = {}
     for key, result in measured.items():
         case, system = key.split("/", 1)
@@ -278,6 +299,7 @@ def start_framed(path: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     if not proc.stdout.readline():
+        stop(proc)
         raise SystemExit(f"framed echo did not start: {' '.join(cmd)}")
     return proc
 
@@ -303,12 +325,17 @@ def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
     `cross` (servers on another core; skipped on one core). Returns, per
     placement, latencies and CPU µs per call of each system.
     """
+    with running() as procs:
+        return _measure_local(procs, n, warmup, blocks, cwd)
+
+
+def _measure_local(
+    procs: dict[str, subprocess.Popen[bytes]], n: int, warmup: int, blocks: int, cwd: str
+) -> Placements:
     framed_path = os.path.join(cwd, "run", "framed.sock")
     addr = "unix:run/local-uds"
-    procs = {
-        "framed": start_framed(framed_path),
-        "lokit": start_server("lokit", "both", [addr], cwd),
-    }
+    procs["framed"] = start_framed(framed_path)
+    procs["lokit"] = start_server("lokit", "both", [addr], cwd)
     calls: dict[str, tuple[int, Calls]] = {
         "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
         "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
@@ -325,8 +352,6 @@ def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
             out[placement] = alternate(calls, n, warmup, blocks)
     finally:
         os.sched_setaffinity(0, mine)
-        for proc in procs.values():
-            stop(proc)
     return out
 
 
