@@ -1,0 +1,268 @@
+"""Where a local call's time goes: lokit's HTTP server and client per call, in one process.
+
+`bench/rpc.py` measures a whole call between two processes, where the CPU of
+both sides, two processes sharing a core's caches, and the kernel's wakeups add
+up. This bench takes each side alone, in this process, so its own Python is
+what is measured:
+
+- case `http-server`: a request (addsvc `Sum`, as lokit's client sends it) fed
+  as bytes into the server's protocol, whose transport only keeps what is
+  written (no socket, no syscall for the answer). Systems: `lokit` (lokit's
+  protocol and app as `lokit serve` builds them: the listener limits, the direct
+  path, the request context, the request log line (logfmt, to /dev/null), RED
+  metrics; tracing off), `lokit, no request line` (the same at log level
+  warning) and `httptools` (a bare httptools protocol that decodes the body with
+  orjson in a task and answers a fixed response: the floor of this harness).
+- case `http-client`: `sum(1, 2)` over a real Unix socket to a responder in
+  this process that answers every request with a fixed response. Systems:
+  `lokit` (`lokit.connect(addsvc_contract(), "unix:STEM")`, lokit's default
+  client and protocol) and `raw` (an asyncio protocol writing a fixed request
+  and waiting for the answer).
+
+Metric `cpu_us`: process CPU µs per request (the median of several rounds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+from _common import Row, median, parser, report
+
+REQUEST = (
+    b"POST /sum HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+    b"x-request-id: 5f0c6d7e8a9b0c1d0000000000000001\r\ncontent-length: 13\r\n\r\n"
+    b'{"a":1,"b":2}'
+)
+ANSWER = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n"
+    b"x-request-id: 5f0c6d7e8a9b0c1d0000000000000001\r\n\r\n"
+    b'{"v":3}'
+)
+
+Run = Callable[[int], Awaitable[None]]
+
+
+class Kept:
+    """A transport that keeps nothing but a signal: the next write completes `answered`."""
+
+    def __init__(self) -> None:
+        self.answered: asyncio.Future[None] | None = None
+
+    def write(self, data: bytes) -> None:
+        waiter = self.answered
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": "/run/addsvc.http.sock", "peername": ""}.get(name, default)
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def fed(protocol: Any, transport: Kept) -> Run:
+    """n requests fed into `protocol`, each answered before the next."""
+    loop = asyncio.get_running_loop()
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            transport.answered = loop.create_future()
+            protocol.data_received(REQUEST)
+            await transport.answered
+
+    return run
+
+
+async def lokit_server(level: str, sink: TextIO) -> Run:
+    """lokit's protocol and app for addsvc, as the runtime builds them."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from lokit.examples.addsvc.contract import addsvc_contract
+    from lokit.examples.addsvc.service import AddService
+    from lokit.observability.logs import configure_logging
+    from lokit.observability.request import RequestObserver
+    from lokit.service import define
+    from lokit.transport.http.app import HttpApp
+    from lokit.transport.http.protocol import limited_protocol
+    from lokit.transport.limits import Limits
+
+    configure_logging(level=level, stream=sink)
+    service = define(addsvc_contract(), AddService())
+    app = HttpApp(service, RequestObserver(service.name), Limits())
+    protocol_class = limited_protocol(Limits(), service.name, {}, app)
+    config = uvicorn.Config(
+        app, http=protocol_class, lifespan="off", log_config=None, server_header=False
+    )
+    config.load()
+    state = ServerState()
+    state.default_headers = [(b"date", b"Tue, 01 Dec 2026 12:00:00 GMT")]
+    protocol = protocol_class(
+        config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop()
+    )
+    transport = Kept()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return fed(protocol, transport)
+
+
+async def httptools_server() -> Run:
+    """The harness's floor: parse, decode in a task, answer a fixed response."""
+    import httptools
+    import orjson
+
+    loop = asyncio.get_running_loop()
+    transport = Kept()
+    tasks: set[asyncio.Task[None]] = set()
+
+    class Bare:
+        def __init__(self) -> None:
+            self.parser = httptools.HttpRequestParser(self)
+            self.headers: list[tuple[bytes, bytes]] = []
+            self.body = b""
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self.headers.append((name.lower(), value))
+
+        def on_body(self, body: bytes) -> None:
+            self.body = body
+
+        def on_message_complete(self) -> None:
+            task = loop.create_task(self.answer(self.body))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        async def answer(self, body: bytes) -> None:
+            orjson.loads(body)
+            transport.write(ANSWER)
+
+        def data_received(self, data: bytes) -> None:
+            self.parser.feed_data(data)
+
+    return fed(Bare(), transport)
+
+
+async def lokit_client(stem: str) -> tuple[Run, Callable[[], Awaitable[None]]]:
+    import lokit
+    from lokit.examples.addsvc.contract import addsvc_contract
+
+    conn = lokit.connect(addsvc_contract(), f"unix:{stem}")
+    svc = await conn.__aenter__()
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            await svc.sum(1, 2)
+
+    async def close() -> None:
+        await conn.__aexit__(None, None, None)
+
+    return run, close
+
+
+async def raw_client(path: str) -> tuple[Run, Callable[[], Awaitable[None]]]:
+    loop = asyncio.get_running_loop()
+
+    class Raw(asyncio.Protocol):
+        waiter: asyncio.Future[None] | None = None
+
+        def data_received(self, data: bytes) -> None:
+            if self.waiter is not None and not self.waiter.done():
+                self.waiter.set_result(None)
+
+    transport, protocol = await loop.create_unix_connection(Raw, path)
+    request = REQUEST.replace(b"x-request-id: 5f0c6d7e8a9b0c1d0000000000000001\r\n", b"")
+
+    async def run(n: int) -> None:
+        for _ in range(n):
+            protocol.waiter = loop.create_future()
+            transport.write(request)
+            await protocol.waiter
+
+    async def close() -> None:
+        transport.close()
+
+    return run, close
+
+
+class Responder(asyncio.Protocol):
+    """Answers every complete request (its body ends with `}`) with ANSWER."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        if data.endswith(b"}"):
+            self.transport.write(ANSWER)
+
+
+async def cpu_per_call(run: Run, n: int, rounds: int) -> float:
+    """Median process CPU µs per call over `rounds` rounds of n calls (after a warm-up)."""
+    await run(max(200, n // 5))
+    per: list[float] = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        await run(n)
+        per.append((time.process_time() - t0) / n * 1e6)
+    return median(per)
+
+
+Client = Callable[[], Awaitable[tuple[Run, Callable[[], Awaitable[None]]]]]
+
+
+async def measure(n: int, rounds: int, sink: TextIO) -> list[Row]:
+    rows: list[Row] = []
+    servers: list[tuple[str, Callable[[], Awaitable[Run]]]] = [
+        ("lokit", lambda: lokit_server("info", sink)),
+        ("lokit, no request line", lambda: lokit_server("warning", sink)),
+        ("httptools", httptools_server),
+    ]
+    for system, make in servers:
+        value = await cpu_per_call(await make(), n, rounds)
+        rows.append(Row("http-server", system, "cpu_us", value, "µs"))
+    with tempfile.TemporaryDirectory() as scratch:
+        stem = os.path.join(scratch, "addsvc")
+        loop = asyncio.get_running_loop()
+        server = await loop.create_unix_server(Responder, stem + ".http.sock")
+        try:
+            clients: list[tuple[str, Client]] = [
+                ("lokit", lambda: lokit_client(stem)),
+                ("raw", lambda: raw_client(stem + ".http.sock")),
+            ]
+            for system, open_client in clients:
+                run, close = await open_client()
+                try:
+                    value = await cpu_per_call(run, n, rounds)
+                finally:
+                    await close()
+                rows.append(Row("http-client", system, "cpu_us", value, "µs"))
+        finally:
+            server.close()
+            await server.wait_closed()
+    return rows
+
+
+def main() -> None:
+    import uvloop
+
+    args = parser(__doc__ or "").parse_args()
+    n, rounds = (3000, 5) if args.quick else (10000, 9)
+    with open(os.devnull, "w") as sink:  # where the request lines go
+        rows = uvloop.run(measure(n, rounds, sink))
+    report(rows, args, f"addsvc Sum, in one process: CPU per call, median of {rounds} x {n}")
+
+
+if __name__ == "__main__":
+    main()
