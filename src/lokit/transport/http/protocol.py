@@ -284,17 +284,18 @@ def limited_protocol(
 
         def on_headers_complete(self) -> None:
             self.waiting_since = None
-            length = 0  # no Content-Length, no Transfer-Encoding: no body
+            length, chunked = 0, False  # neither header: no body
             for name, value in self.headers:
                 if name == b"content-length":
-                    length = int(value) if value.isdigit() and length >= 0 else -1
+                    length = int(value) if value.isdigit() else -1
                     if length > max_body:
                         body_refused.inc()
                         self.refuse(too_large, None)
                         return
                 elif name == b"transfer-encoding":
-                    length = -1  # for good: a chunked body never goes the direct way
-            if app is not None and 0 <= length <= direct_body and self.serve_directly():
+                    chunked = True  # whatever the order: never the direct way
+            direct = not chunked and 0 <= length <= direct_body
+            if app is not None and direct and self.serve_directly():
                 return
             super().on_headers_complete()
 
