@@ -117,6 +117,8 @@ def _call_metadata(sctx: Any) -> Any:
     """This call's metadata: the tuple `MethodTable` kept for this task, else grpc's."""
     kept = _CALL_METADATA.get()
     if kept is not None and kept[0] is _current_task():
+        # Let go of it: the task's own context holding the task would be a cycle.
+        _CALL_METADATA.set(None)
         return kept[1]
     return sctx.invocation_metadata()
 

@@ -45,9 +45,14 @@ def _precheck(addr: Address, reuse_port: bool = False) -> int | None:
 
     grpcio would silently unlink a live server's socket file; binding here first
     (then closing) applies lokit's rules and leaves at most a stale file, which
-    grpcio replaces. Returns that file's inode (None for TCP).
+    grpcio replaces. Returns that file's inode (None for TCP). A TCP port shared
+    by a run's instances (`reuse_port`) is not bound here: the run's reservation
+    already refused a busy one, and a listener here would join the port's group
+    and reset the connections the kernel gave it.
     """
-    sock = address.bind(addr, backlog=1, reuse_port=reuse_port)
+    if reuse_port and addr.path is None:
+        return None
+    sock = address.bind(addr, backlog=1)
     try:
         return os.stat(addr.path).st_ino if addr.path is not None else None
     finally:
