@@ -91,6 +91,17 @@ class _Stream:
         self._queue.put_nowait(_END)
 
     async def _read(self, responses: AsyncIterator[int], label: str) -> None:
+        try:
+            await self._acks(responses, label)
+        finally:
+            self.failed = True  # however it ended, the next produce opens another stream
+            aclose = getattr(responses, "aclose", None)
+            if aclose is not None:  # its call closed now, not when collected
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    async def _acks(self, responses: AsyncIterator[int], label: str) -> None:
+        """Each ack to the oldest record waiting; a failure fails them all (`_fail`)."""
         pending = self.pending
         try:
             async for offset in responses:
@@ -115,7 +126,10 @@ class _Stream:
         """Fail every record in flight: the first with `error`, the others alike; end the
         request stream (grpc's task reading it would otherwise wait on it forever)."""
         self.failed = True
-        self._queue.put_nowait(_END)
+        queue = self._queue
+        while not queue.empty():  # records not yet written are not sent at all
+            queue.get_nowait()
+        queue.put_nowait(_END)
         pending = self.pending
         first = True
         while pending:
