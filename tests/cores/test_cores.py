@@ -248,6 +248,25 @@ def test_a_reserved_port_admits_only_its_instances() -> None:
         held.close()
 
 
+def test_a_port_left_in_time_wait_by_the_last_run_can_be_reserved() -> None:
+    from lokit.transport.address import bind, bound_address, parse, reserve_shared_port
+
+    listener = bind(parse("127.0.0.1:0"))
+    addr = bound_address(parse("127.0.0.1:0"), listener)
+    listener.setblocking(True)
+    client = socket.create_connection(("127.0.0.1", addr.port))
+    served, _ = listener.accept()
+    served.close()  # the server's side closes first: its end stays in TIME_WAIT
+    client.close()
+    listener.close()
+    held = reserve_shared_port(addr)
+    try:
+        with pytest.raises(AddressError, match="the port is already in use"):
+            reserve_shared_port(addr)  # still only one run at a time
+    finally:
+        held.close()
+
+
 def test_an_instance_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
     with socket.socket() as busy:  # instance 1's debug port (PORT+1) is taken
         busy.bind(("127.0.0.1", 0))

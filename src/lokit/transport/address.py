@@ -196,14 +196,16 @@ def bind(
 def reserve_shared_port(addr: Address) -> socket.socket:
     """Hold the TCP port of `addr` for the instances of one run (a bound, non-listening socket).
 
-    It binds without SO_REUSEADDR or SO_REUSEPORT, so a port anyone holds is
-    refused with the usual sentence, then turns SO_REUSEPORT on: the run's
+    It binds with SO_REUSEADDR only (so the last run's connections in TIME_WAIT
+    do not hold the port) and turns that off at once, so a port anyone holds is
+    refused with the usual sentence; then it turns SO_REUSEPORT on: the run's
     instances (`bind(..., reuse_port=True)`, same user) may then listen on it,
     while a server without SO_REUSEPORT, or a second run's reservation, is
     refused as long as this socket is open. It never listens, so the kernel
     gives it no connections. Port 0 is resolved here (`bound_address`).
     """
-    sock = _bound_tcp(addr, reuse_addr=False, reuse_port=False)
+    sock = _bound_tcp(addr, reuse_addr=True, reuse_port=False)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)  # no second reservation
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     return sock
 
