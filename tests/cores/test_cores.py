@@ -75,7 +75,13 @@ def test_cpu_lists_parse_like_the_kernels() -> None:
     assert parse_cpus(str(CPUS[0])) == [CPUS[0]]
     assert parse_cpus(format_cpus(CPUS)) == CPUS
     assert format_cpus([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8"
-    for bad, words in (("x", "not a CPU list"), ("1-0", "backwards"), ("4096", "does not have")):
+    huge = "0-100000000"  # named in the refusal, never enumerated
+    for bad, words in (
+        ("x", "not a CPU list"),
+        ("1-0", "backwards"),
+        ("4096", "does not have"),
+        (huge, f"CPUs {CPUS[-1] + 1}-100000000, which this machine does not have"),
+    ):
         with pytest.raises(CpuError, match=words) as e:
             parse_cpus(bad)
         assert "\n" not in str(e.value)

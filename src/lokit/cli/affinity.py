@@ -26,7 +26,10 @@ def allowed_cpus() -> list[int]:
 
 def parse_cpus(spec: str, flag: str = "--cpu") -> list[int]:
     """`0,2-3` -> [0, 2, 3]; raises CpuError for bad syntax or a CPU this process cannot use."""
+    allowed = allowed_cpus()
+    top = allowed[-1]
     cpus: set[int] = set()
+    beyond: list[tuple[int, int]] = []  # past the last usable CPU: named, never enumerated
     for part in spec.replace(" ", "").split(","):
         low, dash, high = part.partition("-")
         if not low.isdigit() or (dash and not high.isdigit()):
@@ -37,14 +40,18 @@ def parse_cpus(spec: str, flag: str = "--cpu") -> list[int]:
         first, last = int(low), int(high) if dash else int(low)
         if last < first:
             raise CpuError(f"{flag} {spec!r} has a range that runs backwards ({part})")
-        cpus.update(range(first, last + 1))
-    allowed = allowed_cpus()
+        cpus.update(range(first, min(last, top) + 1))
+        if last > top:
+            beyond.append((max(first, top + 1), last))
     missing = sorted(cpus - set(allowed))
-    if missing:
-        which = "CPU" if len(missing) == 1 else "CPUs"
+    if missing or beyond:
+        names = [format_cpus(missing)] if missing else []
+        names += [str(a) if a == b else f"{a}-{b}" for a, b in beyond]
+        many = len(missing) + sum(b - a + 1 for a, b in beyond) > 1
         raise CpuError(
-            f"{flag} {spec!r} names {which} {format_cpus(missing)}, which this machine does "
-            f"not have (or this process may not use): it may use CPU {format_cpus(allowed)}"
+            f"{flag} {spec!r} names {'CPUs' if many else 'CPU'} {','.join(names)}, which this "
+            "machine does not have (or this process may not use): it may use CPU "
+            f"{format_cpus(allowed)}"
         )
     return sorted(cpus)
 
