@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -284,3 +285,32 @@ def test_an_instance_that_cannot_start_fails_the_run(tmp_path: Path) -> None:
     assert any("instance failed to start" in line for line in sup.stderr_lines), sup.stderr
     assert not any(alive(p) for p in started(sup).values())
     assert list((tmp_path / "reg").glob("*.sock")) == []
+
+
+def test_ctrl_c_while_the_instances_start_stops_them_cleanly(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals the whole foreground group: the instances (their own
+    sessions) hear it only from the supervisor, so none dies with a traceback."""
+    args = ["serve", "addsvc", "--grpc", "dir:reg", "--instances", "2"]
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "lokit", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a group of its own, like a terminal's foreground job
+        text=True,
+    )
+    try:
+        assert sup.stderr is not None
+        seen = []
+        for line in sup.stderr:  # both instances spawned, neither serving yet
+            seen.append(line)
+            if sum("instance started" in x for x in seen) == 2:
+                break
+        os.killpg(sup.pid, signal.SIGINT)
+        _, rest = sup.communicate(timeout=60)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+    stderr = "".join(seen) + rest
+    assert sup.returncode == 0, stderr
+    assert "Traceback" not in stderr, stderr

@@ -10,8 +10,9 @@ interpreter's original argv), told its part by `LOKIT_INSTANCE` (an
   before it is ready: a mistake in the flags would otherwise restart forever;
 - restarts an instance that exits later, with backoff (0.5 s doubling to 30 s,
   back to 0.5 s after 10 s of life), one log line each time;
-- forwards SIGTERM and SIGINT (graceful stop: each instance drains within its
-  grace) and SIGHUP (reload) to every instance; an instance still running
+- runs each instance in its own session, so a terminal's Ctrl-C reaches the
+  supervisor alone, and forwards SIGTERM and SIGINT (graceful stop: each
+  instance drains within its grace) and SIGHUP (reload) to every instance; an instance still running
   `grace` + 5 s after a stop is killed; socket files a killed instance left
   are removed;
 - holds every shared TCP port (`reserve_shared_port`) for its whole life, so a
@@ -169,12 +170,27 @@ class Supervisor:
                 inst.proc.send_signal(send)
 
     async def _keep(self, inst: _Instance) -> None:
-        """Run one instance, restarting it with backoff until the supervisor stops."""
+        """Run one instance, restarting it with backoff until the supervisor stops; a
+        failure of the supervising itself (spawning, say) stops the run."""
+        try:
+            await self._restarting(inst)
+        except Exception as e:
+            self.log.error(
+                "cannot supervise instance; stopping",
+                service=self.service,
+                instance=inst.plan.index,
+                err=f"{type(e).__name__}: {e}",
+            )
+            self._failed = 1
+            self._stop.set()
+
+    async def _restarting(self, inst: _Instance) -> None:
         delay = BACKOFF_FIRST
         while True:
             began = time.monotonic()
             code = await self._run_once(inst)
-            inst.returncode = code
+            # Stopped before it served (its handlers not yet in): not a failure.
+            inst.returncode = 0 if self._stop.is_set() and not inst.serving else code
             if self._stop.is_set():
                 return
             if not self._all_ready:  # it never came up: the start fails as a whole
@@ -206,7 +222,12 @@ class Supervisor:
     async def _run_once(self, inst: _Instance) -> int:
         env = {**os.environ, ENV: inst.plan.to_env()}
         proc = await asyncio.create_subprocess_exec(
-            *self.argv, env=env, stdout=asyncio.subprocess.PIPE
+            *self.argv,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            # Its own session: a terminal's Ctrl-C reaches the supervisor only, which
+            # forwards it to instances that serve (SIGTERM to one still starting).
+            start_new_session=True,
         )
         inst.proc = proc
         inst.serving = False
@@ -222,9 +243,20 @@ class Supervisor:
                 proc.send_signal(signal.SIGTERM)
         assert proc.stdout is not None
         seen = 0
-        while line := await proc.stdout.readline():
-            sys.stdout.buffer.write(line)
-            sys.stdout.flush()
+        relay = True
+        while True:
+            try:
+                line = await proc.stdout.readline()
+            except ValueError:  # a line over the reader's limit: skipped
+                continue
+            if not line:
+                break
+            if relay:
+                try:
+                    sys.stdout.buffer.write(line)
+                    sys.stdout.flush()
+                except OSError:  # our stdout is gone (`| head`): keep serving, stop relaying
+                    relay = False
             if b" listening on " in line:
                 seen += 1
                 if seen >= self.listeners:
