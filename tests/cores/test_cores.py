@@ -171,6 +171,21 @@ def test_a_pinned_process_and_dir_slots(tmp_path: Path) -> None:
         assert a.stop() == 0
 
 
+def test_processes_started_together_with_dir_take_distinct_slots(tmp_path: Path) -> None:
+    """As systemd template units do: all at once, each claims its own slot (a lock)."""
+    procs = [LokitProcess(["serve", "addsvc", "--grpc", "dir:reg"], tmp_path) for _ in range(4)]
+    try:
+        for p in procs:
+            p.wait_ready(1)
+        addrs = [p.addr("grpc") for p in procs]
+        assert sorted(addrs) == [f"unix:reg/addsvc-{i}.grpc.sock" for i in range(4)]
+        for addr in addrs:  # every one still there and served
+            assert (tmp_path / addr.removeprefix("unix:")).is_socket()
+    finally:
+        for p in procs:
+            assert p.stop() == 0
+
+
 async def test_instances_over_dir_restart_and_stop(tmp_path: Path) -> None:
     reg = tmp_path / "reg"
     sup = LokitProcess(

@@ -21,6 +21,7 @@ line, listens where the plan says instead of where its flags say.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -135,12 +136,43 @@ def first_free_index(
 
     A process started alone with `dir:PATH` takes the first free slot, so several
     started by hand (or by systemd template units) register side by side and a
-    slot whose process died is reused.
+    slot whose process died is reused. A slot is claimed with a lock held for the
+    process's life (`PATH/.<service>-<i>.lock`, flock), so processes started at
+    the same moment never pick the same one; a slot whose socket a live server
+    holds without the lock is skipped too.
     """
     for index in range(_MAX_SLOTS):
         addrs = instance_addresses(service, index, 1, grpc, http, debug)
         g, h, d = addrs
-        own = [a for a in (*g, *h, d) if a and a not in (*grpc, *http, debug)]
-        if not any(unix_socket_alive(p) for p in unix_paths(*own)):
-            return index, addrs
+        own = unix_paths(*[a for a in (*g, *h, d) if a and a not in (*grpc, *http, debug)])
+        locks = _claim(own, service, index)
+        if locks is None:
+            continue
+        if any(unix_socket_alive(p) for p in own):
+            for fd in locks:
+                os.close(fd)
+            continue
+        _CLAIMED.extend(locks)
+        return index, addrs
     raise AddressError(f"every one of {_MAX_SLOTS} instance sockets of {service} is taken")
+
+
+_CLAIMED: list[int] = []  # the slot locks this process holds until it exits
+
+
+def _claim(paths: list[str], service: str, index: int) -> list[int] | None:
+    """Slot `index`'s lock in the directory of each of `paths`, or None if one is held."""
+    fds: list[int] = []
+    for directory in sorted({os.path.dirname(p) or "." for p in paths}):
+        os.makedirs(directory, exist_ok=True)
+        name = os.path.join(directory, f".{service}-{index}.lock")
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            for held in fds:
+                os.close(held)
+            return None
+        fds.append(fd)
+    return fds
