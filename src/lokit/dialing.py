@@ -33,7 +33,7 @@ import stat
 from typing import Any, Literal
 
 from lokit.contract import Contract
-from lokit.transport.address import default_address
+from lokit.transport.address import default_address, parse
 
 __all__ = ["Kind", "choose", "http_beside"]
 
@@ -48,7 +48,9 @@ def choose(spec: Contract[Any], addr: str | None) -> tuple[Kind, str]:
     http_ok = all(spec.http_route(name) is not None for name in spec.methods)
     if addr is None:
         http, grpc = default_address(spec.name, "http"), default_address(spec.name, "grpc")
-        if http_ok and (_socket_at(http[5:]) or not _socket_at(grpc[5:])):
+        http_path, grpc_path = parse(http).path, parse(grpc).path
+        assert http_path is not None and grpc_path is not None
+        if http_ok and (_socket_at(http_path) or not _socket_at(grpc_path)):
             return "http", http
         return "grpc", grpc
     text = addr.strip()

@@ -21,6 +21,7 @@ line, listens where the plan says instead of where its flags say.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import os
@@ -104,8 +105,7 @@ def _debug(raw: str, service: str, index: int, count: int) -> str:
     port = addr.port + index
     if port > 65535:
         raise AddressError(f"debug address {addr} leaves no port for instance {index} (port+i)")
-    host = f"[{addr.host}]" if addr.host and ":" in addr.host else addr.host
-    return f"{host}:{port}"
+    return str(dataclasses.replace(addr, port=port))
 
 
 def instance_addresses(

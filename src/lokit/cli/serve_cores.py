@@ -70,14 +70,14 @@ def configure(opts: dict[str, Any], listeners: Listeners, service: str) -> list[
 
     spec = opts.pop("cpu", None)
     count = opts.pop("instances", None)
-    try:
-        cpus = parse_cpus(spec) if spec is not None else None
-    except CpuError as e:
-        fail(str(e), 2)
     plan = os.environ.pop(ENV, None)
     if plan is not None:  # started by a supervisor: listen and run where it says
         _become_instance(InstancePlan.from_env(plan), listeners)
         return []
+    try:
+        cpus = parse_cpus(spec) if spec is not None else None
+    except CpuError as e:
+        fail(str(e), 2)
     if count is not None:
         sys.exit(_supervise(service, count, cpus, listeners))
     if cpus is not None:
@@ -154,12 +154,13 @@ def _supervise(service: str, count: int, cpus: list[int] | None, listeners: List
         http: list[str] = []
         for addrs, out in ((listeners.grpc, grpc), (listeners.http, http)):
             for raw in addrs:
-                if raw.strip().startswith(DIR_PREFIX) or parse(raw).path is not None:
+                addr = None if raw.strip().startswith(DIR_PREFIX) else parse(raw)
+                if addr is None or addr.path is not None:
                     out.append(raw)
                     continue
-                sock = reserve_shared_port(parse(raw))
+                sock = reserve_shared_port(addr)
                 reserved.append(sock)
-                out.append(str(bound_address(parse(raw), sock)))  # port 0 chosen once, for all
+                out.append(str(bound_address(addr, sock)))  # port 0 chosen once, for all
         plans = []
         for i in range(count):
             g, h, d = instance_addresses(service, i, count, grpc, http, listeners.debug)
