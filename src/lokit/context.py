@@ -155,9 +155,14 @@ def with_deadline(timeout: float) -> contextvars.Token[RequestContext | None]:
 def bounded(timeout: float | None) -> float | None:
     """`timeout` (seconds, None for none) bounded by the time left on the current deadline."""
     ctx = _current.get()
-    if ctx is None or ctx.deadline is None:
+    return timeout if ctx is None else _within(ctx.deadline, timeout)
+
+
+def _within(deadline: float | None, timeout: float | None) -> float | None:
+    """`timeout` cut to the time left before `deadline` (a time.monotonic() instant)."""
+    if deadline is None:
         return timeout
-    left = ctx.deadline - time.monotonic()
+    left = deadline - time.monotonic()
     return left if timeout is None or left < timeout else timeout
 
 
@@ -262,20 +267,14 @@ def outgoing_metadata(
         request_id = ctx.request_id
         caller = ctx.caller
         hint = ctx.caller_hint if caller is None else caller.name
-        if ctx.deadline is not None:
-            left = ctx.deadline - time.monotonic()
-            timeout = left if timeout is None or left < timeout else timeout
-    if timeout is None:
-        if hint:
-            return ((REQUEST_ID_HEADER, request_id), (CALLER_HEADER, hint)), None
-        return ((REQUEST_ID_HEADER, request_id),), None
-    if timeout <= 0:
-        raise DeadlineExceeded(f"call to {method} at {peer} not started: the deadline has passed")
-    ms = str(max(1, int(timeout * 1000)))
+        timeout = _within(ctx.deadline, timeout)
+    pairs: tuple[tuple[str, str], ...] = ((REQUEST_ID_HEADER, request_id),)
+    if timeout is not None:
+        if timeout <= 0:
+            raise DeadlineExceeded(
+                f"call to {method} at {peer} not started: the deadline has passed"
+            )
+        pairs += ((TIMEOUT_HEADER, str(max(1, int(timeout * 1000)))),)
     if hint:
-        return (
-            (REQUEST_ID_HEADER, request_id),
-            (TIMEOUT_HEADER, ms),
-            (CALLER_HEADER, hint),
-        ), timeout
-    return ((REQUEST_ID_HEADER, request_id), (TIMEOUT_HEADER, ms)), timeout
+        pairs += ((CALLER_HEADER, hint),)
+    return pairs, timeout

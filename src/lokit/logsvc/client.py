@@ -34,6 +34,7 @@ from lokit.dialing import http_beside
 from lokit.logsvc import errors  # noqa: F401 -- registers the server's error classes
 from lokit.logsvc.contract import log_contract
 from lokit.logsvc.defaults import DEFAULT_GRPC_ADDR, DEFAULT_TOPIC
+from lokit.logsvc.http import RECORD_AT
 from lokit.logsvc.messages import (
     Appended,
     CommitPositionRequest,
@@ -98,7 +99,7 @@ class LogClient:
 
         http = self._http = HttpClient(beside, tls=tls)
         route = next(r for r in spec.http if r.method.name == "ProduceStream")
-        self._record_at = next(r for r in spec.http if r.path.endswith("/{offset}"))
+        self._record_at = next(r for r in spec.http if r.codec is RECORD_AT)
         self._producer = StreamProducer(
             lambda rs: http.bidi(route, rs), str(http.address), batches=True
         )
@@ -132,8 +133,7 @@ class LogClient:
         a unary Produce through a discovery address)."""
         if self._producer is not None:
             return await self._producer.produce(value, topic, self.timeout)
-        offset: int = await self._unary("Produce", ProduceRequest(value, topic))
-        return offset
+        return await self.produce_unary(value, topic)
 
     async def produce_unary(self, value: bytes, topic: str = "") -> int:
         """Append one record with proglog's unary Produce; its offset."""

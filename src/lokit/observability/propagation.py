@@ -36,6 +36,17 @@ def detach(token: object | None) -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
 
+def with_trace(
+    pairs: tuple[tuple[str, str], ...], span: Span | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Header `pairs` with the trace context added (`span`'s, else the current one), if any."""
+    if span is None and not otel_context.get_current():
+        return pairs
+    headers = dict(pairs)
+    inject(headers, span)
+    return tuple(headers.items())
+
+
 def inject(carrier: MutableMapping[str, str], span: Span | None = None) -> None:
     """Add trace context headers to `carrier`: `span`'s, else the current span's (if any)."""
     if span is None and not otel_context.get_current():

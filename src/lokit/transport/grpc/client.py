@@ -39,7 +39,7 @@ from lokit.context import outgoing_metadata
 from lokit.endpoint import Endpoint, Kind
 from lokit.errors import Error, PermissionDenied, Unavailable
 from lokit.observability import tracing
-from lokit.observability.propagation import attached, inject
+from lokit.observability.propagation import with_trace
 from lokit.observability.tracing import client_span, end_span, start_client_span
 from lokit.routes import GrpcRoute
 from lokit.security.tls import ClientTLS
@@ -216,11 +216,7 @@ class GrpcClient:
         """
         metadata, seconds = outgoing_metadata(timeout, self.timeout, path, self._label)
         span = start_client_span(path) if stream and _trace.tracer is not None else None
-        if span is not None or attached():
-            headers = dict(metadata)
-            inject(headers, span)
-            metadata = tuple(headers.items())
-        return CallMetadata(metadata), seconds, span
+        return CallMetadata(with_trace(metadata, span)), seconds, span
 
     def _failure(self, exc: BaseException, sent: _Requests, path: str) -> BaseException:
         """What a failed call raises (`exc` is an AioRpcError or a CancelledError).

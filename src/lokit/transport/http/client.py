@@ -242,10 +242,7 @@ class HttpClient:
             if path == template and len(self._prefixes) < _PREFIXES_KEPT:
                 self._prefixes[key] = prefix
         pairs, seconds = context.outgoing_metadata(per_call, self._timeout, path, self._label)
-        if span is not None or propagation.attached():  # a trace context to pass on
-            headers = dict(pairs)
-            propagation.inject(headers, span)
-            pairs = tuple(headers.items())
+        pairs = propagation.with_trace(pairs, span)
         text = "".join([f"{name}: {value}\r\n" for name, value in pairs])
         if text.count("\n") != len(pairs):
             raise errors.InvalidArgument("a request header value has a line break")
