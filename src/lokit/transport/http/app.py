@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 from lokit import context, errors
 from lokit.observability import propagation
@@ -28,7 +29,7 @@ from lokit.observability.observer import Call, Observer
 from lokit.routes import ServiceDef
 from lokit.transport.http import streams
 from lokit.transport.http.connect import ConnectHandler
-from lokit.transport.http.direct import DirectExchange, Respond, direct_routes
+from lokit.transport.http.direct import Connection, DirectExchange, direct_routes
 from lokit.transport.http.exchange import (
     RID,
     ClientGone,
@@ -125,16 +126,28 @@ class HttpApp:
         self,
         target: Target,
         params: Mapping[str, str],
-        scope: Scope,
-        body: bytes,
-        respond: Respond,
-    ) -> Exchange:
-        """A unary request whose body is already read, answered through `respond`.
+        headers: list[tuple[bytes, bytes]],
+        noted: list[bytes | None],
+        peer: Any,
+        keep_alive: bool,
+        conn: Connection,
+    ) -> DirectExchange:
+        """A unary request whose headers lokit's protocol read, served from its callbacks.
 
-        For lokit's protocol, which serves `direct_target`s without an ASGI cycle.
+        For lokit's protocol, which serves `direct_target`s without an ASGI cycle
+        (`direct`): `noted` holds the headers it noted by `direct.NOTED` slot.
         """
         return DirectExchange(
-            self._service, target, scope, params, body, respond, self._max_body, self._pacer
+            self._service,
+            target,
+            params,
+            headers,
+            noted,
+            peer,
+            keep_alive,
+            conn,
+            self._max_body,
+            self._pacer,
         )
 
     async def serve(self, exchange: Exchange) -> None:

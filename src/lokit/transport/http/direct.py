@@ -13,6 +13,10 @@ nothing of ASGI itself:
 - a body of a declared Content-Length (no chunks) of at most
   `limits.PACE_FREE_BYTES` (larger ones are read at the app's body rate).
 
+The protocol notes the headers a request's context and framing need as they
+arrive (`NOTED`), so neither it nor the `Exchange` looks through them again, and
+uvicorn builds no ASGI scope for these requests.
+
 Everything else (streams, query strings, Connect, chunked or large bodies,
 other apps) takes the ASGI path as before. Both paths share the
 app's `serve` and the `Exchange`'s steps, so an answer is the same either way:
@@ -22,24 +26,43 @@ server's Date; `connection: close` where the connection ends).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
+from lokit import context
 from lokit.transport.http.exchange import Exchange, Headers
+from lokit.transport.http.peer import PEER_KEY
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import JSON_TYPE
 from lokit.transport.limits import BodyPacer
-from lokit.types import Scope
 
-__all__ = ["DirectCycle", "DirectExchange", "Respond", "direct_routes", "response"]
+__all__ = ["NOTED", "Connection", "DirectExchange", "direct_routes", "response"]
 
-# How a direct request's answer leaves: status, body, request id, extra headers.
-Respond = Callable[[int, bytes, bytes, Headers], None]
+# The request headers lokit's protocol notes as they arrive (one dict lookup per
+# header), by slot: how the body is framed, Expect, then `context.INCOMING_HEADERS`
+# in `scan_incoming`'s order. A repeated header's last value wins.
+NOTED = {
+    name: slot
+    for slot, name in enumerate(
+        (
+            b"content-length",
+            b"transfer-encoding",
+            b"expect",
+            *map(str.encode, context.INCOMING_HEADERS),
+        )
+    )
+}
+CONTENT_LENGTH, TRANSFER_ENCODING, EXPECT, INCOMING = 0, 1, 2, 3
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_HEAD = b"HTTP/1.1 %d %s\r\ncontent-type: " + JSON_TYPE.encode() + b"\r\ncontent-length: %d\r\n"
+_RESPONSE = (
+    b"HTTP/1.1 %d %s\r\ncontent-type: "
+    + JSON_TYPE.encode()
+    + b"\r\ncontent-length: %d\r\n%sx-request-id: %s\r\n%s%s\r\n%s"
+)
 _CLOSE = (b"connection", b"close")
+_CLOSE_LINE = b"connection: close\r\n"
 
 
 def direct_routes(exact: Mapping[tuple[str, str], Target]) -> dict[tuple[bytes, bytes], Target]:
@@ -51,6 +74,29 @@ def direct_routes(exact: Mapping[tuple[str, str], Target]) -> dict[tuple[bytes, 
     }
 
 
+class _Lines:
+    """Header lines rendered once per list: the server's defaults change once a second."""
+
+    __slots__ = ("lines", "of")
+
+    def __init__(self) -> None:
+        self.of: list[tuple[bytes, bytes]] | None = None
+        self.lines = b""
+
+    def render(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        if headers is not self.of:
+            self.lines = _render(headers)
+            self.of = headers
+        return self.lines
+
+
+def _render(headers: Headers | list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
+
+
+_defaults = _Lines()
+
+
 def response(
     status: int,
     body: bytes,
@@ -60,47 +106,21 @@ def response(
     keep_alive: bool,
 ) -> bytes:
     """A whole HTTP/1.1 JSON response, headers as uvicorn would write them."""
-    parts = [_HEAD % (status, _REASONS.get(status, b""), len(body))]
-    for name, value in defaults:  # the server's Date
-        parts += (name, b": ", value, b"\r\n")
-    parts += (b"x-request-id: ", rid, b"\r\n")
-    for name, value in extra:
-        parts += (name, b": ", value, b"\r\n")
-    if not keep_alive and _CLOSE not in extra:
-        parts.append(b"connection: close\r\n")
-    parts += (b"\r\n", body)
-    return b"".join(parts)
+    close = b"" if keep_alive or _CLOSE in extra else _CLOSE_LINE
+    return _RESPONSE % (
+        status,
+        _REASONS.get(status, b""),
+        len(body),
+        _defaults.render(defaults),  # the server's Date
+        rid,
+        _render(extra) if extra else b"",
+        close,
+        body,
+    )
 
 
 async def _no_channel(*_: Any) -> Any:
     raise RuntimeError("a request served directly has no ASGI channel")
-
-
-class DirectExchange(Exchange):
-    """An `Exchange` whose body was read by the protocol and whose answer goes to it."""
-
-    __slots__ = ("_body", "_respond")
-
-    def __init__(
-        self,
-        service: str,
-        target: Target,
-        scope: Scope,
-        params: Mapping[str, str],
-        body: bytes,
-        respond: Respond,
-        max_body: int,
-        pacer: BodyPacer,
-    ) -> None:
-        super().__init__(service, target, scope, _no_channel, _no_channel, params, max_body, pacer)
-        self._body = body
-        self._respond = respond
-
-    async def read_body(self) -> bytes:
-        return self._body
-
-    async def respond(self, status: int, body: bytes, extra: Headers = ()) -> None:
-        self._respond(status, body, self.rid, extra)
 
 
 class _NoEvent:
@@ -112,65 +132,91 @@ class _NoEvent:
         pass
 
 
-class DirectCycle:
-    """What uvicorn's protocol reads of a request cycle, for a request served directly.
+class Connection(Protocol):
+    """What a direct request needs of the connection it came on (lokit's protocol)."""
 
-    The app's `respond` (through `DirectExchange`) writes the answer to
-    `transport` (the connection's `CoalescedWrites`) at once, before the app
-    writes the request line and counts the request, so that work overlaps the
-    client's; the connection then closes where it is not kept alive, and `done`
-    (the protocol's response-complete step) runs. `end`, once the app is done,
-    closes a connection the app gave no answer on.
+    transport: Any  # the connection's `CoalescedWrites`
+    server_state: Any
+
+    def on_response_complete(self) -> None: ...
+
+
+class DirectExchange(Exchange):
+    """A unary request served from the parser's callbacks; also the connection's request cycle.
+
+    It is made when the headers are complete, from what the protocol noted of them
+    (`NOTED`), collects the body, and is served when the message is complete. For
+    uvicorn's protocol it stands in for a request cycle (`response_complete`,
+    `keep_alive`, `disconnected`, `message_event`). `respond` writes the whole
+    answer at once, before the app writes the request line and counts the request,
+    so that work overlaps the client's; the connection then closes where it is not
+    kept alive, and the protocol's response-complete step runs. `end`, once the app
+    is done, closes a connection the app gave no answer on.
     """
 
-    __slots__ = (
-        "body",
-        "defaults",
-        "disconnected",
-        "done",
-        "keep_alive",
-        "params",
-        "response_complete",
-        "target",
-        "transport",
-    )
+    __slots__ = ("body", "conn", "disconnected", "keep_alive", "response_complete", "task")
 
     message_event = _NoEvent()
 
     def __init__(
         self,
+        service: str,
         target: Target,
         params: Mapping[str, str],
+        headers: list[tuple[bytes, bytes]],
+        noted: list[bytes | None],
+        peer: Any,
         keep_alive: bool,
-        transport: Any,
-        defaults: list[tuple[bytes, bytes]],
-        done: Callable[[], None],
+        conn: Connection,
+        max_body: int,
+        pacer: BodyPacer,
     ) -> None:
-        self.target = target
-        self.params = params
-        self.keep_alive = keep_alive
-        self.transport = transport
-        self.defaults = defaults
-        self.done = done
+        scope = {"type": "http", "headers": headers, "query_string": b"", PEER_KEY: peer}
+        super().__init__(
+            service,
+            target,
+            scope,
+            _no_channel,
+            _no_channel,
+            params,
+            max_body,
+            pacer,
+            (noted[INCOMING], noted[INCOMING + 1], noted[INCOMING + 2], noted[-1] is not None),
+        )
         self.body = b""
+        self.keep_alive = keep_alive
+        self.conn = conn
         self.disconnected = False
         self.response_complete = False
+        self.task: Any = None
 
-    def respond(self, status: int, body: bytes, rid: bytes, extra: Headers) -> None:
+    async def read_body(self) -> bytes:
+        return self.body
+
+    async def respond(self, status: int, body: bytes, extra: Headers = ()) -> None:
+        self.answer(status, body, extra)
+
+    def answer(self, status: int, body: bytes, extra: Headers = ()) -> None:
+        """Write the whole answer now (once; a later one is ignored)."""
         if self.response_complete:
             return
         self.response_complete = True
+        conn = self.conn
         if not self.disconnected:
             keep_alive = self.keep_alive and _CLOSE not in extra
-            data = response(status, body, rid, extra, self.defaults, keep_alive)
-            self.transport.write_now(data)
+            transport = conn.transport
+            transport.write_now(
+                response(
+                    status, body, self.rid, extra, conn.server_state.default_headers, keep_alive
+                )
+            )
             if not keep_alive:
-                self.transport.close()
-        self.done()
+                transport.close()
+        conn.on_response_complete()
 
     def end(self) -> None:
         """The app is done: without an answer, the connection closes."""
         if not self.response_complete:
             self.response_complete = True
-            self.transport.close()
-            self.done()
+            self.conn.transport.close()
+            self.conn.on_response_complete()

@@ -3,7 +3,8 @@
 An `Exchange` is built per request, once routing found its target (one
 slotted allocation, in place of passing a request's ten facts from step to
 step). Building it makes lokit's one pass over the headers
-(`context.scan_incoming`): the request id, the timeout, the caller and whether
+(`context.scan_incoming`, or the values lokit's protocol noted as they
+arrived: `scanned`): the request id, the timeout, the caller and whether
 a trace context came along give the request's `RequestContext`, and a bad
 timeout header becomes the error the request is answered with, inside the
 observed region.
@@ -100,6 +101,7 @@ class Exchange:
         params: Mapping[str, str],
         max_body: int,
         pacer: BodyPacer,
+        scanned: tuple[bytes | None, bytes | None, bytes | None, bool] | None = None,
     ) -> None:
         self.target = target
         self.max_body = max_body
@@ -108,7 +110,9 @@ class Exchange:
         self.receive = receive
         self.send = send
         self.params = params
-        rid_b, timeout_b, hint_b, traced = context.scan_incoming(scope["headers"], _KEYS)
+        rid_b, timeout_b, hint_b, traced = (
+            context.scan_incoming(scope["headers"], _KEYS) if scanned is None else scanned
+        )
         rid = rid_b.decode("latin-1") if rid_b else None
         caller, anonymous = scope.get(PEER_KEY, NO_PEER)
         ctx, self.bad = context.incoming(

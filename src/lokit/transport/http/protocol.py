@@ -48,7 +48,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from lokit.context import Caller
 from lokit.observability.logs import get_logger
-from lokit.transport.http.direct import DirectCycle
+from lokit.transport.http.direct import (
+    CONTENT_LENGTH,
+    EXPECT,
+    NOTED,
+    TRANSFER_ENCODING,
+    DirectExchange,
+)
 from lokit.transport.http.peer import PEER_KEY, connection_peer
 from lokit.transport.http.wire import ERROR_HEADER, error_body
 from lokit.transport.limits import (
@@ -63,7 +69,6 @@ from lokit.transport.limits import (
 
 if TYPE_CHECKING:
     from lokit.transport.http.app import HttpApp
-    from lokit.transport.http.exchange import Exchange
 
 __all__ = ["CoalescedWrites", "ListenerState", "limited_protocol", "state_key", "sweep"]
 
@@ -235,8 +240,17 @@ def limited_protocol(
             self.waiting_since = self.loop.time()
 
         def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
+            # uvicorn's scope waits for the headers: a direct request needs none.
+            self.url = b""
+            self.headers = []
+            self.noted: list[bytes | None] = [None] * len(NOTED)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            name = name.lower()
+            self.headers.append((name, value))
+            slot = NOTED.get(name)
+            if slot is not None:
+                self.noted[slot] = value
 
         def on_response_complete(self) -> None:
             # A complete answer leaves now, before the app's request line and metrics.
@@ -284,19 +298,29 @@ def limited_protocol(
 
         def on_headers_complete(self) -> None:
             self.waiting_since = None
-            length, chunked = 0, False  # neither header: no body
-            for name, value in self.headers:
-                if name == b"content-length":
-                    length = int(value) if value.isdigit() else -1
-                    if length > max_body:
-                        body_refused.inc()
-                        self.refuse(too_large, None)
-                        return
-                elif name == b"transfer-encoding":
-                    chunked = True  # whatever the order: never the direct way
-            direct = not chunked and 0 <= length <= direct_body
-            if app is not None and direct and self.serve_directly():
+            noted = self.noted
+            declared = noted[CONTENT_LENGTH]
+            length = 0 if declared is None else int(declared) if declared.isdigit() else -1
+            if length > max_body:
+                body_refused.inc()
+                self.refuse(too_large, None)
                 return
+            expect = noted[EXPECT]
+            if (
+                app is not None
+                and expect is None
+                and noted[TRANSFER_ENCODING] is None  # chunked, whatever the header order
+                and 0 <= length <= direct_body
+                and self.serve_directly()
+            ):
+                return
+            # The ASGI way: uvicorn's scope (its on_message_begin), with this request's.
+            url, headers = self.url, self.headers
+            super().on_message_begin()
+            self.url, self.headers = url, headers
+            self.scope["headers"] = headers
+            self.scope[PEER_KEY] = self.peer  # type: ignore[literal-required]
+            self.expect_100_continue = expect is not None and expect.lower() == b"100-continue"
             super().on_headers_complete()
 
         def serve_directly(self) -> bool:
@@ -307,39 +331,36 @@ def limited_protocol(
             if (
                 found is None
                 or not (self.cycle is None or self.cycle.response_complete)
-                or self.expect_100_continue
                 or parser.should_upgrade()
                 or parser.get_http_version() != "1.1"
             ):
                 return False
-            self.cycle = DirectCycle(  # type: ignore[assignment]
+            self.cycle = app.exchange(  # type: ignore[assignment]
                 *found,
+                self.headers,
+                self.noted,
+                self.peer,
                 parser.should_keep_alive(),
-                self.transport,
-                self.server_state.default_headers,
-                self.on_response_complete,
+                self,
             )
             return True
 
         def on_body(self, body: bytes) -> None:
-            cycle = self.cycle
-            if isinstance(cycle, DirectCycle):
+            cycle: Any = self.cycle
+            if type(cycle) is DirectExchange:
                 cycle.body += body
             else:
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
-            cycle = self.cycle
-            if not isinstance(cycle, DirectCycle):
+            cycle: Any = self.cycle
+            if type(cycle) is not DirectExchange:
                 super().on_message_complete()
                 return
-            assert app is not None
-            exchange = app.exchange(
-                cycle.target, cycle.params, self.scope, cycle.body, cycle.respond
-            )
-            self.tasks.add(self.loop.create_task(self.serve_direct(exchange, cycle)))
+            cycle.task = task = self.loop.create_task(self.serve_direct(cycle))
+            self.tasks.add(task)
 
-        async def serve_direct(self, exchange: Exchange, cycle: DirectCycle) -> None:
+        async def serve_direct(self, exchange: DirectExchange) -> None:
             """Serve a direct request (its answer leaves as soon as the app gives it).
 
             The endpoint's failures are answered by the app; a fault in the serving
@@ -352,10 +373,10 @@ def limited_protocol(
             except Exception as e:
                 _log.error("request failed", request_id=exchange.ctx.request_id, exc_info=e)
                 status, body, extra = exchange.error_answer(e)
-                cycle.respond(status, body, exchange.rid, (*extra, _CLOSE))
+                exchange.answer(status, body, (*extra, _CLOSE))
             finally:
-                cycle.end()
-                self.tasks.discard(asyncio.current_task())
+                exchange.end()
+                self.tasks.discard(exchange.task)
 
         def refuse(self, answer: bytes, reason: str | None) -> None:
             """Answer `answer` (a whole response) and close; uvicorn ignores what follows."""
