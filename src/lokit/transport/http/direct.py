@@ -161,6 +161,8 @@ class DirectExchange(Exchange):
     def __init__(
         self,
         service: str,
+        max_body: int,
+        pacer: BodyPacer,
         target: Target,
         params: Mapping[str, str],
         headers: list[tuple[bytes, bytes]],
@@ -168,8 +170,6 @@ class DirectExchange(Exchange):
         peer: Any,
         keep_alive: bool,
         conn: Connection,
-        max_body: int,
-        pacer: BodyPacer,
     ) -> None:
         scope = {"type": "http", "headers": headers, "query_string": b"", PEER_KEY: peer}
         super().__init__(
