@@ -243,7 +243,11 @@ class HttpClient:
                 self._prefixes[key] = prefix
         pairs, seconds = context.outgoing_metadata(per_call, self._timeout, path, self._label)
         pairs = propagation.with_trace(pairs, span)
-        text = "".join([f"{name}: {value}\r\n" for name, value in pairs])
+        if len(pairs) == 1:  # the request id alone: most local calls
+            ((name, value),) = pairs
+            text = f"{name}: {value}\r\n"
+        else:
+            text = "".join([f"{name}: {value}\r\n" for name, value in pairs])
         if text.count("\n") != len(pairs):
             raise errors.InvalidArgument("a request header value has a line break")
         return prefix + text.encode(), seconds
@@ -292,53 +296,52 @@ class HttpClient:
         check: bool = True,
     ) -> tuple[int, bytes]:
         head, seconds = self._head(verb, path, template, content_type, per_call)
-        loop = asyncio.get_running_loop()
-        deadline = None if seconds is None else loop.time() + seconds
         pool = self._pool
-        if pool is None or pool.loop is not loop:
-            pool = self._get_pool(loop)
+        if pool is None or not pool.loop.is_running():  # none yet, or made on another loop
+            pool = self._get_pool(asyncio.get_running_loop())
+        deadline = None if seconds is None else pool.loop.time() + seconds
         if isinstance(body, bytes):
             data = b"%scontent-length: %d\r\n\r\n%s" % (head, len(body), body)
-            conn, status, answer = await self._unary(pool, verb, path, data, deadline)
+            # A whole request, once more on another connection if a reused one was stale.
+            conn = pool.take() or await self._connect(pool, deadline, verb, path)
+            for last in (False, True):
+                waiter = conn.send(data)
+                timer = None
+                if deadline is not None:
+                    timer = conn.loop.call_at(deadline, conn.expire, TimeoutError())
+                try:
+                    await waiter
+                except Closed as e:
+                    conn.abort()
+                    if (
+                        last
+                        or not conn.reused
+                        or e.answered
+                        or (e.sent and verb not in _IDEMPOTENT)
+                    ):
+                        raise self._transport_error(e, verb, path, fresh=not conn.reused) from None
+                    # The server had closed this keep-alive connection: once more, on another.
+                    conn = await self._connect(pool, deadline, verb, path)
+                    continue
+                except TimeoutError as e:
+                    conn.abort()
+                    raise self._transport_error(e, verb, path) from None
+                except BaseException:
+                    conn.abort()  # cancelled: the answer may still come, to no one
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                break
+            chunks = conn.body
+            answer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            status = conn.status
+            pool.release(conn)
         else:
             conn, status, answer = await self._upload(pool, verb, path, head, body, deadline)
         if check and status >= 300:
             raise _http_error(status, answer, conn.header(_ERROR_HEADER))
         return status, answer
-
-    async def _unary(
-        self, pool: Pool, verb: str, path: str, data: bytes, deadline: float | None
-    ) -> tuple[Connection, int, bytes]:
-        """Send a whole request, once more on another connection if a reused one was stale."""
-        conn = pool.take() or await self._connect(pool, deadline, verb, path)
-        for last in (False, True):
-            waiter = conn.send(data)
-            timer = None
-            if deadline is not None:
-                timer = conn.loop.call_at(deadline, conn.expire, TimeoutError())
-            try:
-                await waiter
-            except Closed as e:
-                conn.abort()
-                if last or not conn.reused or e.answered or (e.sent and verb not in _IDEMPOTENT):
-                    raise self._transport_error(e, verb, path, fresh=not conn.reused) from None
-                # The server had closed this keep-alive connection: once more, on another.
-                conn = await self._connect(pool, deadline, verb, path)
-            except TimeoutError as e:
-                conn.abort()
-                raise self._transport_error(e, verb, path) from None
-            except BaseException:
-                conn.abort()  # cancelled: the answer may still come, to no one
-                raise
-            else:
-                body = conn.body
-                answer = body[0] if len(body) == 1 else b"".join(body)
-                pool.release(conn)
-                return conn, conn.status, answer
-            finally:
-                if timer is not None:
-                    timer.cancel()
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _upload(
         self,
