@@ -330,6 +330,27 @@ async def test_a_server_killed_mid_call_is_unavailable_and_a_restart_is_reached(
             proc.wait(10)
 
 
+def test_a_client_used_on_a_later_loop_opens_its_connections_there(tmp_path: Path) -> None:
+    """Its pool is tied to the loop it was made on: a later asyncio.run gets a new one."""
+    proc, bound = spawn(f"unix:{tmp_path}/l.sock")
+    client = HttpClient(bound)
+    pools: list[Any] = []
+
+    async def call(a: int) -> int:
+        v: int = await client.unary(R["Sum"], req("Sum", a=a, b=1))
+        pools.append(client._pool)
+        return v
+
+    try:
+        assert asyncio.run(call(1)) == 2  # the first loop is closed after it
+        assert asyncio.run(call(2)) == 3
+        assert pools[0] is not pools[1] and pools[1].loop is not pools[0].loop
+        asyncio.run(client.close())
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
 # --- streams ---------------------------------------------------------------------
 
 
