@@ -115,8 +115,8 @@ def debug_enabled() -> bool:
 _ts_cache: tuple[int, str] = (-1, "")
 
 
-def timestamp() -> str:
-    """Now as RFC 3339 UTC with microseconds; the part up to the seconds is cached."""
+def _now() -> tuple[str, float]:
+    """Now as the RFC 3339 text up to the seconds' point (cached) and the microseconds."""
     global _ts_cache
     t = time.time()
     sec = int(t)
@@ -124,8 +124,16 @@ def timestamp() -> str:
     if sec != cached_sec:
         head = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
         _ts_cache = (sec, head)  # one assignment: threads never see a torn pair
-    # %-formatting: half the time of an f-string's format spec; %d truncates, as int() would.
-    return "%s%06dZ" % (head, (t - sec) * 1_000_000)  # noqa: UP031
+    return head, (t - sec) * 1_000_000
+
+
+def timestamp() -> str:
+    """Now as RFC 3339 UTC with microseconds."""
+    return _TS % _now()
+
+
+# %-formatting: half the time of f-strings' format specs; %d truncates, as int() would.
+_TS = "%s%06dZ"
 
 
 # --- logfmt ---------------------------------------------------------------------
@@ -251,7 +259,8 @@ def _caller_fields(caller: Caller) -> str:
     return fields
 
 
-_LINE = "ts=%s level=%s%s%s took=%.6f code=%s"
+_LINE = "ts=" + _TS + " level=%s%s%s took=%.6f code=%s"
+_LINE_END = _LINE + "\n"
 
 
 class RequestLine:
@@ -319,10 +328,11 @@ class RequestLine:
             rid += _caller_fields(caller)
         if hint is not None:
             rid += " caller_hint=" + logfmt_value(hint)
-        line = _LINE % (timestamp(), _LEVEL_NAME[level], self._head, rid, took, code)
-        if err is None and not extra:
-            st.write(line + "\n")
+        head, micros = _now()
+        if err is None and not extra:  # one format for the whole line
+            st.write(_LINE_END % (head, micros, _LEVEL_NAME[level], self._head, rid, took, code))
             return
+        line = _LINE % (head, micros, _LEVEL_NAME[level], self._head, rid, took, code)
         if err is not None:
             line += " err=" + logfmt_value(err)
         if extra:
