@@ -1,9 +1,12 @@
 """Bare servers for bench/rpc.py: addsvc Sum without lokit, on the same transports.
 
-`python bench/_bare_servers.py grpc|http ADDR[,ADDR...]` serves until SIGTERM
-and prints `ready` once listening on all. gRPC: a plain grpc.aio generic handler over the same
-addsvc protobuf messages. HTTP: a plain ASGI callable on uvicorn (httptools,
-uvloop) decoding and encoding JSON with orjson.
+`python bench/_bare_servers.py grpc|http|httptools ADDR[,ADDR...]` serves until
+SIGTERM and prints `ready` once listening on all. gRPC: a plain grpc.aio generic
+handler over the same addsvc protobuf messages. HTTP: a plain ASGI callable on
+uvicorn (httptools, uvloop) decoding and encoding JSON with orjson. `httptools`:
+no server framework at all, an asyncio protocol on httptools' parser answering
+each request from a task, the least an async Python HTTP server does (Unix
+sockets only).
 """
 
 from __future__ import annotations
@@ -93,6 +96,56 @@ async def serve_http(addrs: list[str]) -> None:
     await task
 
 
+class _Bare(asyncio.Protocol):
+    """HTTP/1.1 keep-alive on httptools: each request's JSON decoded and answered in a task."""
+
+    def __init__(self) -> None:
+        import httptools
+
+        self.parser = httptools.HttpRequestParser(self)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_begin(self) -> None:
+        self.headers = []
+        self.body = b""
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.answer(self.body))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def answer(self, body: bytes) -> None:
+        import orjson
+
+        req = orjson.loads(body)
+        out = orjson.dumps({"v": req["a"] + req["b"]})
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+            % (len(out), out)
+        )
+
+
+async def serve_httptools(addrs: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    for addr in addrs:
+        await loop.create_unix_server(_Bare, addr[5:])
+    await _until_signal()
+
+
 async def _until_signal() -> None:
     print("ready", flush=True)
     stop = asyncio.Event()
@@ -105,7 +158,8 @@ def main() -> None:
     import uvloop
 
     kind, addrs = sys.argv[1], sys.argv[2].split(",")
-    uvloop.run(serve_grpc(addrs) if kind == "grpc" else serve_http(addrs))
+    serve = {"grpc": serve_grpc, "http": serve_http, "httptools": serve_httptools}[kind]
+    uvloop.run(serve(addrs))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,11 @@ address only, `unix:STEM`, where the server listens on `STEM.grpc.sock` and
 `STEM.http.sock`: `lokit.dialing` picks HTTP). These two are measured with the
 servers pinned to the client's core (the rows' `p50_us`) and to another core
 (`p50_us_cross_core`), because the kernel keeps whichever placement a server
-starts with (`measure_local`). The issue #12 target ratios are printed under the
-table as information.
+starts with (`measure_local`). Beside them, case `local-uds` has systems `uvicorn`
+and `httptools`: the same lokit client (`http=ADDR`) to a bare ASGI app on uvicorn
+and to a bare asyncio protocol on httptools (bench/_bare_servers.py), what a
+server with nothing of lokit's per-request work costs in that placement. The issue
+#12 target ratios are printed under the table as information.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ Calls = Callable[[int], Awaitable[list[float]]]
 """k sequential calls of one system; their latencies in seconds."""
 
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
+# local-uds systems beside `lokit`: lokit's client to a bare server (`_bare_servers.py`).
+BARE_LOCAL = ("uvicorn", "httptools")
 CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
 
 
@@ -340,6 +345,10 @@ def _measure_local(
         "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
         "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
     }
+    for bare in BARE_LOCAL:  # lokit's client to bare servers: what the server stack costs
+        where = f"unix:run/local-{bare}.http.sock"
+        procs[bare] = start_server("bare", "http" if bare == "uvicorn" else bare, [where], cwd)
+        calls[bare] = (procs[bare].pid, functools.partial(lokit_calls, where, cwd, protocol="http"))
     mine = os.sched_getaffinity(0)
     cores = sorted(mine)
     placements = {"same": cores[0]} | ({"cross": cores[1]} if len(cores) > 1 else {})
@@ -382,7 +391,11 @@ def ratios(rows: list[Row]) -> None:
         if a in p50 and b in p50:
             print(f"{label}: {p50[a] / p50[b]:.2f} (target <= {target})")
     cross = {(r.case, r.system): r.value for r in rows if r.metric == "p50_us_cross_core"}
-    if len(cross) == 2:
+    for bare in BARE_LOCAL:
+        if ("local-uds", bare) in p50:
+            ratio = p50[("local-uds", bare)] / p50[("floor-uds", "framed")]
+            print(f"local-uds/{bare} / floor-uds/framed (a bare server): {ratio:.2f}")
+    if ("local-uds", "lokit") in cross and ("floor-uds", "framed") in cross:
         ratio = cross[("local-uds", "lokit")] / cross[("floor-uds", "framed")]
         print(f"the same, both servers on another core than the client: {ratio:.2f}")
 
@@ -404,7 +417,9 @@ def main() -> None:
             print(f"{transport}-uds, {transport}-tcp: done", file=sys.stderr)
         for placement, local in measure_local(n, warmup, blocks, cwd).items():
             suffix = "" if placement == "same" else "_cross_core"
-            for case, system in (("floor-uds", "framed"), ("local-uds", "lokit")):
+            local_rows = [("floor-uds", "framed"), ("local-uds", "lokit")]
+            local_rows += [("local-uds", bare) for bare in BARE_LOCAL]
+            for case, system in local_rows:
                 lat, cpu = local[system]
                 us = [x * 1e6 for x in lat]
                 rows.append(Row(case, system, "p50_us" + suffix, percentile(us, 50), "µs"))
