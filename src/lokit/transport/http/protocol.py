@@ -33,8 +33,10 @@ the verified client certificate's CN, or the Unix peer's user from
 SO_PEERCRED) and hands it to every request of the connection in its scope
 (`exchange.PEER_KEY`).
 
-Per request this costs a look at the headers for Content-Length and
-Transfer-Encoding, a few attribute writes and one scope entry; the timers are
+Per request this costs one dict lookup per header as it arrives
+(`direct.NOTED`: the body's framing, Expect and the request's context headers,
+so nothing looks through the headers again) and a few attribute writes; uvicorn's
+ASGI scope is built only for a request that takes the ASGI path. The timers are
 one sweep a second over the connections.
 """
 
