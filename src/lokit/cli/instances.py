@@ -48,12 +48,15 @@ class InstancePlan:
     """What one instance of a supervised run listens on and runs on."""
 
     index: int
-    count: int
     grpc: list[str]
     http: list[str]
     debug: str | None
     cpus: list[int] = field(default_factory=list)  # empty: not pinned
     supervisor: int = 0  # the supervisor's pid (the instance stops when it is gone)
+
+    def listeners(self) -> int:
+        """How many "listening on" lines the instance prints once it serves."""
+        return len(self.grpc) + len(self.http) + (1 if self.debug else 0)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))

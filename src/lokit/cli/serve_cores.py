@@ -169,12 +169,11 @@ def _supervise(service: str, count: int, cpus: list[int] | None, listeners: List
                     raise AddressError(
                         f"cannot listen on unix:{path}: another server is running there"
                     )
-            plans.append(InstancePlan(i, count, g, h, d, shares[i], os.getpid()))
+            plans.append(InstancePlan(i, g, h, d, shares[i], os.getpid()))
     except BaseException:
         for sock in reserved:
             sock.close()
         raise
-    ready_lines = len(plans[0].grpc) + len(plans[0].http) + (1 if plans[0].debug else 0)
     argv = [sys.executable, *sys.orig_argv[1:]]
-    supervisor = Supervisor(service, argv, plans, ready_lines, listeners.grace, reserved)
+    supervisor = Supervisor(service, argv, plans, listeners.grace, reserved)
     return run(supervisor.run)

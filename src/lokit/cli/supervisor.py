@@ -74,14 +74,13 @@ class Supervisor:
         service: str,
         argv: list[str],
         plans: list[InstancePlan],
-        listeners: int,
         grace: float,
         reserved: list[socket.socket] | None = None,
     ) -> None:
         self.service = service
         self.argv = argv
         self.instances = [_Instance(p) for p in plans]
-        self.listeners = listeners  # "listening on" lines that make one instance ready
+        self.listeners = plans[0].listeners()  # "listening on" lines that make one ready
         self.grace = grace
         self.reserved = reserved or []
         self.log = get_logger("lokit")
