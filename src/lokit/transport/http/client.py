@@ -16,7 +16,9 @@ connection before any answer came is sent again, once, on a new connection
 when that is safe: it never reached the socket, or its verb is idempotent
 (GET, PUT, DELETE, OPTIONS). NDJSON streams are read as they arrive; a stream
 left early closes its connection rather than give a half-read one back to the
-pool. Streamed requests are sent chunked.
+pool. Streamed requests are sent chunked. A client's connections belong to the event
+loop it is used on; used on a later one (another `asyncio.run`), it opens new ones
+there. Like any asyncio object it is not shared between threads' loops.
 
 With `tls` (a `ClientTLS`) the client speaks HTTPS (with a client certificate:
 mTLS) to TCP addresses, and to Unix sockets with `tls.unix`; one SSLContext
