@@ -13,51 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from lokit.codec import JsonCodec
-from lokit.derive import describe
-from lokit.errors import InvalidArgument
 from lokit.observability.observer import NullObserver
-from lokit.routes import HttpRoute, ServiceDef, http_routes
+from lokit.routes import ServiceDef
 from lokit.transport.address import parse
 from lokit.transport.http import HttpServer, asgi_app
 from lokit.transport.http.app import HttpApp
 from lokit.transport.http.direct import response
-
-
-class Svc:
-    def __init__(self) -> None:
-        self.started = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def sum(self, a: int, b: int) -> int:
-        return a + b
-
-    async def invalid(self, n: int) -> int:
-        raise InvalidArgument(f"n must be positive, not {n}")
-
-    async def crash(self) -> int:
-        raise RuntimeError("secret detail")
-
-    async def gated(self) -> str:
-        self.started.set()
-        await self.release.wait()
-        return "finished"
-
-    async def count(self, n: int) -> AsyncIterator[int]:
-        for i in range(n):
-            yield i
-
-    async def get_item(self, item_id: int) -> str:
-        return f"item {item_id}"
-
-
-def routes(svc: Svc) -> list[HttpRoute]:
-    methods = describe(svc)
-    get_item = next(m for m in methods if m.name == "GetItem")
-    out = http_routes([m for m in methods if m is not get_item])
-    out.append(HttpRoute("GET", "/items/{item_id}", get_item, JsonCodec(get_item)))
-    return out
-
+from tests.transport.test_http_transport import Svc, build  # the HTTP tests' service
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -89,7 +51,7 @@ class Wire:
 @pytest.fixture
 async def wire(tmp_path: Path) -> AsyncIterator[tuple[Svc, HttpServer, Wire]]:
     svc = Svc()
-    server = HttpServer(asgi_app(ServiceDef("test.v1.Direct", http=routes(svc)), NullObserver()))
+    server = HttpServer(asgi_app(ServiceDef("test.v1.Direct", http=build(svc)), NullObserver()))
     (bound,) = await server.start([parse(f"unix:{tmp_path}/d.sock")])
     assert bound.path is not None
     reader, writer = await asyncio.open_unix_connection(bound.path)
@@ -126,7 +88,7 @@ def comparable(reply: Reply) -> Reply:
 
 
 def test_only_unary_routes_are_direct() -> None:
-    app = asgi_app(ServiceDef("test.v1.Direct", http=routes(Svc())), NullObserver())
+    app = asgi_app(ServiceDef("test.v1.Direct", http=build(Svc())), NullObserver())
     assert isinstance(app, HttpApp)
     found = app.direct_target(b"POST", b"/sum")
     assert found is not None and found[0].name == "Sum"
@@ -255,7 +217,7 @@ class _BrokenObserver:
 async def test_a_fault_in_serving_is_a_500_with_the_request_id_and_a_close(
     tmp_path: Path,
 ) -> None:
-    app = asgi_app(ServiceDef("test.v1.Direct", http=routes(Svc())), _BrokenObserver())  # type: ignore[arg-type]
+    app = asgi_app(ServiceDef("test.v1.Direct", http=build(Svc())), _BrokenObserver())  # type: ignore[arg-type]
     server = HttpServer(app)
     (bound,) = await server.start([parse(f"unix:{tmp_path}/f.sock")])
     assert bound.path is not None
