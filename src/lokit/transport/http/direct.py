@@ -74,27 +74,22 @@ def direct_routes(exact: Mapping[tuple[str, str], Target]) -> dict[tuple[bytes, 
     }
 
 
-class _Lines:
-    """Header lines rendered once per list: the server's defaults change once a second."""
-
-    __slots__ = ("lines", "of")
-
-    def __init__(self) -> None:
-        self.of: list[tuple[bytes, bytes]] | None = None
-        self.lines = b""
-
-    def render(self, headers: list[tuple[bytes, bytes]]) -> bytes:
-        if headers is not self.of:
-            self.lines = _render(headers)
-            self.of = headers
-        return self.lines
-
-
 def _render(headers: Headers | list[tuple[bytes, bytes]]) -> bytes:
     return b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
 
 
-_defaults = _Lines()
+# The server's default headers (its Date) as rendered last: uvicorn replaces the list
+# once a second. One tuple, assigned at once, so threads never see a torn pair.
+_defaults: tuple[object, bytes] = (None, b"")
+
+
+def _default_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    global _defaults
+    of, lines = _defaults
+    if headers is not of:
+        lines = _render(headers)
+        _defaults = (headers, lines)
+    return lines
 
 
 def response(
@@ -111,7 +106,7 @@ def response(
         status,
         _REASONS.get(status, b""),
         len(body),
-        _defaults.render(defaults),  # the server's Date
+        _default_lines(defaults),  # the server's Date
         rid,
         _render(extra) if extra else b"",
         close,
