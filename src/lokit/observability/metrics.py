@@ -26,6 +26,7 @@ import os
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 from prometheus_client.core import (
@@ -79,8 +80,16 @@ class _Flight:
         self.n = 0
 
 
-class RouteMetrics:
+class RouteMetrics(Protocol):
     """One (service, method, transport)'s RED values: `started`, then `finished`."""
+
+    def started(self) -> None: ...
+
+    def finished(self, took: float, code: str) -> None: ...
+
+
+class _PlainRouteMetrics:
+    """`RouteMetrics` as plain numbers in this process, read by `_RedCollector`."""
 
     __slots__ = ("buckets", "codes", "created", "flight", "sum")
 
@@ -102,13 +111,12 @@ class RouteMetrics:
         codes[code] = codes.get(code, 0) + 1
 
 
-class _SharedRouteMetrics(RouteMetrics):
+class _SharedRouteMetrics:
     """`RouteMetrics` in prometheus_client's per-process files (multiprocess mode)."""
 
     __slots__ = ("_by_code", "_duration", "_in_flight", "_labels")
 
     def __init__(self, labels: tuple[str, str, str]) -> None:
-        super().__init__(_Flight())
         self._labels = labels
         self._in_flight = _SHARED_IN_FLIGHT.labels(labels[0], labels[1])
         self._duration = _SHARED_DURATION.labels(*labels)
@@ -130,7 +138,7 @@ class _RedCollector(Collector):
     """Reads every route's values for a scrape (from the scraping thread)."""
 
     def __init__(self) -> None:
-        self.routes: dict[tuple[str, str, str], RouteMetrics] = {}
+        self.routes: dict[tuple[str, str, str], _PlainRouteMetrics] = {}
         self.flights: dict[tuple[str, str], _Flight] = {}
 
     def describe(self) -> Iterable[Metric]:
@@ -183,5 +191,5 @@ def route(service: str, method: str, transport: str) -> RouteMetrics:
         flight = collector.flights.get((service, method))
         if flight is None:
             flight = collector.flights[(service, method)] = _Flight()
-        found = collector.routes[labels] = RouteMetrics(flight)
+        found = collector.routes[labels] = _PlainRouteMetrics(flight)
     return found
