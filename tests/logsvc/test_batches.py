@@ -13,8 +13,9 @@ from lokit.errors import Code, InvalidArgument
 from lokit.logsvc.client import LogClient
 from lokit.logsvc.errors import RecordTooLargeError
 from lokit.logsvc.messages import Appended, ProduceBatchRequest, ProduceRequest
+from lokit.logsvc.observer import NoObserver
 from lokit.logsvc.positions import Positions
-from lokit.logsvc.service import LogService
+from lokit.logsvc.service import RUN_BYTES, LogService
 from tests.logsvc.conftest import start_in_process
 
 
@@ -126,6 +127,65 @@ async def test_grouped_appends_stop_at_a_refused_record(tmp_path: Path) -> None:
         assert got == [1, 2]
         log = await topics.get()
         assert [v for _, v in await log.read_range(0)] == [b"open", b"a", b"b"]
+    finally:
+        await topics.close()
+
+
+class _Appends(NoObserver):
+    """Records each append the service reports: (topic, records in it)."""
+
+    def __init__(self) -> None:
+        self.appends: list[tuple[str, int]] = []
+
+    def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None:
+        self.appends.append((topic, records))
+
+
+async def test_records_that_arrive_together_are_appended_in_runs(tmp_path: Path) -> None:
+    """Under the default fsync policy too, a run of records for one open topic is one
+    append (one write); a record for a topic not open yet, or one refused, goes alone."""
+    topics = Topics(tmp_path, LogConfig(max_record_bytes=100))
+    seen = _Appends()
+    service = LogService(topics, Positions(tmp_path / "positions.sqlite"), observer=seen)
+    try:
+        assert await service.produce(ProduceRequest(b"open")) == 0
+        seen.appends.clear()
+        values = [(b"a", ""), (b"b", ""), (b"c", ""), (b"n1", "new"), (b"n2", "new")]
+        values += [(b"d", ""), (b"z" * 101, ""), (b"e", "")]
+
+        async def requests() -> AsyncIterator[ProduceRequest]:
+            for v, topic in values:
+                yield ProduceRequest(v, topic)  # never suspends: they arrive as one group
+
+        got: list[int] = []
+        with pytest.raises(RecordTooLargeError):
+            async for offset in service.produce_stream(requests()):
+                got.append(offset)
+        assert got == [1, 2, 3, 0, 1, 4]
+        # "new" is opened by its first record; its second follows alone (a run of one).
+        assert seen.appends == [("default", 3), ("new", 1), ("new", 1), ("default", 1)]
+        log = await topics.get()
+        assert [v for _, v in await log.read_range(0)] == [b"open", b"a", b"b", b"c", b"d"]
+    finally:
+        await topics.close()
+
+
+async def test_a_run_of_appends_stops_at_run_bytes(tmp_path: Path) -> None:
+    """A run takes records up to RUN_BYTES; the next starts a run of its own."""
+    topics = Topics(tmp_path, LogConfig())
+    seen = _Appends()
+    service = LogService(topics, Positions(tmp_path / "positions.sqlite"), observer=seen)
+    try:
+        await service.produce(ProduceRequest(b"open"))
+        seen.appends.clear()
+        value = b"v" * (RUN_BYTES * 2 // 5)
+
+        async def requests() -> AsyncIterator[ProduceRequest]:
+            for _ in range(3):
+                yield ProduceRequest(value)
+
+        assert [o async for o in service.produce_stream(requests())] == [1, 2, 3]
+        assert seen.appends == [("default", 2), ("default", 1)]
     finally:
         await topics.close()
 
