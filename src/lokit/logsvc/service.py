@@ -282,8 +282,7 @@ class LogService:
                         break
                     j += 1
             try:
-                if j - i > 1:
-                    assert t is not None
+                if t is not None and j - i > 1:
                     first = await self._append(t, [r.value for r in requests[i:j]])
                     offsets.extend(range(first, first + j - i))
                     i = j
