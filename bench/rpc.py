@@ -28,8 +28,10 @@ servers pinned to the client's core (the rows' `p50_us`) and to another core
 starts with (`measure_local`). Beside them, case `local-uds` has systems `uvicorn`
 and `httptools`: the same lokit client (`http=ADDR`) to a bare ASGI app on uvicorn
 and to a bare asyncio protocol on httptools (bench/_bare_servers.py), what a
-server with nothing of lokit's per-request work costs in that placement. The issue
-#12 target ratios are printed under the table as information.
+server with nothing of lokit's per-request work costs in that placement, and system
+`lokit-deadline`: the `lokit` calls with a client timeout of 10 s, so every call
+carries a deadline (`x-request-timeout-ms`) and the server runs it under one. The
+issue #12 target ratios are printed under the table as information.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ Calls = Callable[[int], Awaitable[list[float]]]
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
 # local-uds systems beside `lokit`: lokit's client to a bare server (`_bare_servers.py`).
 BARE_LOCAL = ("uvicorn", "httptools")
+# local-uds/lokit-deadline: the same calls with a client timeout (a deadline on every call).
+DEADLINE_SECONDS = 10.0
 CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
 
 
@@ -126,10 +130,17 @@ def lokit_address(addr: str, cwd: str) -> str:
     return "unix:" + os.path.join(cwd, addr[5:]) if addr.startswith("unix:") else addr
 
 
-async def lokit_calls(addr: str, cwd: str, n: int, protocol: str | None = None) -> list[float]:
+async def lokit_calls(
+    addr: str,
+    cwd: str,
+    n: int,
+    protocol: str | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109 (the client's, sent as each call's deadline)
+) -> list[float]:
     """Sequential `sum(1, 2)` calls through lokit's own client (`lokit.connect`).
 
     `protocol` "grpc" or "http" names it; None lets `connect` choose from the address.
+    `timeout`: the client's per-call timeout, sent as each call's deadline.
     """
     import lokit
     from lokit.examples.addsvc.contract import addsvc_contract
@@ -139,7 +150,9 @@ async def lokit_calls(addr: str, cwd: str, n: int, protocol: str | None = None) 
     grpc = where if protocol == "grpc" else None
     http = where if protocol == "http" else None
     address = None if protocol else where
-    async with lokit.connect(addsvc_contract(), address, grpc=grpc, http=http) as svc:
+    async with lokit.connect(
+        addsvc_contract(), address, grpc=grpc, http=http, timeout=timeout
+    ) as svc:
         for _ in range(n):
             t0 = time.perf_counter()
             v = await svc.sum(1, 2)
@@ -344,6 +357,10 @@ def _measure_local(
     calls: dict[str, tuple[int, Calls]] = {
         "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
         "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
+        "lokit-deadline": (
+            procs["lokit"].pid,
+            functools.partial(lokit_calls, addr, cwd, timeout=DEADLINE_SECONDS),
+        ),
     }
     for bare in BARE_LOCAL:  # lokit's client to bare servers: what the server stack costs
         where = f"unix:run/local-{bare}.http.sock"
@@ -395,6 +412,9 @@ def ratios(rows: list[Row]) -> None:
         if ("local-uds", bare) in p50:
             ratio = p50[("local-uds", bare)] / p50[("floor-uds", "framed")]
             print(f"local-uds/{bare} / floor-uds/framed (a bare server): {ratio:.2f}")
+    if ("local-uds", "lokit-deadline") in p50:
+        ratio = p50[("local-uds", "lokit-deadline")] / p50[("local-uds", "lokit")]
+        print(f"local-uds/lokit-deadline / local-uds/lokit (what a deadline costs): {ratio:.2f}")
     if ("local-uds", "lokit") in cross and ("floor-uds", "framed") in cross:
         ratio = cross[("local-uds", "lokit")] / cross[("floor-uds", "framed")]
         print(f"the same, both servers on another core than the client: {ratio:.2f}")
@@ -418,6 +438,7 @@ def main() -> None:
         for placement, local in measure_local(n, warmup, blocks, cwd).items():
             suffix = "" if placement == "same" else "_cross_core"
             local_rows = [("floor-uds", "framed"), ("local-uds", "lokit")]
+            local_rows += [("local-uds", "lokit-deadline")]
             local_rows += [("local-uds", bare) for bare in BARE_LOCAL]
             for case, system in local_rows:
                 lat, cpu = local[system]

@@ -64,6 +64,7 @@ from lokit.errors import Cancelled, Error
 from lokit.observability.observer import Call, Observer
 from lokit.observability.propagation import detach, extract_and_attach
 from lokit.routes import GrpcRoute
+from lokit.transport.deadline import within
 from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status, server_error
 
 __all__ = ["MethodTable", "method_handler", "peer_identity", "plaintext_identity"]
@@ -244,12 +245,11 @@ class _Route:
                 if req.bad is not None:
                     raise req.bad
                 arg = self.decode(request) if requests is None else requests
-                left = req.left
-                if left is None:
+                deadline = ctx.deadline
+                if deadline is None:
                     out: bytes = self.encode(await self.endpoint(arg))
-                else:
-                    async with asyncio.timeout(left):
-                        out = self.encode(await self.endpoint(arg))
+                else:  # a timer only if the endpoint waits
+                    out = self.encode(await within(self.endpoint, arg, deadline))
             except asyncio.CancelledError:
                 call.finish(_cancelled())
                 raise

@@ -27,6 +27,7 @@ from lokit import context, errors
 from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import ServiceDef
+from lokit.transport.deadline import within
 from lokit.transport.http import streams
 from lokit.transport.http.connect import ConnectHandler
 from lokit.transport.http.direct import DirectExchange, direct_routes
@@ -34,7 +35,6 @@ from lokit.transport.http.exchange import (
     RID,
     ClientGone,
     Exchange,
-    run_within,
     send_json,
     stopping,
 )
@@ -154,7 +154,7 @@ class HttpApp:
                 if deadline is None:  # most local calls: no timer, no extra coroutine
                     response = await target.endpoint(request)
                 else:
-                    response = await run_within(target.endpoint, request, deadline)
+                    response = await within(target.endpoint, request, deadline)
                 out = target.codec.encode_response(response)
             except ClientGone:
                 call.finish(errors.Cancelled("the client disconnected"))

@@ -54,12 +54,12 @@ from lokit.codec import UNDECODABLE, Codec, JsonCodec, malformed
 from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import ServiceDef
+from lokit.transport.deadline import within
 from lokit.transport.http.exchange import (
     RID,
     ClientGone,
     Exchange,
     client_error,
-    run_within,
     stopping,
 )
 from lokit.transport.http.peer import NO_PEER, PEER_KEY
@@ -539,7 +539,7 @@ async def _serve_unary(ex: ConnectExchange) -> BaseException | None:
         if ex.bad is not None:
             raise ex.bad
         request = codec.decode_request(await ex.read_body())
-        response = await run_within(proc.endpoint, request, ex.ctx.deadline)
+        response = await within(proc.endpoint, request, ex.ctx.deadline)
         out = codec.encode_response(response)
     except ClientGone:
         return errors.Cancelled("the client disconnected")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +33,6 @@ import orjson
 
 from lokit import context, errors
 from lokit.codec import malformed
-from lokit.endpoint import Endpoint
 from lokit.routes import HttpInput
 from lokit.transport.http.peer import NO_PEER, PEER_KEY
 from lokit.transport.http.router import Target
@@ -266,11 +264,3 @@ def client_error(exc: BaseException) -> errors.Error | None:
     """
     err = errors.as_error(exc)
     return err if err is exc or not isinstance(err, errors.Internal) else None
-
-
-async def run_within(endpoint: Endpoint, request: Any, deadline: float | None) -> Any:
-    """`endpoint(request)`, cut off at `deadline` (a time.monotonic() instant) when there is one."""
-    if deadline is None:
-        return await endpoint(request)
-    async with asyncio.timeout(deadline - time.monotonic()):
-        return await endpoint(request)
