@@ -430,6 +430,26 @@ async def test_a_deadline_cuts_the_call_and_the_connection_is_not_reused(
     assert await client.unary(R["Sum"], req("Sum", a=2, b=2)) == 4
 
 
+async def test_concurrent_deadlines_each_cut_their_own_call(served: Served, addr: str) -> None:
+    """One timer for the pool's calls: each call still ends at its own deadline."""
+    client = served.client(addr)
+    loop = asyncio.get_running_loop()
+
+    async def timed(seconds: float, within: float) -> tuple[str, float]:
+        t0 = loop.time()
+        try:
+            await client.unary(R["Slow"], req("Slow", seconds=seconds), timeout=within)
+        except DeadlineExceeded:
+            return "cut", loop.time() - t0
+        return "answered", loop.time() - t0
+
+    late, early, quick = await asyncio.gather(timed(3, 0.6), timed(3, 0.15), timed(0.05, 5))
+    assert late[0] == early[0] == "cut" and quick[0] == "answered"
+    # Not before its own deadline (a millisecond of timer slack), and in order.
+    assert 0.149 <= early[1] < late[1] and late[1] >= 0.599
+    assert await client.unary(R["Sum"], req("Sum", a=1, b=2), timeout=5) == 3
+
+
 # --- TLS -------------------------------------------------------------------------
 
 

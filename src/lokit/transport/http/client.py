@@ -248,6 +248,9 @@ class HttpClient:
         if len(pairs) == 1:  # the request id alone: most local calls
             ((name, value),) = pairs
             text = f"{name}: {value}\r\n"
+        elif len(pairs) == 2:  # and a deadline (or a caller hint)
+            ((name, value), (name2, value2)) = pairs
+            text = f"{name}: {value}\r\n{name2}: {value2}\r\n"
         else:
             text = "".join([f"{name}: {value}\r\n" for name, value in pairs])
         if text.count("\n") != len(pairs):
@@ -308,9 +311,7 @@ class HttpClient:
             conn = pool.take() or await self._connect(pool, deadline, verb, path)
             for last in (False, True):
                 waiter = conn.send(data)
-                timer = None
-                if deadline is not None:
-                    timer = conn.loop.call_at(deadline, conn.expire, TimeoutError())
+                expiring = None if deadline is None else pool.expiry.add(deadline, conn)
                 try:
                     await waiter
                 except Closed as e:
@@ -332,8 +333,8 @@ class HttpClient:
                     conn.abort()  # cancelled: the answer may still come, to no one
                     raise
                 finally:
-                    if timer is not None:
-                        timer.cancel()
+                    if expiring is not None:
+                        pool.expiry.done(expiring)
                 break
             chunks = conn.body
             answer = chunks[0] if len(chunks) == 1 else b"".join(chunks)

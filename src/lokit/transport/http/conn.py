@@ -40,6 +40,7 @@ from typing import Any
 import httptools
 
 from lokit.transport.address import Address
+from lokit.transport.http.expiry import Expiry
 
 __all__ = [
     "READ_HIGH_WATER",
@@ -375,6 +376,7 @@ class Pool:
         "_sweep",
         "_waiters",
         "closed",
+        "expiry",
         "keep_alive",
         "limit",
         "loop",
@@ -398,6 +400,7 @@ class Pool:
         self._idle: list[Connection] = []
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweep: asyncio.TimerHandle | None = None
+        self.expiry = Expiry(loop)  # the deadlines of its unary calls in flight
 
     def take(self) -> Connection | None:
         """The most recently used idle connection still fit for a request, or None."""
