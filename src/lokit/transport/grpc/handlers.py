@@ -5,7 +5,8 @@ so decoding happens inside the observed region through `route.codec`. A route
 is prepared once (`_Route`); per call its handler reads the metadata into a
 `_Request`: the `RequestContext` (request id, deadline, caller), made current,
 with the caller's trace context attached and the observer's call started. It
-then runs decode -> endpoint -> encode under the deadline, and maps errors to a
+then runs decode -> endpoint -> encode under the deadline (a unary endpoint's
+timer armed only once it waits: `transport.deadline`), and maps errors to a
 status (see `status`).
 
 The deadline is grpc's (`time_remaining()`), tightened by the exact
