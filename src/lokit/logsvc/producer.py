@@ -38,6 +38,7 @@ from typing import Any
 from lokit.context import bounded
 from lokit.errors import Cancelled, DeadlineExceeded, Error, Unavailable
 from lokit.logsvc.messages import ProduceRequest
+from lokit.transport.expiry import Expiry
 
 OpenStream = Callable[[AsyncIterator[Any]], AsyncIterator[int]]
 """Starts a produce stream over requests (ProduceRequest, or lists of them: `batches`)."""
@@ -50,7 +51,7 @@ _END = ProduceRequest(b"")  # the queue's end marker (compared by identity)
 class _Stream:
     """One open ProduceStream: its request queue, the futures awaiting acks, its reader."""
 
-    __slots__ = ("_queue", "failed", "pending", "reader")
+    __slots__ = ("_queue", "expiry", "failed", "pending", "reader")
 
     def __init__(self, open_stream: OpenStream, label: str, batches: bool) -> None:
         self._queue: asyncio.Queue[ProduceRequest] = asyncio.Queue()
@@ -61,6 +62,7 @@ class _Stream:
         responses = empty.run(open_stream, requests)
         loop = asyncio.get_running_loop()
         self.reader = loop.create_task(self._read(responses, label), context=empty)
+        self.expiry = Expiry(loop)  # the acks' timeouts, on one timer
 
     async def _requests(self) -> AsyncIterator[ProduceRequest]:
         get = self._queue.get
@@ -139,8 +141,9 @@ class _Stream:
             first = False
 
 
-def _expire(fut: asyncio.Future[int], label: str, timeout: float) -> None:
+def _expire(late: tuple[asyncio.Future[int], str, float]) -> None:
     """The ack did not come in time: the produce fails; a late ack is matched and dropped."""
+    fut, label, timeout = late
     if not fut.done():
         fut.set_exception(
             DeadlineExceeded(
@@ -190,13 +193,15 @@ class StreamProducer:
         fut = s.send(ProduceRequest(value, topic))
         if timeout is None:
             return await fut
-        # A timer that fails the ack's future, not asyncio.timeout: that one costs about
-        # a third of the client's CPU per record when many produces are in flight.
-        timer = fut.get_loop().call_later(timeout, _expire, fut, self._label, timeout)
+        # A deadline that fails the ack's future, not asyncio.timeout (about a third of
+        # the client's CPU per record when many produces are in flight), on the stream's
+        # one timer (`Expiry`), not a loop timer per record.
+        expiry = s.expiry
+        late = expiry.add(fut.get_loop().time() + timeout, _expire, (fut, self._label, timeout))
         try:
             return await fut
         finally:
-            timer.cancel()
+            expiry.done(late)
 
     async def close(self) -> None:
         """Half-close the stream and wait up to CLOSE_WAIT s for the acks due, then stop it."""

@@ -311,7 +311,9 @@ class HttpClient:
             conn = pool.take() or await self._connect(pool, deadline, verb, path)
             for last in (False, True):
                 waiter = conn.send(data)
-                expiring = None if deadline is None else pool.expiry.add(deadline, conn)
+                expiring = None
+                if deadline is not None:
+                    expiring = pool.expiry.add(deadline, Connection.timed_out, conn)
                 try:
                     await waiter
                 except Closed as e:

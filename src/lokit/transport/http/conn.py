@@ -40,7 +40,7 @@ from typing import Any
 import httptools
 
 from lokit.transport.address import Address
-from lokit.transport.http.expiry import Expiry
+from lokit.transport.expiry import Expiry
 
 __all__ = [
     "READ_HIGH_WATER",
@@ -257,6 +257,10 @@ class Connection(asyncio.Protocol):
         if not self._complete:
             self._fail(exc)
         self.abort()
+
+    def timed_out(self) -> None:
+        """The exchange's deadline passed: end it with TimeoutError (`Pool.expiry`)."""
+        self.expire(TimeoutError())
 
     def abort(self) -> None:
         """Close at once: the connection is not reusable (half an exchange on it)."""
