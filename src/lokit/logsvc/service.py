@@ -99,7 +99,6 @@ class LogService:
         self._servers = list(servers or [])
         self._default = default_topic
         self._observer: LogObserver = observer or NoObserver()
-        self._always = topics.config.fsync_policy.mode == "always"
         self._waits = Waits()
         self._open = OpenTopics(
             topics,
@@ -211,10 +210,10 @@ class LogService:
         Requests that have already arrived are appended together (`_produce_all`), so
         they share one write and, with `--fsync always`, one fsync; each still gets its
         own answer, in order, and the first failure ends the call after the answers
-        before it. When the server drains, the
-        stream ends with ServerStoppingError after the group being appended (requests
-        behind it are neither appended nor answered): a client keeping its stream
-        open must not hold the shutdown for the whole grace period.
+        before it. When the server drains, the stream ends with ServerStoppingError
+        after the group being appended (requests behind it are neither appended nor
+        answered): a client keeping its stream open must not hold the shutdown for the
+        whole grace period.
         """
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_GROUP)
 

@@ -1,4 +1,4 @@
-"""Deadlines of calls in flight on one loop timer: a client's unary calls, a producer's acks.
+"""Deadlines of calls in flight on one loop timer: a client's calls, a producer's acks.
 
 A loop timer per call (`loop.call_at` and its cancel, and the exception made up
 front) was 9,500 of lokit's HTTP client's 77,000 instructions per call with a
@@ -23,7 +23,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Expiry"]
+__all__ = ["Entry", "Expiry"]
 
 # libuv's timers count whole milliseconds: one may fire this much before its time.
 _EARLY = 0.001

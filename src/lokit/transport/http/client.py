@@ -47,6 +47,7 @@ from lokit.routes import HttpRoute
 from lokit.security.tls import ClientTLS
 from lokit.transport import address
 from lokit.transport.address import Address
+from lokit.transport.expiry import Entry
 from lokit.transport.http.conn import Closed, ConnectFailed, Connection, HandshakeFailed, Pool, dial
 from lokit.transport.http.wire import (
     ERROR_HEADER,
@@ -360,8 +361,9 @@ class HttpClient:
         """Send a request whose body is streamed (chunked) and read the whole answer."""
         conn = pool.take() or await self._connect(pool, deadline, verb, path)
         fresh = not conn.reused
-        loop = pool.loop
-        timer = None if deadline is None else loop.call_at(deadline, conn.expire, TimeoutError())
+        expiring = None
+        if deadline is not None:
+            expiring = pool.expiry.add(deadline, Connection.timed_out, conn)
         writer: asyncio.Task[None] | None = None
         try:
             writer = _start(conn, head, None, items)
@@ -370,7 +372,7 @@ class HttpClient:
         except (Closed, TimeoutError) as e:
             raise self._transport_error(e, verb, path, fresh=fresh) from None
         finally:
-            _end(pool, conn, timer, writer, read=False)
+            _end(pool, conn, expiring, writer, read=False)
         return conn, status, answer
 
     async def _connect(
@@ -430,7 +432,7 @@ class HttpClient:
         error: BaseException | None = None
         conn: Connection | None = None
         pool: Pool | None = None
-        timer: asyncio.TimerHandle | None = None
+        expiring: Entry | None = None
         writer: asyncio.Task[None] | None = None
         finished = False
         try:
@@ -440,7 +442,7 @@ class HttpClient:
             conn = pool.take() or await self._connect(pool, deadline, verb, path)
             fresh = not conn.reused
             if deadline is not None:
-                timer = loop.call_at(deadline, conn.expire, TimeoutError())
+                expiring = pool.expiry.add(deadline, Connection.timed_out, conn)
             try:
                 writer = _start(conn, head, body, items)
                 status = await conn.head()
@@ -464,7 +466,7 @@ class HttpClient:
             raise
         finally:
             if conn is not None and pool is not None:
-                _end(pool, conn, timer, writer, read=finished)
+                _end(pool, conn, expiring, writer, read=finished)
             if span is not None:
                 tracing.end_span(span, error)
 
@@ -521,18 +523,18 @@ def _start(
 def _end(
     pool: Pool,
     conn: Connection,
-    timer: asyncio.TimerHandle | None,
+    expiring: Entry | None,
     writer: asyncio.Task[None] | None,
     *,
     read: bool,
 ) -> None:
-    """After a `_start`ed exchange: its timer and writer stopped, `conn` back to `pool`.
+    """After a `_start`ed exchange: its deadline and writer stopped, `conn` back to `pool`.
 
     A request body left unterminated (the server answered before it ended) or an
     answer left unread (`read` false and not complete) never goes to the pool.
     """
-    if timer is not None:
-        timer.cancel()
+    if expiring is not None:
+        pool.expiry.done(expiring)
     body_cut = writer is not None and not writer.done()
     if writer is not None and body_cut:
         writer.cancel()

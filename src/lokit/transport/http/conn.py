@@ -404,7 +404,7 @@ class Pool:
         self._idle: list[Connection] = []
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweep: asyncio.TimerHandle | None = None
-        self.expiry = Expiry(loop)  # the deadlines of its unary calls in flight
+        self.expiry = Expiry(loop)  # the deadlines of its calls in flight
 
     def take(self) -> Connection | None:
         """The most recently used idle connection still fit for a request, or None."""
