@@ -7,6 +7,7 @@ prints a rich table and, with `--json PATH`, writes `{"rows": [...]}` as DESIGN.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -15,6 +16,7 @@ import socket
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -62,6 +64,42 @@ def cpu_seconds(pid: int | None = None) -> float:
         fields = f.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` onto `cpus` (threads it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def placements() -> dict[str, int]:
+    """Where a ping-pong's servers go: `same`, the core this process is pinned to, and
+    `cross`, another one (absent on one core).
+
+    A sequential call is wakeup-bound, and placement decides much of its cost: beside
+    its client, a wakeup is a switch on one core; on the other core it is an
+    inter-processor interrupt (on a VM, an idle vCPU to wake). Left alone, the kernel
+    keeps whichever placement a server started with, so two systems could each be
+    measured in another one; pinned, both are measured in both."""
+    cores = sorted(os.sched_getaffinity(0))
+    return {"same": cores[0]} | ({"cross": cores[1]} if len(cores) > 1 else {})
+
+
+@contextlib.contextmanager
+def placed(pids: list[int], core: int) -> Iterator[None]:
+    """For the block, this process on its first core and the `pids` on `core`; after
+    it, every one of them back on all the cores this process had."""
+    mine = os.sched_getaffinity(0)
+    try:
+        pin(os.getpid(), {min(mine)})
+        for pid in pids:
+            pin(pid, {core})
+        yield
+    finally:
+        for pid in [os.getpid(), *pids]:
+            with contextlib.suppress(OSError):  # a server that has exited
+                pin(pid, mine)
 
 
 def free_port() -> int:

@@ -32,6 +32,14 @@ Cases, in order, on the same data (records of 100 B):
   cache off (`--read-cache-bytes 0`), so every record comes from the segment files.
 `server_cpu_us` is the server process's CPU per record in each case.
 
+The one-at-a-time cases (`produce-one*`, `read-random`) are wakeup-bound ping-pongs,
+and where the kernel puts a server decides much of their latency; left alone, it keeps
+whichever placement the server started with, so two runs could disagree twofold on
+placement alone. They run twice, pinned: the server's threads on the client's core
+(the plain rows) and on the other core (rows `…_cross_core`); the other cases run
+unpinned. `produce-one ÷ Redis` (issue #12's target, on the plain rows) is printed
+under the table.
+
 Redis and NATS come from Debian's packages; run as root, this installs them when
 missing (scripts/ensure-servers.sh), otherwise it says how and skips them.
 """
@@ -53,7 +61,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import Row, cpu_seconds, free_port, parser, percentile, report
+from _common import Row, cpu_seconds, free_port, parser, percentile, placed, placements, report
 
 ROOT = Path(__file__).resolve().parent.parent
 VALUE = bytes(range(100))
@@ -111,20 +119,41 @@ class Measure:
         self.rows = rows
 
     async def run(
-        self, case: str, n: int, body: Callable[[], Awaitable[list[float] | None]]
+        self,
+        case: str,
+        n: int,
+        body: Callable[[], Awaitable[list[float] | None]],
+        suffix: str = "",
     ) -> None:
         cpu0 = self.server.cpu()
         t0 = time.perf_counter()
         latencies = await body()
         took = time.perf_counter() - t0
         cpu = self.server.cpu() - cpu0
-        add = self.rows.append
-        add(Row(case, self.system, "records_per_s", n / took, "rec/s"))
+
+        def add(metric: str, value: float, unit: str) -> None:
+            self.rows.append(Row(case, self.system, metric + suffix, value, unit))
+
+        add("records_per_s", n / took, "rec/s")
         if latencies:
-            add(Row(case, self.system, "p50_us", percentile(latencies, 50) * 1e6, "µs"))
-            add(Row(case, self.system, "p99_us", percentile(latencies, 99) * 1e6, "µs"))
-        add(Row(case, self.system, "server_cpu_us", cpu / n * 1e6, "µs/rec"))
-        print(f"  {self.system:6} {case:20} {n / took:12,.0f} rec/s", file=sys.stderr)
+            add("p50_us", percentile(latencies, 50) * 1e6, "µs")
+            add("p99_us", percentile(latencies, 99) * 1e6, "µs")
+        add("server_cpu_us", cpu / n * 1e6, "µs/rec")
+        where = f" ({suffix.removeprefix('_').replace('_', ' ')})" if suffix else ""
+        print(f"  {self.system:6} {case:20} {n / took:12,.0f} rec/s{where}", file=sys.stderr)
+
+    async def placed(
+        self, case: str, n: int, body: Callable[[], Awaitable[list[float] | None]]
+    ) -> int:
+        """A one-at-a-time case run once per placement, pinned (`_common.placements`):
+        the server on the client's core (the plain rows) and on another core (rows
+        `…_cross_core`). Returns how many calls it made."""
+        runs = 0
+        for placement, core in placements().items():
+            with placed([self.server.proc.pid], core):
+                await self.run(case, n, body, "" if placement == "same" else "_cross_core")
+            runs += 1
+        return n * runs
 
 
 def timed_loop(
@@ -183,16 +212,14 @@ async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
     m = Measure("lokit", server, rows)
     total = 0
     try:
-        await m.run(
+        total += await m.placed(
             "produce-one", sizes.singles, timed_loop(sizes.singles, lambda i: client.produce(VALUE))
         )
-        total += sizes.singles
-        await m.run(
+        total += await m.placed(
             "produce-one-unary",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: client.produce_unary(VALUE)),
         )
-        total += sizes.singles
 
         async def one_stream() -> list[float]:
             sent = asyncio.Queue[float]()
@@ -212,8 +239,7 @@ async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
                 go.set()
             return out
 
-        await m.run("produce-one-stream", sizes.singles, one_stream)
-        total += sizes.singles
+        total += await m.placed("produce-one-stream", sizes.singles, one_stream)
 
         pipelined = sizes.records // 2
 
@@ -258,7 +284,7 @@ async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         await m.run("consume-all", total, consume_all)
 
         offsets = [random.randrange(total) for _ in range(sizes.singles)]
-        await m.run(
+        await m.placed(
             "read-random",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: client.consume(offsets[i])),
@@ -313,7 +339,7 @@ async def bench_redis(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         async def xadd(i: int) -> None:
             ids.append(await r.xadd(key, {"d": VALUE}))
 
-        await m.run("produce-one", sizes.singles, timed_loop(sizes.singles, xadd))
+        await m.placed("produce-one", sizes.singles, timed_loop(sizes.singles, xadd))
 
         async def pipelined() -> None:
             per = 1000
@@ -340,7 +366,7 @@ async def bench_redis(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         await m.run("consume-all", total, consume_all)
 
         picks = [ids[random.randrange(total)] for _ in range(sizes.singles)]
-        await m.run(
+        await m.placed(
             "read-random",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: r.xrange(key, picks[i], picks[i], count=1)),
@@ -373,7 +399,7 @@ async def bench_nats(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
                 name="BENCH", subjects=[subject], storage=StorageType.FILE, allow_direct=True
             )
         )
-        await m.run(
+        singles = await m.placed(
             "produce-one",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: js.publish(subject, VALUE)),
@@ -385,7 +411,7 @@ async def bench_nats(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
             await js.publish_async_completed()
 
         await m.run("produce-batched", sizes.records, pipelined)
-        total = sizes.singles + sizes.records
+        total = singles + sizes.records
 
         async def consume_all() -> None:
             done = asyncio.Event()
@@ -404,7 +430,7 @@ async def bench_nats(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         await m.run("consume-all", total, consume_all)
 
         seqs = [random.randrange(total) + 1 for _ in range(sizes.singles)]
-        await m.run(
+        await m.placed(
             "read-random",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: js.get_msg("BENCH", seqs[i], direct=True)),
@@ -486,6 +512,28 @@ def main() -> None:
         f"commit log: {sizes.records:,} x 100 B batched, {sizes.singles:,} one at a time "
         f"(lokit fsync {args.fsync} over a Unix socket; Redis AOF everysec, NATS file, TCP)",
     )
+    ratios(rows)
+
+
+def ratios(rows: list[Row]) -> None:
+    """Issue #12's targets as measured figures (information, not assertions)."""
+    value = {(r.case, r.system, r.metric): r.value for r in rows}
+    for metric, where in (
+        ("p50_us", "server on the client's core"),
+        ("p50_us_cross_core", "on another core"),
+    ):
+        lokit, redis = (
+            value.get(("produce-one", "lokit", metric)),
+            value.get(("produce-one", "redis", metric)),
+        )
+        if lokit and redis:
+            print(
+                f"produce-one/lokit / produce-one/redis, {where}: "
+                f"{lokit / redis:.2f} (target <= 1.5)"
+            )
+    stream = value.get(("produce-stream-one", "lokit", "records_per_s"))
+    if stream:
+        print(f"produce-stream-one/lokit: {stream:,.0f} records/s (target >= 30,000)")
 
 
 if __name__ == "__main__":

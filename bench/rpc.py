@@ -47,7 +47,17 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import Row, cpu_seconds, free_port, parser, percentile, report, stop
+from _common import (
+    Row,
+    cpu_seconds,
+    free_port,
+    parser,
+    percentile,
+    placed,
+    placements,
+    report,
+    stop,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -322,26 +332,16 @@ def start_framed(path: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def pin(pid: int, cpu: int) -> None:
-    """Every thread of process `pid` onto `cpu`."""
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        os.sched_setaffinity(int(tid), {cpu})
-
-
 Placements = dict[str, Results]
 
 
 def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
     """floor-uds/framed and local-uds/lokit, called in alternating blocks, per placement.
 
-    Both are wakeup-bound ping-pongs, and where the scheduler puts a server decides
-    much of a call's cost: beside its client, a wakeup is a switch on one core;
-    on the other core it is an inter-processor interrupt (and on a VM an idle
-    vCPU to wake). Left alone, the kernel keeps whichever placement a server
-    started with, so the floor and lokit could each be measured in another one.
-    Both are measured in both, pinned: `same` (servers on the client's core) and
-    `cross` (servers on another core; skipped on one core). Returns, per
-    placement, latencies and CPU µs per call of each system.
+    Both are wakeup-bound ping-pongs, so both are measured pinned in both placements
+    (`_common.placements`): `same` (servers on the client's core) and `cross` (servers
+    on another core; skipped on one core). Returns, per placement, latencies and CPU
+    µs per call of each system.
     """
     with running() as procs:
         return _measure_local(procs, n, warmup, blocks, cwd)
@@ -366,18 +366,10 @@ def _measure_local(
         where = f"unix:run/local-{bare}.http.sock"
         procs[bare] = start_server("bare", "http" if bare == "uvicorn" else bare, [where], cwd)
         calls[bare] = (procs[bare].pid, functools.partial(lokit_calls, where, cwd, protocol="http"))
-    mine = os.sched_getaffinity(0)
-    cores = sorted(mine)
-    placements = {"same": cores[0]} | ({"cross": cores[1]} if len(cores) > 1 else {})
     out: Placements = {}
-    try:
-        os.sched_setaffinity(0, {cores[0]})
-        for placement, core in placements.items():
-            for proc in procs.values():
-                pin(proc.pid, core)
+    for placement, core in placements().items():
+        with placed([proc.pid for proc in procs.values()], core):
             out[placement] = alternate(calls, n, warmup, blocks)
-    finally:
-        os.sched_setaffinity(0, mine)
     return out
 
 
