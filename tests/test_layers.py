@@ -1,6 +1,7 @@
 """The layers, checked: dependencies point inward (DESIGN.md), including imports inside functions.
 
-core (errors, context, endpoint, derive, codec, routes, contract, service, types, protobuf)
+core (errors, context, endpoint, derive, codec, routes, contract, service, types, protobuf,
+  handoff)
   <- security (certificates, TLS material) and observability
   <- the endpoint middlewares (lb, circuitbreaker, ratelimit, auth) and discovery (sd)
   <- transport <- client (and balanced, dialing), runtime <- services (logsvc, examples) <- cli.
@@ -28,6 +29,7 @@ CORE = {
     "lokit.service",
     "lokit.types",
     "lokit.protobuf",
+    "lokit.handoff",
 }
 # What each layer may import from lokit, by module-name prefix (besides itself).
 MIDDLEWARES = {"lokit.lb", "lokit.circuitbreaker", "lokit.ratelimit", "lokit.auth"}
@@ -56,7 +58,12 @@ BUSINESS = {
 }
 LOG_BUSINESS = ("service", "topics", "waiting", "positions", "cache")
 for _name in LOG_BUSINESS:
-    BUSINESS[f"lokit.logsvc.{_name}"] = {"lokit.errors", "lokit.commitlog", "lokit.logsvc"}
+    BUSINESS[f"lokit.logsvc.{_name}"] = {
+        "lokit.errors",
+        "lokit.commitlog",
+        "lokit.logsvc",
+        "lokit.handoff",
+    }
 
 
 def module_name(path: Path) -> str:

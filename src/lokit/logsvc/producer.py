@@ -37,6 +37,7 @@ from typing import Any
 
 from lokit.context import bounded
 from lokit.errors import Cancelled, DeadlineExceeded, Error, Unavailable
+from lokit.handoff import Handoff
 from lokit.logsvc.messages import ProduceRequest
 from lokit.transport.expiry import Expiry
 
@@ -54,7 +55,7 @@ class _Stream:
     __slots__ = ("_queue", "expiry", "failed", "pending", "reader")
 
     def __init__(self, open_stream: OpenStream, label: str, batches: bool) -> None:
-        self._queue: asyncio.Queue[ProduceRequest] = asyncio.Queue()
+        self._queue: Handoff[ProduceRequest] = Handoff(0)
         self.pending: deque[asyncio.Future[int]] = deque()
         self.failed = False
         empty = contextvars.Context()  # no caller's deadline or request id on the stream

@@ -23,6 +23,7 @@ from typing import Any
 
 from lokit.commitlog import DEFAULT_TOPIC, AsyncLog, LogError, Topics, validate_topic_name
 from lokit.errors import Error, FailedPrecondition, InvalidArgument
+from lokit.handoff import Handoff
 from lokit.logsvc import messages as m
 from lokit.logsvc.defaults import DEFAULT_CACHE_BYTES
 from lokit.logsvc.errors import OffsetOutOfRangeError, ServerStoppingError
@@ -63,7 +64,7 @@ _END = object()
 _DRAINED = object()  # the server drains: an idle ProduceStream ends (ServerStoppingError)
 
 
-async def _pump(requests: AsyncIterator[Any], queue: asyncio.Queue[Any]) -> None:
+async def _pump(requests: AsyncIterator[Any], queue: Handoff[Any]) -> None:
     """Move a request stream into `queue`, then `_END` (or `_Failed`)."""
     try:
         async for request in requests:
@@ -215,7 +216,7 @@ class LogService:
         answered): a client keeping its stream open must not hold the shutdown for the
         whole grace period.
         """
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_GROUP)
+        queue: Handoff[Any] = Handoff(STREAM_GROUP)
 
         def drained() -> None:
             if queue.empty():  # wake the idle loop; a busy one sees `draining` itself

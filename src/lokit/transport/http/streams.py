@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from lokit import errors
+from lokit.handoff import Handoff
 from lokit.observability.observer import Call
 from lokit.transport.http.exchange import (
     RID,
@@ -102,7 +103,7 @@ async def _serve(stream: Stream) -> BaseException | None:
             raise stream.bad
         request: Any
         if target.streams_in:
-            queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+            queue: Handoff[bytes | None] = Handoff(8)
             watcher = asyncio.create_task(_pump(stream.receive, queue, stream))
             request = requests = _request_items(queue, target.codec.decode_request, stream)
         else:
@@ -179,7 +180,7 @@ async def _watch(receive: Receive, stream: Stream) -> None:
     stream.client_gone()
 
 
-async def _pump(receive: Receive, queue: asyncio.Queue[bytes | None], stream: Stream) -> None:
+async def _pump(receive: Receive, queue: Handoff[bytes | None], stream: Stream) -> None:
     """Move a streamed request body into `queue` (None ends it), then watch for disconnect."""
     while True:
         message = await receive()
@@ -196,7 +197,7 @@ async def _pump(receive: Receive, queue: asyncio.Queue[bytes | None], stream: St
 
 
 async def _request_items(
-    queue: asyncio.Queue[bytes | None], decode: Callable[[bytes], Any], stream: Stream
+    queue: Handoff[bytes | None], decode: Callable[[bytes], Any], stream: Stream
 ) -> AsyncIterator[Any]:
     """The decoded lines of an NDJSON request body, as they arrive.
 

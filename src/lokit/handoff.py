@@ -1,0 +1,88 @@
+"""A bounded FIFO handing items from one task to one other task.
+
+Why not asyncio.Queue: it serves any number of producers and consumers and pays
+for that on every item (a deque of waiter futures each way, `full` and `empty`
+through `qsize`, a loop lookup per wait): about 200 bytecodes per item. A
+streamed request crosses two such queues on its way to the endpoint (the
+transport's body pump, then the log's ProduceStream grouping), which was a
+sixth of a single ProduceStream record's server work. Each of those has exactly
+one writer and one reader, so this keeps one waiting future each way. So does
+the log client's queue of single produces for its open stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+__all__ = ["Handoff"]
+
+T = TypeVar("T")
+
+
+class Handoff(Generic[T]):
+    """Items from one producer task to one consumer task, in order.
+
+    `put` waits while `maxsize` items are held (0: no bound, as asyncio.Queue);
+    `put_nowait` never waits (for an end marker that must get through however full
+    it is). A `get` or `put` cancelled
+    while waiting loses nothing. Use from one event loop; a second task waiting in
+    `get` (or in `put`) while one already does is a RuntimeError.
+    """
+
+    __slots__ = ("_getter", "_items", "_maxsize", "_putter")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize if maxsize > 0 else float("inf")
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put_nowait(self, item: T) -> None:
+        """Add `item` now, past the bound if need be, and wake the consumer."""
+        self._items.append(item)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            if not getter.done():
+                getter.set_result(None)
+
+    async def put(self, item: T) -> None:
+        """Add `item` once fewer than `maxsize` items are held."""
+        while len(self._items) >= self._maxsize:
+            if self._putter is not None:
+                raise RuntimeError("two tasks wait in Handoff.put")
+            putter = self._putter = asyncio.get_running_loop().create_future()
+            try:
+                await putter
+            finally:
+                self._putter = None
+        self.put_nowait(item)
+
+    def get_nowait(self) -> T:
+        """The oldest item (IndexError when there is none); wakes a waiting producer."""
+        item = self._items.popleft()
+        putter = self._putter
+        if putter is not None and not putter.done():
+            putter.set_result(None)
+        return item
+
+    async def get(self) -> T:
+        """The oldest item, once there is one."""
+        while not self._items:
+            if self._getter is not None:
+                raise RuntimeError("two tasks wait in Handoff.get")
+            getter = self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await getter
+            finally:
+                if self._getter is getter:
+                    self._getter = None
+        return self.get_nowait()
