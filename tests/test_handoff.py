@@ -83,7 +83,7 @@ async def test_a_second_waiting_consumer_is_an_error() -> None:
     h: Handoff[int] = Handoff(1)
     first = asyncio.create_task(h.get())
     await asyncio.sleep(0)
-    with pytest.raises(RuntimeError, match="two tasks wait in Handoff.get"):
+    with pytest.raises(RuntimeError, match=r"two tasks wait in Handoff\.get"):
         await h.get()
     h.put_nowait(7)
     assert await asyncio.wait_for(first, 5) == 7

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
 
 from lokit.logsvc.client import LogClient
 from tests.logsvc.conftest import start_in_process
@@ -38,9 +41,27 @@ async def test_highest_offset_is_reported_at_startup(tmp_path: Path) -> None:
     await c.produce_batch([b"x"] * 5, topic=topic)
     await c.close()
     await srv.runtime.stop()
-    from lokit.logsvc.metrics import HIGHEST_OFFSET
+    from lokit.logsvc.metrics import LogMetrics
 
-    HIGHEST_OFFSET.remove(topic)
+    LogMetrics().highest_offset(topic, -1)  # forget it: the restart must report it anew
     srv = await start_in_process(tmp_path)
     await srv.runtime.stop()
     assert sample("lokit_log_highest_offset", topic=topic) == 4
+
+
+def test_topic_values_add_up_across_processes_in_multiprocess_mode(tmp_path: Path) -> None:
+    code = """
+from lokit.logsvc.metrics import LogMetrics
+m = LogMetrics()
+m.appended("mp", 2, 10, 5)
+m.appended("mp", 1, 3, 6)
+"""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for _ in range(2):  # two processes, one directory
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))  # type: ignore[no-untyped-call]
+    topic = {"topic": "mp"}
+    assert registry.get_sample_value("lokit_log_appended_records_total", topic) == 6
+    assert registry.get_sample_value("lokit_log_appended_bytes_total", topic) == 26
+    assert registry.get_sample_value("lokit_log_highest_offset", topic) == 6

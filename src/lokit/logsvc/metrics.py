@@ -11,27 +11,28 @@
   caches hold together (read when scraped), and their shared budget
 
 Registered once, on import, in prometheus_client's default registry (what the
-debug server's `/metrics` serves). Per-topic children are resolved once and cached.
+debug server's `/metrics` serves). The three per-topic values change with every
+append, so, like the kit's RED metrics (`lokit.observability.metrics`), they are
+plain numbers read by a collector when scraped: prometheus_client's Counter and
+Gauge take a lock per update, and the three updates were a tenth of a single
+ProduceStream record's server work. With `PROMETHEUS_MULTIPROC_DIR` set they are
+prometheus_client's Counters and Gauge, in its per-process files.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-APPENDED_RECORDS = Counter(
-    "lokit_log_appended_records", "Records appended to the commit log, by topic.", ("topic",)
-)
-APPENDED_BYTES = Counter(
-    "lokit_log_appended_bytes", "Value bytes appended to the commit log, by topic.", ("topic",)
-)
-HIGHEST_OFFSET = Gauge(
-    "lokit_log_highest_offset",
-    "Offset of the newest record, by topic.",
-    ("topic",),
-    multiprocess_mode="max",
-)
+from lokit.observability.metrics import MULTIPROCESS
+
+_RECORDS = ("lokit_log_appended_records", "Records appended to the commit log, by topic.")
+_BYTES = ("lokit_log_appended_bytes", "Value bytes appended to the commit log, by topic.")
+_HIGHEST = ("lokit_log_highest_offset", "Offset of the newest record, by topic.")
 FSYNC_SECONDS = Histogram(
     "lokit_log_fsync_duration_seconds",
     "Duration of the commit log's fsync calls.",
@@ -63,38 +64,104 @@ CACHE_BUDGET = Gauge(
 )
 
 
-class _TopicMetrics:
+class _PlainTopic:
+    """One topic's values as plain numbers in this process, read by `_TopicCollector`."""
+
+    __slots__ = ("bytes", "created", "highest", "records")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.bytes = 0
+        self.highest = 0
+        self.created = time.time()
+
+    def appended(self, records: int, nbytes: int, last_offset: int) -> None:
+        self.records += records
+        self.bytes += nbytes
+        self.highest = last_offset
+
+
+class _TopicCollector(Collector):
+    """Reads every topic's values for a scrape (from the scraping thread)."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, _PlainTopic] = {}
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def _families(self) -> tuple[CounterMetricFamily, CounterMetricFamily, GaugeMetricFamily]:
+        return (
+            CounterMetricFamily(*_RECORDS, labels=("topic",)),
+            CounterMetricFamily(*_BYTES, labels=("topic",)),
+            GaugeMetricFamily(*_HIGHEST, labels=("topic",)),
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        records, nbytes, highest = self._families()
+        for topic, v in list(self.topics.items()):
+            records.add_metric((topic,), v.records, created=v.created)
+            nbytes.add_metric((topic,), v.bytes, created=v.created)
+            highest.add_metric((topic,), v.highest)
+        yield records
+        yield nbytes
+        yield highest
+
+
+class _SharedTopic:
+    """One topic's values in prometheus_client's per-process files (multiprocess mode)."""
+
     __slots__ = ("bytes", "highest", "records")
 
     def __init__(self, topic: str) -> None:
-        self.records = APPENDED_RECORDS.labels(topic)
-        self.bytes = APPENDED_BYTES.labels(topic)
-        self.highest = HIGHEST_OFFSET.labels(topic)
+        self.records = _SHARED_RECORDS.labels(topic)
+        self.bytes = _SHARED_BYTES.labels(topic)
+        self.highest = _SHARED_HIGHEST.labels(topic)
+
+    def appended(self, records: int, nbytes: int, last_offset: int) -> None:
+        self.records.inc(records)
+        self.bytes.inc(nbytes)
+        self.highest.set(last_offset)
+
+
+if MULTIPROCESS:
+    _SHARED_RECORDS = Counter(*_RECORDS, ("topic",))
+    _SHARED_BYTES = Counter(*_BYTES, ("topic",))
+    _SHARED_HIGHEST = Gauge(*_HIGHEST, ("topic",), multiprocess_mode="max")
+else:
+    _COLLECTOR = _TopicCollector()
+    REGISTRY.register(_COLLECTOR)
+
+
+def _topic(topic: str) -> _PlainTopic | _SharedTopic:
+    """A topic's values, made on first use (shared by every LogMetrics in the process,
+    as prometheus_client's module-level metrics are)."""
+    if MULTIPROCESS:
+        return _SharedTopic(topic)
+    found = _COLLECTOR.topics.get(topic)
+    if found is None:
+        found = _COLLECTOR.topics[topic] = _PlainTopic()
+    return found
 
 
 class LogMetrics:
     """The service's `LogObserver` backed by Prometheus, plus the storage's fsync hook."""
 
     def __init__(self) -> None:
-        self._topics: dict[str, _TopicMetrics] = {}
+        self._topics: dict[str, _PlainTopic | _SharedTopic] = {}
         self._fsync = FSYNC_SECONDS.observe
         self._streams = CONSUMER_STREAMS
 
-    def _topic(self, topic: str) -> _TopicMetrics:
-        m = self._topics.get(topic)
-        if m is None:
-            m = self._topics[topic] = _TopicMetrics(topic)
-        return m
+    def _topic(self, topic: str) -> _PlainTopic | _SharedTopic:
+        self._topics[topic] = found = _topic(topic)
+        return found
 
     def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None:
-        m = self._topics.get(topic) or self._topic(topic)
-        m.records.inc(records)
-        m.bytes.inc(nbytes)
-        m.highest.set(last_offset)
+        (self._topics.get(topic) or self._topic(topic)).appended(records, nbytes, last_offset)
 
     def highest_offset(self, topic: str, offset: int) -> None:
         """Report an existing topic's newest offset (at startup)."""
-        self._topic(topic).highest.set(offset)
+        self._topic(topic).appended(0, 0, offset)
 
     def topics(self, count: int) -> None:
         TOPICS.set(count)

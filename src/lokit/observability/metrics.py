@@ -39,7 +39,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["DURATION_BUCKETS", "RouteMetrics", "route"]
+__all__ = ["DURATION_BUCKETS", "MULTIPROCESS", "RouteMetrics", "route"]
 
 # 100 µs .. 10 s: local calls over Unix sockets take a few hundred µs.
 DURATION_BUCKETS: tuple[float, ...] = (
@@ -170,8 +170,9 @@ class _RedCollector(Collector):
         yield in_flight
 
 
-_MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
-if _MULTIPROCESS:
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+"""Several processes behind one `/metrics`: values live in prometheus_client's files."""
+if MULTIPROCESS:
     _SHARED_REQUESTS = Counter(*_REQUESTS, (*_ROUTE_LABELS, "code"))
     _SHARED_DURATION = Histogram(*_DURATION, _ROUTE_LABELS, buckets=DURATION_BUCKETS)
     _SHARED_IN_FLIGHT = Gauge(*_IN_FLIGHT, ("service", "method"), multiprocess_mode="livesum")
@@ -183,7 +184,7 @@ else:
 def route(service: str, method: str, transport: str) -> RouteMetrics:
     """The RED values of one (service, method, transport), made on first use."""
     labels = (service, method, transport)
-    if _MULTIPROCESS:
+    if MULTIPROCESS:
         return _SharedRouteMetrics(labels)
     collector = _COLLECTOR
     found = collector.routes.get(labels)
