@@ -5,7 +5,8 @@ core (errors, context, endpoint, derive, codec, routes, contract, service, types
   <- security (certificates, TLS material) and observability
   <- the endpoint middlewares (lb, circuitbreaker, ratelimit, auth) and discovery (sd)
   <- transport <- client (and balanced, dialing), runtime <- services (logsvc, examples) <- cli.
-Business modules import only `lokit.errors` (the log's also its storage engine);
+Business modules import only `lokit.errors` (the log's also its storage engine and
+`lokit.handoff`);
 the storage engine imports nothing of lokit; only the CLI, a service's own `cli`
 module, `python -m lokit` and the package's lazy `main` import `lokit.cli`.
 """

@@ -4,10 +4,10 @@ Why not asyncio.Queue: it serves any number of producers and consumers and pays
 for that on every item (a deque of waiter futures each way, `full` and `empty`
 through `qsize`, a loop lookup per wait): about 200 bytecodes per item. A
 streamed request crosses two such queues on its way to the endpoint (the
-transport's body pump, then the log's ProduceStream grouping), which was a
-sixth of a single ProduceStream record's server work. Each of those has exactly
-one writer and one reader, so this keeps one waiting future each way. So does
-the log client's queue of single produces for its open stream.
+transport's body pump, then the log's ProduceStream grouping): 8 % of a single
+ProduceStream record's server instructions. Each of those has exactly one writer
+and one reader, as does the log client's queue of single produces, so this keeps
+one waiting future each way.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ class Handoff(Generic[T]):
 
     `put` waits while `maxsize` items are held (0: no bound, as asyncio.Queue);
     `put_nowait` never waits (for an end marker that must get through however full
-    it is). A `get` or `put` cancelled
-    while waiting loses nothing. Use from one event loop; a second task waiting in
-    `get` (or in `put`) while one already does is a RuntimeError.
+    it is). A `get` or `put` cancelled while waiting loses nothing. Use from one
+    event loop; a second task waiting in `get` (or in `put`) while one already does
+    is a RuntimeError.
     """
 
     __slots__ = ("_getter", "_items", "_maxsize", "_putter")
