@@ -161,7 +161,8 @@ def build(svc: Svc) -> list[HttpRoute]:
     greet = methods["Greet"]
 
     def decode_greet(inp: HttpInput) -> Any:
-        return greet.request_type(name=inp.path_params["name"], loud=inp.query.get("loud") == "1")
+        loud = inp.query.get("loud") == "1" or inp.headers.get("x-loud") == "1"
+        return greet.request_type(name=inp.path_params["name"], loud=loud)
 
     routes.append(HttpRoute("GET", "/items/{item_id}", get_item, JsonCodec(get_item)))
     routes.append(
@@ -456,7 +457,7 @@ async def test_client_disconnect_closes_the_producing_generator(served: Served) 
 
 
 async def test_path_params(served: Served) -> None:
-    _, _, client = await served.start()
+    _, bound, client = await served.start()
     status, body = await client.request("GET", "/items/42")
     assert (status, orjson.loads(body)) == (200, {"v": "item 42"})
     status, body = await client.request("GET", "/items/abc")
@@ -468,6 +469,8 @@ async def test_path_params(served: Served) -> None:
     assert (status, orjson.loads(body)) == (200, {"v": "hello a/b"})
     status, _ = await client.request("GET", "/users//greeting")
     assert status == 404
+    status, _, body = await raw(bound, "GET", "/users/ann/greeting", headers={"X-Loud": "1"})
+    assert (status, orjson.loads(body)) == (200, {"v": "HELLO ANN"})  # the decoder saw a header
 
 
 def test_router_refuses_ambiguous_routes() -> None:

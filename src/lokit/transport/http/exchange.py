@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -181,7 +181,7 @@ class Exchange:
             body=body,
             query=dict(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else {},
             path_params=self.params,
-            headers=request_headers(scope) if self.headers is None else self.headers,
+            headers=_Headers(scope) if self.headers is None else self.headers,
         )
         try:
             return target.decode(inp)
@@ -229,6 +229,34 @@ def request_headers(scope: Scope) -> dict[str, str]:
         text = value.decode("latin-1")
         out[key] = f"{out[key]}, {text}" if key in out else text
     return out
+
+
+class _Headers(Mapping[str, str]):
+    """`request_headers(scope)`, decoded on first use: most route decoders (the log's
+    single-record read among them) never look at a header."""
+
+    __slots__ = ("_decoded", "_scope")
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+        self._decoded: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = request_headers(self._scope)
+        return self._decoded
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 async def send_json(

@@ -72,9 +72,31 @@ def _path_params_decoder(route: HttpRoute) -> Callable[[HttpInput], Any] | None:
     return decode
 
 
-def _template(path: str) -> list[str | None]:
-    """Segments of a route path; None stands for a `{name}` segment (names kept apart)."""
-    return [None if seg.startswith("{") and seg.endswith("}") else seg for seg in path.split("/")]
+class _Template:
+    """A route path with `{name}` segments, split once: the literal segments to compare
+    and the positions of the parameters."""
+
+    __slots__ = ("literals", "names", "params", "size", "target", "verb")
+
+    def __init__(self, path: str, names: list[str], verb: str, target: Target) -> None:
+        segments = path.split("/")
+        self.size = len(segments)
+        self.literals = [(i, seg) for i, seg in enumerate(segments) if not seg.startswith("{")]
+        self.params = [i for i, seg in enumerate(segments) if seg.startswith("{")]
+        self.names = names
+        self.verb = verb
+        self.target = target
+
+    def values(self, segments: list[str]) -> list[str] | None:
+        """The parameters' values (percent-decoded) if `segments` fit, else None."""
+        for i, want in self.literals:
+            got = segments[i]
+            if got != want and ("%" not in got or unquote(got) != want):
+                return None
+        values = [segments[i] for i in self.params]
+        if not all(values):
+            return None  # an empty segment is no value
+        return [unquote(v) if "%" in v else v for v in values]
 
 
 class Router:
@@ -83,7 +105,7 @@ class Router:
     def __init__(self, routes: list[HttpRoute]) -> None:
         self.exact: dict[tuple[str, str], Target] = {}
         self._allow: dict[str, list[str]] = {}
-        self._templates: list[tuple[list[str | None], list[str], str, Target]] = []
+        self._templates: list[_Template] = []
         seen: set[tuple[str, str]] = set()
         for route in routes:
             verb = route.verb.upper()
@@ -105,7 +127,7 @@ class Router:
                                 "a whole segment, like /items/{id}"
                             )
                         names.append(seg[1:-1])
-                self._templates.append((_template(route.path), names, verb, target))
+                self._templates.append(_Template(route.path, names, verb, target))
             else:
                 self.exact[key] = target
                 self._allow.setdefault(route.path, []).append(verb)
@@ -123,19 +145,14 @@ class Router:
         if not self._templates:
             return None, NO_PARAMS, allow
         segments = raw_path.decode("latin-1").split("/") if raw_path else path.split("/")
-        for template, names, route_verb, target in self._templates:
-            if len(template) != len(segments):
+        size = len(segments)
+        for template in self._templates:
+            if template.size != size:
                 continue
-            values: list[str] = []
-            for want, got in zip(template, segments, strict=True):
-                if want is None:
-                    if not got:
-                        break
-                    values.append(unquote(got))
-                elif want != (unquote(got) if "%" in got else got):
-                    break
-            else:
-                if route_verb == verb:
-                    return target, dict(zip(names, values, strict=True)), allow
-                allow.append(route_verb)
+            values = template.values(segments)
+            if values is None:
+                continue
+            if template.verb == verb:
+                return template.target, dict(zip(template.names, values, strict=True)), allow
+            allow.append(template.verb)
         return None, NO_PARAMS, allow
