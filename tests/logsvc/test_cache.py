@@ -14,6 +14,7 @@ def test_serves_what_was_appended() -> None:
     assert c.get(5, 10, 1000) == [b"a", b"b", b"c"]
     assert c.get(6, 1, 1000) == [b"b"]
     assert c.get(4, 10, 1000) is None and c.get(8, 10, 1000) is None
+    assert (c.one(5), c.one(7), c.one(4), c.one(8)) == (b"a", b"c", None, None)
 
 
 def test_max_bytes_cuts_but_returns_at_least_one() -> None:

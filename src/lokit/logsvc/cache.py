@@ -187,6 +187,14 @@ class TailCache:
             del values[: self._start]
             self._start = 0
 
+    def one(self, offset: int) -> bytes | None:
+        """The value at `offset`, or None when it is not cached."""
+        i = offset - self._first
+        if i < 0 or offset >= self.end:
+            return None
+        self._caches.move_to_end(self)
+        return self._values[i + self._start]
+
     def get(self, offset: int, max_records: int, max_bytes: int) -> list[bytes] | None:
         """Up to max_records values from `offset` within max_bytes (at least one), or
         None when `offset` is not cached."""

@@ -184,15 +184,23 @@ class LogService:
         return offset
 
     async def consume(self, request: m.ConsumeRequest) -> m.Record:
-        """The record at an offset; OUT_OF_RANGE (HTTP 404) when there is none."""
+        """The record at an offset (from the tail cache when it holds it); OUT_OF_RANGE
+        (HTTP 404) when there is none."""
         t = await self._open.existing(request.topic)
+        offset = request.offset
         if t is None:
-            raise OffsetOutOfRangeError.at(request.offset)
+            raise OffsetOutOfRangeError.at(offset)
+        log = t.log  # retention may have dropped records the cache still holds
+        low = log.lowest_offset
+        if low is not None and low <= offset < log.next_offset:
+            cached = t.cache.one(offset)
+            if cached is not None:
+                return m.Record(cached, offset)
         try:
-            value = await t.log.read(request.offset)
+            value = await log.read(offset)
         except (LogError, OSError) as e:
             raise mapped(e, t.name, t.path) from None
-        return m.Record(value, request.offset)
+        return m.Record(value, offset)
 
     async def consume_stream(self, request: m.ConsumeRequest) -> AsyncIterator[m.Record]:
         """Every record from the offset on, one per message, then new ones as they arrive."""
