@@ -142,18 +142,17 @@ class Measure:
         where = f" ({suffix.removeprefix('_').replace('_', ' ')})" if suffix else ""
         print(f"  {self.system:6} {case:20} {n / took:12,.0f} rec/s{where}", file=sys.stderr)
 
-    async def placed(
+    async def run_placed(
         self, case: str, n: int, body: Callable[[], Awaitable[list[float] | None]]
     ) -> int:
         """A one-at-a-time case run once per placement, pinned (`_common.placements`):
         the server on the client's core (the plain rows) and on another core (rows
         `…_cross_core`). Returns how many calls it made."""
-        runs = 0
-        for placement, core in placements().items():
+        where = placements()
+        for placement, core in where.items():
             with placed([self.server.proc.pid], core):
                 await self.run(case, n, body, "" if placement == "same" else "_cross_core")
-            runs += 1
-        return n * runs
+        return n * len(where)
 
 
 def timed_loop(
@@ -212,10 +211,10 @@ async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
     m = Measure("lokit", server, rows)
     total = 0
     try:
-        total += await m.placed(
+        total += await m.run_placed(
             "produce-one", sizes.singles, timed_loop(sizes.singles, lambda i: client.produce(VALUE))
         )
-        total += await m.placed(
+        total += await m.run_placed(
             "produce-one-unary",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: client.produce_unary(VALUE)),
@@ -239,7 +238,7 @@ async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
                 go.set()
             return out
 
-        total += await m.placed("produce-one-stream", sizes.singles, one_stream)
+        total += await m.run_placed("produce-one-stream", sizes.singles, one_stream)
 
         pipelined = sizes.records // 2
 
@@ -284,7 +283,7 @@ async def bench_lokit(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         await m.run("consume-all", total, consume_all)
 
         offsets = [random.randrange(total) for _ in range(sizes.singles)]
-        await m.placed(
+        await m.run_placed(
             "read-random",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: client.consume(offsets[i])),
@@ -339,7 +338,7 @@ async def bench_redis(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         async def xadd(i: int) -> None:
             ids.append(await r.xadd(key, {"d": VALUE}))
 
-        await m.placed("produce-one", sizes.singles, timed_loop(sizes.singles, xadd))
+        await m.run_placed("produce-one", sizes.singles, timed_loop(sizes.singles, xadd))
 
         async def pipelined() -> None:
             per = 1000
@@ -366,7 +365,7 @@ async def bench_redis(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         await m.run("consume-all", total, consume_all)
 
         picks = [ids[random.randrange(total)] for _ in range(sizes.singles)]
-        await m.placed(
+        await m.run_placed(
             "read-random",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: r.xrange(key, picks[i], picks[i], count=1)),
@@ -399,7 +398,7 @@ async def bench_nats(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
                 name="BENCH", subjects=[subject], storage=StorageType.FILE, allow_direct=True
             )
         )
-        singles = await m.placed(
+        singles = await m.run_placed(
             "produce-one",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: js.publish(subject, VALUE)),
@@ -430,7 +429,7 @@ async def bench_nats(scratch: Path, sizes: Settings, rows: list[Row]) -> None:
         await m.run("consume-all", total, consume_all)
 
         seqs = [random.randrange(total) + 1 for _ in range(sizes.singles)]
-        await m.placed(
+        await m.run_placed(
             "read-random",
             sizes.singles,
             timed_loop(sizes.singles, lambda i: js.get_msg("BENCH", seqs[i], direct=True)),

@@ -84,8 +84,8 @@ class _PlainTopic:
 class _TopicCollector(Collector):
     """Reads every topic's values for a scrape (from the scraping thread)."""
 
-    def __init__(self) -> None:
-        self.topics: dict[str, _PlainTopic] = {}
+    def __init__(self, topics: dict[str, _PlainTopic | _SharedTopic]) -> None:
+        self.topics = topics
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -100,6 +100,7 @@ class _TopicCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         records, nbytes, highest = self._families()
         for topic, v in list(self.topics.items()):
+            assert isinstance(v, _PlainTopic)  # the collector exists only without files
             records.add_metric((topic,), v.records, created=v.created)
             nbytes.add_metric((topic,), v.bytes, created=v.created)
             highest.add_metric((topic,), v.highest)
@@ -124,23 +125,21 @@ class _SharedTopic:
         self.highest.set(last_offset)
 
 
+# Every topic's values, made on first use and shared by every LogMetrics in the
+# process, as prometheus_client's module-level metrics are.
+_TOPICS: dict[str, _PlainTopic | _SharedTopic] = {}
 if MULTIPROCESS:
     _SHARED_RECORDS = Counter(*_RECORDS, ("topic",))
     _SHARED_BYTES = Counter(*_BYTES, ("topic",))
     _SHARED_HIGHEST = Gauge(*_HIGHEST, ("topic",), multiprocess_mode="max")
 else:
-    _COLLECTOR = _TopicCollector()
-    REGISTRY.register(_COLLECTOR)
+    REGISTRY.register(_TopicCollector(_TOPICS))
 
 
 def _topic(topic: str) -> _PlainTopic | _SharedTopic:
-    """A topic's values, made on first use (shared by every LogMetrics in the process,
-    as prometheus_client's module-level metrics are)."""
-    if MULTIPROCESS:
-        return _SharedTopic(topic)
-    found = _COLLECTOR.topics.get(topic)
+    found = _TOPICS.get(topic)
     if found is None:
-        found = _COLLECTOR.topics[topic] = _PlainTopic()
+        found = _TOPICS[topic] = _SharedTopic(topic) if MULTIPROCESS else _PlainTopic()
     return found
 
 
@@ -148,20 +147,15 @@ class LogMetrics:
     """The service's `LogObserver` backed by Prometheus, plus the storage's fsync hook."""
 
     def __init__(self) -> None:
-        self._topics: dict[str, _PlainTopic | _SharedTopic] = {}
         self._fsync = FSYNC_SECONDS.observe
         self._streams = CONSUMER_STREAMS
 
-    def _topic(self, topic: str) -> _PlainTopic | _SharedTopic:
-        self._topics[topic] = found = _topic(topic)
-        return found
-
     def appended(self, topic: str, records: int, nbytes: int, last_offset: int) -> None:
-        (self._topics.get(topic) or self._topic(topic)).appended(records, nbytes, last_offset)
+        (_TOPICS.get(topic) or _topic(topic)).appended(records, nbytes, last_offset)
 
     def highest_offset(self, topic: str, offset: int) -> None:
-        """Report an existing topic's newest offset (at startup)."""
-        self._topic(topic).appended(0, 0, offset)
+        """Report an existing topic's newest offset (at startup): nothing appended yet."""
+        _topic(topic).appended(0, 0, offset)
 
     def topics(self, count: int) -> None:
         TOPICS.set(count)

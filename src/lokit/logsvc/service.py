@@ -190,8 +190,9 @@ class LogService:
         offset = request.offset
         if t is None:
             raise OffsetOutOfRangeError.at(offset)
-        log = t.log  # retention may have dropped records the cache still holds
+        log = t.log
         low = log.lowest_offset
+        # Only within the retained range: retention may have dropped what the cache holds.
         if low is not None and low <= offset < log.next_offset:
             cached = t.cache.one(offset)
             if cached is not None:

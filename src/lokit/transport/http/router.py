@@ -74,16 +74,24 @@ def _path_params_decoder(route: HttpRoute) -> Callable[[HttpInput], Any] | None:
 
 class _Template:
     """A route path with `{name}` segments, split once: the literal segments to compare
-    and the positions of the parameters."""
+    and the positions and names of the parameters (ValueError for a malformed one)."""
 
     __slots__ = ("literals", "names", "params", "size", "target", "verb")
 
-    def __init__(self, path: str, names: list[str], verb: str, target: Target) -> None:
+    def __init__(self, path: str, verb: str, target: Target) -> None:
         segments = path.split("/")
+        for seg in segments:
+            if ("{" in seg or "}" in seg) and not (
+                seg.startswith("{") and seg.endswith("}") and len(seg) > 2
+            ):
+                raise ValueError(
+                    f"HTTP route path {path!r}: a parameter must fill a whole segment, "
+                    "like /items/{id}"
+                )
         self.size = len(segments)
         self.literals = [(i, seg) for i, seg in enumerate(segments) if not seg.startswith("{")]
         self.params = [i for i, seg in enumerate(segments) if seg.startswith("{")]
-        self.names = names
+        self.names = [segments[i][1:-1] for i in self.params]
         self.verb = verb
         self.target = target
 
@@ -117,17 +125,7 @@ class Router:
             seen.add(key)
             target = Target(route)
             if "{" in route.path:
-                segments = route.path.split("/")
-                names: list[str] = []
-                for seg in segments:
-                    if "{" in seg or "}" in seg:
-                        if not (seg.startswith("{") and seg.endswith("}") and len(seg) > 2):
-                            raise ValueError(
-                                f"HTTP route path {route.path!r}: a parameter must fill "
-                                "a whole segment, like /items/{id}"
-                            )
-                        names.append(seg[1:-1])
-                self._templates.append(_Template(route.path, names, verb, target))
+                self._templates.append(_Template(route.path, verb, target))
             else:
                 self.exact[key] = target
                 self._allow.setdefault(route.path, []).append(verb)
