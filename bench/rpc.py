@@ -12,7 +12,8 @@ on a Unix socket and on TCP, all servers run at once, and every (system, socket)
 is called in alternating blocks, so they share whatever else the machine is
 doing and a Unix socket is compared with TCP on the same server, in the same
 placement on the cores.
-Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call).
+Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call),
+`server_cpu_us_per_call` (the server's part of it).
 
 System `lokit-client` is lokit's own client (`lokit.connect(addsvc_contract(),
 grpc=ADDR)` or `http=ADDR`, `sum(1, 2)`) against the same `lokit` server, so
@@ -234,7 +235,7 @@ async def http_calls(addr: str, cwd: str, n: int) -> list[float]:
     return out
 
 
-Results = dict[str, tuple[list[float], float]]
+Results = dict[str, tuple[list[float], float, float]]
 
 
 def measure_transport(
@@ -307,6 +308,7 @@ def alternate(calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: 
     async def go() -> Results:
         lat: dict[str, list[float]] = {s: [] for s in calls}
         cpu: dict[str, float] = {s: 0.0 for s in calls}
+        server: dict[str, float] = {s: 0.0 for s in calls}
         for _, call in calls.values():
             await call(warmup)
         order = list(calls.items())
@@ -314,9 +316,12 @@ def alternate(calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: 
             for s, (pid, call) in order:
                 c0, s0 = cpu_seconds(), cpu_seconds(pid)
                 lat[s] += await call(per_block)
+                server[s] += cpu_seconds(pid) - s0
                 cpu[s] += cpu_seconds() - c0 + cpu_seconds(pid) - s0
             order.reverse()  # counterbalanced: no system always follows the same one
-        return {s: (lat[s], cpu[s] / len(lat[s]) * 1e6) for s in calls}
+        return {
+            s: (lat[s], cpu[s] / len(lat[s]) * 1e6, server[s] / len(lat[s]) * 1e6) for s in calls
+        }
 
     return uvloop.run(go())
 
@@ -373,6 +378,21 @@ def _measure_local(
     return out
 
 
+def call_rows(
+    case: str, system: str, result: tuple[list[float], float, float], suffix: str = ""
+) -> list[Row]:
+    """A measured system's rows: p50 and p99 latency, CPU per call (client + server) and
+    the server's part of it; `suffix` ends the metrics' names (`_cross_core`)."""
+    lat, cpu, server = result
+    us = [x * 1e6 for x in lat]
+    return [
+        Row(case, system, "p50_us" + suffix, percentile(us, 50), "µs"),
+        Row(case, system, "p99_us" + suffix, percentile(us, 99), "µs"),
+        Row(case, system, "cpu_us_per_call" + suffix, cpu, "µs"),
+        Row(case, system, "server_cpu_us_per_call" + suffix, server, "µs"),
+    ]
+
+
 def ratios(rows: list[Row]) -> None:
     """Issue #12's targets as measured ratios (information, not assertions)."""
     p50 = {(r.case, r.system): r.value for r in rows if r.metric == "p50_us"}
@@ -421,11 +441,7 @@ def main() -> None:
         for transport in ("grpc", "http"):
             for case, result in measure_transport(transport, n, warmup, blocks, cwd).items():
                 for system in CLIENT_SYSTEMS:
-                    lat, cpu = result[system]
-                    us = [x * 1e6 for x in lat]
-                    rows.append(Row(case, system, "p50_us", percentile(us, 50), "µs"))
-                    rows.append(Row(case, system, "p99_us", percentile(us, 99), "µs"))
-                    rows.append(Row(case, system, "cpu_us_per_call", cpu, "µs"))
+                    rows += call_rows(case, system, result[system])
             print(f"{transport}-uds, {transport}-tcp: done", file=sys.stderr)
         for placement, local in measure_local(n, warmup, blocks, cwd).items():
             suffix = "" if placement == "same" else "_cross_core"
@@ -433,11 +449,7 @@ def main() -> None:
             local_rows += [("local-uds", "lokit-deadline")]
             local_rows += [("local-uds", bare) for bare in BARE_LOCAL]
             for case, system in local_rows:
-                lat, cpu = local[system]
-                us = [x * 1e6 for x in lat]
-                rows.append(Row(case, system, "p50_us" + suffix, percentile(us, 50), "µs"))
-                rows.append(Row(case, system, "p99_us" + suffix, percentile(us, 99), "µs"))
-                rows.append(Row(case, system, "cpu_us_per_call" + suffix, cpu, "µs"))
+                rows += call_rows(case, system, local[system], suffix)
         print("floor-uds, local-uds: done", file=sys.stderr)
     report(
         rows, args, f"addsvc Sum, sequential, {n} calls per system in {blocks} alternating blocks"
