@@ -316,8 +316,9 @@ def alternate(calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: 
             for s, (pid, call) in order:
                 c0, s0 = cpu_seconds(), cpu_seconds(pid)
                 lat[s] += await call(per_block)
-                server[s] += cpu_seconds(pid) - s0
-                cpu[s] += cpu_seconds() - c0 + cpu_seconds(pid) - s0
+                served = cpu_seconds(pid) - s0
+                server[s] += served
+                cpu[s] += cpu_seconds() - c0 + served
             order.reverse()  # counterbalanced: no system always follows the same one
         return {
             s: (lat[s], cpu[s] / len(lat[s]) * 1e6, server[s] / len(lat[s]) * 1e6) for s in calls
