@@ -63,15 +63,18 @@ class Handoff(Generic[T]):
             try:
                 await putter
             finally:
-                self._putter = None
+                if self._putter is putter:  # not one a later waiter has set since
+                    self._putter = None
         self.put_nowait(item)
 
     def get_nowait(self) -> T:
         """The oldest item (IndexError when there is none); wakes a waiting producer."""
         item = self._items.popleft()
         putter = self._putter
-        if putter is not None and not putter.done():
-            putter.set_result(None)
+        if putter is not None:
+            self._putter = None
+            if not putter.done():
+                putter.set_result(None)
         return item
 
     async def get(self) -> T:
@@ -83,6 +86,6 @@ class Handoff(Generic[T]):
             try:
                 await getter
             finally:
-                if self._getter is getter:
+                if self._getter is getter:  # not one a later waiter has set since
                     self._getter = None
         return self.get_nowait()

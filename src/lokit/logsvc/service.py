@@ -187,21 +187,9 @@ class LogService:
         """The record at an offset (from the tail cache when it holds it); OUT_OF_RANGE
         (HTTP 404) when there is none."""
         t = await self._open.existing(request.topic)
-        offset = request.offset
         if t is None:
-            raise OffsetOutOfRangeError.at(offset)
-        log = t.log
-        low = log.lowest_offset
-        # Only within the retained range: retention may have dropped what the cache holds.
-        if low is not None and low <= offset < log.next_offset:
-            cached = t.cache.one(offset)
-            if cached is not None:
-                return m.Record(cached, offset)
-        try:
-            value = await log.read(offset)
-        except (LogError, OSError) as e:
-            raise mapped(e, t.name, t.path) from None
-        return m.Record(value, offset)
+            raise OffsetOutOfRangeError.at(request.offset)
+        return m.Record(await t.read_one(request.offset), request.offset)
 
     async def consume_stream(self, request: m.ConsumeRequest) -> AsyncIterator[m.Record]:
         """Every record from the offset on, one per message, then new ones as they arrive."""

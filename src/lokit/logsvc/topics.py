@@ -50,6 +50,20 @@ class OpenTopic:
         self.cache = TailCache(budget)
         self.path = path
 
+    async def read_one(self, offset: int) -> bytes:
+        """The value at `offset`. From the tail cache when it holds `offset` within the
+        retained range, as `read` does (retention may have dropped what it still holds)."""
+        log = self.log
+        low = log.lowest_offset
+        if low is not None and low <= offset < log.next_offset:
+            cached = self.cache.one(offset)
+            if cached is not None:
+                return cached
+        try:
+            return await log.read(offset)
+        except (LogError, OSError) as e:
+            raise mapped(e, self.name, self.path) from None
+
     async def read(self, offset: int, max_records: int, max_bytes: int) -> tuple[int, list[bytes]]:
         """(offset of the first, values) from `offset`, moved up to the lowest retained
         offset; no values at the end. From the tail cache when it holds `offset`."""
