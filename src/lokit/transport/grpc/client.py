@@ -45,6 +45,7 @@ from lokit.routes import GrpcRoute
 from lokit.security.tls import ClientTLS
 from lokit.transport import address
 from lokit.transport.address import Address
+from lokit.transport.grpc.ended import Ended
 from lokit.transport.grpc.status import client_error
 
 _CHANNEL_OPTIONS: list[tuple[str, int]] = [
@@ -96,16 +97,18 @@ class CallMetadata(grpc.aio.Metadata):  # type: ignore[misc]  # grpc has no type
 
 
 class _Requests:
-    """Encodes a request stream for grpc and keeps the exception the caller's iterator raised.
+    """Encodes a request stream for grpc; keeps the exception the caller's iterator
+    raised and the status the call first ended with (`ended`).
 
     grpc.aio swallows such an exception and cancels the call; the client re-raises
     it instead of a puzzling CANCELLED.
     """
 
-    __slots__ = ("error",)
+    __slots__ = ("ended", "error")
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
+        self.ended = Ended()
 
     async def encode(self, requests: AsyncIterable[Any], codec: Codec) -> AsyncIterator[bytes]:
         encode = codec.encode_request
@@ -219,15 +222,16 @@ class GrpcClient:
         return CallMetadata(with_trace(metadata, span)), seconds, span
 
     def _failure(self, exc: BaseException, sent: _Requests, path: str) -> BaseException:
-        """What a failed call raises (`exc` is an AioRpcError or a CancelledError).
+        """What a failed streaming call raises (`exc` is an AioRpcError or a CancelledError).
 
         The exception the caller's request stream raised, if any (grpc reports it
-        as a cancellation); else the lokit error for the status; else `exc`.
+        as a cancellation); else the lokit error for the server's status (not grpc's
+        placeholder for a write it refused, `ended`); else `exc`.
         """
         if sent.error is not None:
             return sent.error
         if isinstance(exc, grpc.aio.AioRpcError):
-            return self._rpc_error(exc, path)
+            return self._rpc_error(sent.ended.settle(exc), path)
         return exc
 
     def _rpc_error(self, exc: Any, path: str) -> Error:
@@ -291,8 +295,10 @@ class GrpcClient:
         metadata, seconds, _ = self._outgoing(per_call, path)
         mc = self._callable("stream_unary", path)
         sent = _Requests()
+        call = mc(sent.encode(requests, codec), timeout=seconds, metadata=metadata)
+        sent.ended.watch(call)
         try:
-            data = await mc(sent.encode(requests, codec), timeout=seconds, metadata=metadata)
+            data = await call
         except (grpc.aio.AioRpcError, asyncio.CancelledError) as e:
             raise self._failure(e, sent, path) from None
         return codec.decode_response(data)
@@ -328,6 +334,7 @@ class GrpcClient:
             call = mc(data, timeout=seconds, metadata=metadata)
         else:
             call = mc(sent.encode(requests, codec), timeout=seconds, metadata=metadata)
+            sent.ended.watch(call)
         decode = codec.decode_response
         error: BaseException | None = None
         try:
