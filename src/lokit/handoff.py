@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 __all__ = ["Handoff"]
 
 T = TypeVar("T")
+_GET, _PUT = 0, 1  # which side waits: the consumer in `get`, the producer in `put`
 
 
 class Handoff(Generic[T]):
@@ -31,13 +32,12 @@ class Handoff(Generic[T]):
     is a RuntimeError.
     """
 
-    __slots__ = ("_getter", "_items", "_maxsize", "_putter")
+    __slots__ = ("_items", "_maxsize", "_waiting")
 
     def __init__(self, maxsize: int) -> None:
         self._items: deque[T] = deque()
         self._maxsize = maxsize if maxsize > 0 else float("inf")
-        self._getter: asyncio.Future[None] | None = None
-        self._putter: asyncio.Future[None] | None = None
+        self._waiting: list[asyncio.Future[None] | None] = [None, None]
 
     def empty(self) -> bool:
         return not self._items
@@ -48,44 +48,45 @@ class Handoff(Generic[T]):
     def put_nowait(self, item: T) -> None:
         """Add `item` now, past the bound if need be, and wake the consumer."""
         self._items.append(item)
-        getter = self._getter
-        if getter is not None:
-            self._getter = None
-            if not getter.done():
-                getter.set_result(None)
+        if self._waiting[_GET] is not None:
+            self._wake(_GET)
 
     async def put(self, item: T) -> None:
         """Add `item` once fewer than `maxsize` items are held."""
         while len(self._items) >= self._maxsize:
-            if self._putter is not None:
-                raise RuntimeError("two tasks wait in Handoff.put")
-            putter = self._putter = asyncio.get_running_loop().create_future()
-            try:
-                await putter
-            finally:
-                if self._putter is putter:  # not one a later waiter has set since
-                    self._putter = None
+            await self._wait(_PUT)
         self.put_nowait(item)
 
     def get_nowait(self) -> T:
         """The oldest item (IndexError when there is none); wakes a waiting producer."""
         item = self._items.popleft()
-        putter = self._putter
-        if putter is not None:
-            self._putter = None
-            if not putter.done():
-                putter.set_result(None)
+        if self._waiting[_PUT] is not None:
+            self._wake(_PUT)
         return item
 
     async def get(self) -> T:
         """The oldest item, once there is one."""
         while not self._items:
-            if self._getter is not None:
-                raise RuntimeError("two tasks wait in Handoff.get")
-            getter = self._getter = asyncio.get_running_loop().create_future()
-            try:
-                await getter
-            finally:
-                if self._getter is getter:  # not one a later waiter has set since
-                    self._getter = None
+            await self._wait(_GET)
         return self.get_nowait()
+
+    def _wake(self, side: int) -> None:
+        """Wake the task waiting on `side`; the waker clears the slot."""
+        waiting = self._waiting
+        fut = waiting[side]
+        waiting[side] = None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    async def _wait(self, side: int) -> None:
+        """Wait to be woken on `side`; on the way out clear the slot only if it still
+        holds this wait's future (not one a later waiter has set since)."""
+        waiting = self._waiting
+        if waiting[side] is not None:
+            raise RuntimeError(f"two tasks wait in Handoff.{'get' if side == _GET else 'put'}")
+        fut = waiting[side] = asyncio.get_running_loop().create_future()
+        try:
+            await fut
+        finally:
+            if waiting[side] is fut:
+                waiting[side] = None
