@@ -96,7 +96,7 @@ async def serve_http(addrs: list[str]) -> None:
     await task
 
 
-class _Bare(asyncio.Protocol):
+class BareHttptools(asyncio.Protocol):
     """HTTP/1.1 keep-alive on httptools: each request's JSON decoded and answered in a task."""
 
     def __init__(self) -> None:
@@ -142,7 +142,7 @@ class _Bare(asyncio.Protocol):
 async def serve_httptools(addrs: list[str]) -> None:
     loop = asyncio.get_running_loop()
     for addr in addrs:
-        await loop.create_unix_server(_Bare, addr[5:])
+        await loop.create_unix_server(BareHttptools, addr[5:])
     await _until_signal()
 
 

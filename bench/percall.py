@@ -19,19 +19,28 @@ what is measured:
   client and protocol) and `raw` (an asyncio protocol writing a fixed request
   and waiting for the answer).
 
+- case `one-loop`: whole calls over real Unix sockets, server and client on this
+  process's one loop, so no call switches between processes. Systems: `framed` (the
+  framed echo and its client: the Python floor of `bench/rpc.py`), `httptools`
+  (lokit's client to the bare httptools server of `bench/_bare_servers.py`) and
+  `lokit` (lokit's client to lokit's server, as above). The systems take turns by
+  rounds. Metrics `p50_us` (of all calls) and `cpu_us` (client and server together);
+  the ratios to `framed` are printed under the table.
+
 Metric `cpu_us`: process CPU µs per request (the median of several rounds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
-from _common import Row, median, parser, report
+from _common import Row, median, parser, percentile, report
 
 REQUEST = (
     b"POST /sum HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
@@ -87,8 +96,9 @@ def fed(protocol: Any, transport: Kept) -> Run:
     return run
 
 
-async def lokit_server(level: str, sink: TextIO) -> Run:
-    """lokit's protocol and app for addsvc, as the runtime builds them."""
+def lokit_protocol(level: str, sink: TextIO) -> Callable[[], asyncio.Protocol]:
+    """lokit's HTTP protocol and app for addsvc as the runtime builds them: a factory of
+    connections, whose request lines go to `sink` at `level`."""
     import uvicorn
     from uvicorn.server import ServerState
 
@@ -111,9 +121,17 @@ async def lokit_server(level: str, sink: TextIO) -> Run:
     config.load()
     state = ServerState()
     state.default_headers = [(b"date", b"Tue, 01 Dec 2026 12:00:00 GMT")]
-    protocol = protocol_class(
-        config=config, server_state=state, app_state={}, _loop=asyncio.get_running_loop()
-    )
+    loop = asyncio.get_running_loop()
+
+    def connection() -> asyncio.Protocol:
+        return protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
+
+    return connection
+
+
+async def lokit_server(level: str, sink: TextIO) -> Run:
+    """lokit's protocol and app for addsvc, fed requests as bytes."""
+    protocol = lokit_protocol(level, sink)()
     transport = Kept()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return fed(protocol, transport)
@@ -254,6 +272,84 @@ async def measure(n: int, rounds: int, sink: TextIO) -> list[Row]:
     return rows
 
 
+Call = Callable[[], Awaitable[object]]
+
+
+async def one_loop(n: int, rounds: int, sink: TextIO) -> list[Row]:
+    """Case `one-loop`: each system's whole calls with its server on this loop too."""
+    import _framed_echo
+    from _bare_servers import BareHttptools
+
+    import lokit
+    from lokit.examples.addsvc.contract import addsvc_contract
+
+    loop = asyncio.get_running_loop()
+    contract = addsvc_contract()
+    with tempfile.TemporaryDirectory() as scratch:
+        framed, bare = os.path.join(scratch, "framed.sock"), os.path.join(scratch, "bare.sock")
+        stem = os.path.join(scratch, "addsvc")
+        servers = [
+            await loop.create_unix_server(_framed_echo.Echo, framed),
+            await loop.create_unix_server(BareHttptools, bare),
+            await loop.create_unix_server(lokit_protocol("info", sink), stem + ".http.sock"),
+        ]
+        try:
+            async with contextlib.AsyncExitStack() as clients:
+                caller = await _framed_echo.connect(framed)
+                clients.callback(caller.close)
+                to_bare = await clients.enter_async_context(
+                    lokit.connect(contract, http=f"unix:{bare}")
+                )
+                to_lokit = await clients.enter_async_context(
+                    lokit.connect(contract, f"unix:{stem}")
+                )
+                calls: dict[str, Call] = {
+                    "framed": caller.call,
+                    "httptools": lambda: to_bare.sum(1, 2),
+                    "lokit": lambda: to_lokit.sum(1, 2),
+                }
+                measured = await in_turns(calls, n, rounds)
+        finally:
+            for server in servers:
+                server.close()
+                await server.wait_closed()
+    rows: list[Row] = []
+    for system, (p50, cpu) in measured.items():
+        rows.append(Row("one-loop", system, "p50_us", p50, "µs"))
+        rows.append(Row("one-loop", system, "cpu_us", cpu, "µs"))
+    return rows
+
+
+async def in_turns(calls: dict[str, Call], n: int, rounds: int) -> dict[str, tuple[float, float]]:
+    """Each system's call n times a round, the systems in turn (in reverse every other
+    round, so none always follows the same one). Per system: the p50 µs of all its
+    calls and the median of its rounds' CPU µs per call."""
+    for call in calls.values():
+        for _ in range(max(200, n // 5)):
+            await call()
+    latencies: dict[str, list[float]] = {s: [] for s in calls}
+    cpu: dict[str, list[float]] = {s: [] for s in calls}
+    order = list(calls)
+    for _ in range(rounds):
+        for system in order:
+            call, lat = calls[system], latencies[system]
+            c0 = time.process_time()
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await call()
+                lat.append((time.perf_counter() - t0) * 1e6)
+            cpu[system].append((time.process_time() - c0) / n * 1e6)
+        order.reverse()
+    return {s: (percentile(latencies[s], 50), median(cpu[s])) for s in calls}
+
+
+def one_loop_ratios(rows: list[Row]) -> None:
+    """Each one-loop system's p50 against the framed floor's, on the same loop."""
+    p50 = {r.system: r.value for r in rows if r.case == "one-loop" and r.metric == "p50_us"}
+    for system in ("httptools", "lokit"):
+        print(f"one-loop/{system} / one-loop/framed: {p50[system] / p50['framed']:.2f}")
+
+
 def main() -> None:
     import uvloop
 
@@ -261,7 +357,9 @@ def main() -> None:
     n, rounds = (3000, 5) if args.quick else (10000, 9)
     with open(os.devnull, "w") as sink:  # where the request lines go
         rows = uvloop.run(measure(n, rounds, sink))
+        rows += uvloop.run(one_loop(n, rounds, sink))
     report(rows, args, f"addsvc Sum, in one process: CPU per call, median of {rounds} x {n}")
+    one_loop_ratios(rows)
 
 
 if __name__ == "__main__":

@@ -174,42 +174,17 @@ async def lokit_calls(
 
 async def framed_calls(path: str, n: int) -> list[float]:
     """Sequential round trips of one Sum-request-sized frame to the framed echo."""
-    import asyncio
+    import _framed_echo
 
-    from lokit.proto import addsvc_pb2
-
-    payload = addsvc_pb2.SumRequest(a=1, b=2).SerializeToString()
-    frame = len(payload).to_bytes(4, "big") + payload
-    loop = asyncio.get_running_loop()
-
-    class Client(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.buf = bytearray()
-            self.waiter: asyncio.Future[bytes] | None = None
-
-        def data_received(self, data: bytes) -> None:
-            self.buf += data
-            if len(self.buf) >= len(frame) and self.waiter is not None:
-                self.waiter.set_result(bytes(self.buf[: len(frame)]))
-                del self.buf[: len(frame)]
-                self.waiter = None
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            if self.waiter is not None and not self.waiter.done():
-                self.waiter.set_exception(ConnectionError("framed echo closed the connection"))
-
-    transport, proto = await loop.create_unix_connection(Client, path)
+    caller = await _framed_echo.connect(path)
     out: list[float] = []
     try:
         for _ in range(n):
             t0 = time.perf_counter()
-            proto.waiter = loop.create_future()
-            transport.write(frame)
-            echoed = await proto.waiter
+            await caller.call()
             out.append(time.perf_counter() - t0)
-            assert echoed == frame
     finally:
-        transport.close()
+        caller.close()
     return out
 
 
