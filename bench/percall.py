@@ -18,7 +18,6 @@ what is measured:
   `lokit` (`lokit.connect(addsvc_contract(), "unix:STEM")`, lokit's default
   client and protocol) and `raw` (an asyncio protocol writing a fixed request
   and waiting for the answer).
-
 - case `one-loop`: whole calls over real Unix sockets, server and client on this
   process's one loop, so no call switches between processes. Systems: `framed` (the
   framed echo and its client: the Python floor of `bench/rpc.py`), `httptools`
