@@ -11,8 +11,9 @@ what is measured:
   protocol and app as `lokit serve` builds them: the listener limits, the direct
   path, the request context, the request log line (logfmt, to /dev/null), RED
   metrics; tracing off), `lokit, no request line` (the same at log level
-  warning) and `httptools` (a bare httptools protocol that decodes the body with
-  orjson in a task and answers a fixed response: the floor of this harness).
+  warning) and `httptools` (the bare httptools server of `bench/_bare_servers.py`,
+  which decodes the body with orjson in a task and answers it: the floor of this
+  harness).
 - case `http-client`: `sum(1, 2)` over a real Unix socket to a responder in
   this process that answers every request with a fixed response. Systems:
   `lokit` (`lokit.connect(addsvc_contract(), "unix:STEM")`, lokit's default
@@ -137,39 +138,14 @@ async def lokit_server(level: str, sink: TextIO) -> Run:
 
 
 async def httptools_server() -> Run:
-    """The harness's floor: parse, decode in a task, answer a fixed response."""
-    import httptools
-    import orjson
+    """The harness's floor: the bare httptools server of `bench/_bare_servers.py`, fed
+    requests as bytes."""
+    from _bare_servers import BareHttptools
 
-    loop = asyncio.get_running_loop()
+    protocol = BareHttptools()
     transport = Kept()
-    tasks: set[asyncio.Task[None]] = set()
-
-    class Bare:
-        def __init__(self) -> None:
-            self.parser = httptools.HttpRequestParser(self)
-            self.headers: list[tuple[bytes, bytes]] = []
-            self.body = b""
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self.headers.append((name.lower(), value))
-
-        def on_body(self, body: bytes) -> None:
-            self.body = body
-
-        def on_message_complete(self) -> None:
-            task = loop.create_task(self.answer(self.body))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-
-        async def answer(self, body: bytes) -> None:
-            orjson.loads(body)
-            transport.write(ANSWER)
-
-        def data_received(self, data: bytes) -> None:
-            self.parser.feed_data(data)
-
-    return fed(Bare(), transport)
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return fed(protocol, transport)
 
 
 async def lokit_client(stem: str) -> tuple[Run, Callable[[], Awaitable[None]]]:
