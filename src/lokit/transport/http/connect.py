@@ -62,9 +62,9 @@ from lokit.transport.http.exchange import (
     client_error,
     stopping,
 )
-from lokit.transport.http.peer import NO_PEER, PEER_KEY
 from lokit.transport.http.wire import ERROR_HEADER
 from lokit.transport.limits import BodyPacer, BodyTooLarge
+from lokit.transport.peer import NO_PEER, PEER_KEY
 from lokit.types import Receive, Scope, Send
 
 __all__ = [

@@ -32,10 +32,10 @@ from typing import Any, Protocol
 
 from lokit import context
 from lokit.transport.http.exchange import Exchange, Headers
-from lokit.transport.http.peer import PEER_KEY
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import JSON_TYPE
 from lokit.transport.limits import BodyPacer
+from lokit.transport.peer import PEER_KEY
 
 __all__ = ["NOTED", "Connection", "DirectExchange", "direct_routes", "response"]
 

@@ -34,10 +34,10 @@ import orjson
 from lokit import context, errors
 from lokit.codec import malformed
 from lokit.routes import HttpInput
-from lokit.transport.http.peer import NO_PEER, PEER_KEY
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import ERROR_HEADER, JSON_TYPE, error_body
 from lokit.transport.limits import HTTP_REFUSED, PACE_FREE_BYTES, BodyPacer, BodyTooLarge
+from lokit.transport.peer import NO_PEER, PEER_KEY
 from lokit.types import Receive, Scope, Send
 
 __all__ = [

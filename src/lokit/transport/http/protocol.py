@@ -28,7 +28,7 @@ one turn of the loop leave as one, and a complete response at once.
 With lokit's app, unary routes that need nothing of ASGI are answered
 straight from the parser's callbacks (`direct`).
 
-It also works out, once per connection, who is calling (`peer.connection_peer`:
+It also works out, once per connection, who is calling (`transport.peer.connection_peer`:
 the verified client certificate's CN, or the Unix peer's user from
 SO_PEERCRED) and hands it to every request of the connection in its scope
 (`exchange.PEER_KEY`).
@@ -57,7 +57,6 @@ from lokit.transport.http.direct import (
     TRANSFER_ENCODING,
     DirectExchange,
 )
-from lokit.transport.http.peer import PEER_KEY, connection_peer
 from lokit.transport.http.wire import ERROR_HEADER, error_body
 from lokit.transport.limits import (
     CONNECTIONS_OPEN,
@@ -68,6 +67,7 @@ from lokit.transport.limits import (
     BodyTooLarge,
     Limits,
 )
+from lokit.transport.peer import PEER_KEY, connection_peer
 
 if TYPE_CHECKING:
     from lokit.transport.http.app import HttpApp

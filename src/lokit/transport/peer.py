@@ -1,4 +1,4 @@
-"""Who is at the other end of an HTTP connection: its authenticated `Caller`, once per connection.
+"""Who is at the other end of a connection (HTTP or frames): its authenticated `Caller`.
 
 - `cert`: the common name of the client certificate the TLS handshake verified
   (mTLS, on TCP or a Unix socket); `ssl.SSLObject.getpeercert()` returns a

@@ -1,0 +1,112 @@
+"""lokit frames: the wire between lokit services on one box, shared by server and client.
+
+A Unix socket `STEM.frames.sock` beside `STEM.http.sock` speaks it. The client
+opens with `PREFACE`; then each side sends frames, each a 4-byte big-endian
+length and that many bytes of one msgpack array:
+
+- a request: `[id, method, request_id, timeout_ms, caller_hint, trace, body]`,
+  `method` the RPC name (`Sum`), `timeout_ms` an integer or nil, `caller_hint`
+  a string or nil, `trace` a map of W3C trace headers or nil, `body` the
+  request as the method's HTTP route encodes it (bin);
+- an answer: `[id, code, body, error_name, retry_after]`, `code` 0 with the
+  encoded response in `body`, else the error's code (`lokit.errors.Code`), its
+  message (UTF-8) in `body`, its class name (`lokit.NotFound`) and the seconds a
+  client should wait before retrying (or nil).
+
+Requests on one connection are independent: the server answers each as it
+finishes, by `id`, so one connection carries many calls at once. An answer
+with id 0 is about the connection itself (a malformed frame, a frame over the
+size limit): the server closes the connection after it.
+
+Why not HTTP/1.1 or gRPC: a Python HTTP/1.1 exchange costs a parser callback
+per header at both ends and gRPC's per-call machinery costs more still; one
+length-prefixed msgpack frame each way is decoded by one C call (msgspec), so a
+local call costs little more than the Python floor (README: "Calling between
+lokit services"). The protocol is lokit's own and local only: HTTP and gRPC
+stay for every other client, and streams go over HTTP.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import msgspec
+
+__all__ = [
+    "ANSWER_OVERHEAD",
+    "CONNECTION",
+    "MALFORMED",
+    "PREFACE",
+    "Answer",
+    "Reply",
+    "Request",
+    "decode_answer",
+    "decode_request",
+    "encode_answer",
+    "encode_request",
+    "not_frames",
+]
+
+PREFACE = b"LOKIT-FRAMES/1\r\n"
+LENGTH = struct.Struct("!I")
+CONNECTION = 0  # the id of an answer about the connection, not a request
+# Room a frame may take beyond its body: the id, method, request id, trace, error name.
+ANSWER_OVERHEAD = 64 * 1024
+
+Request = tuple[int, str, str, int | None, str | None, dict[str, str] | None, bytes]
+Answer = tuple[int, int, bytes, str | None, float | None]
+Reply = tuple[int, bytes, str | None, float | None]  # an answer without its id, as a call sees it
+
+_encoder = msgspec.msgpack.Encoder()
+_requests = msgspec.msgpack.Decoder(Request)
+_answers = msgspec.msgpack.Decoder(Answer)
+_pack = LENGTH.pack
+
+MALFORMED = msgspec.DecodeError  # what the decoders raise for a frame that is not one
+
+
+def encode_request(
+    rid: int,
+    method: str,
+    request_id: str,
+    timeout_ms: int | None,
+    hint: str | None,
+    trace: dict[str, str] | None,
+    body: bytes,
+) -> bytes:
+    """One request frame, its length first."""
+    payload = _encoder.encode((rid, method, request_id, timeout_ms, hint, trace, body))
+    return _pack(len(payload)) + payload
+
+
+def encode_answer(
+    rid: int, code: int, body: bytes, name: str | None = None, retry_after: float | None = None
+) -> bytes:
+    """One answer frame, its length first."""
+    payload = _encoder.encode((rid, code, body, name, retry_after))
+    return _pack(len(payload)) + payload
+
+
+def decode_request(payload: bytes | memoryview) -> Request:
+    """A request frame's fields (`Request`); MALFORMED when it is not one."""
+    request: Request = _requests.decode(payload)
+    return request
+
+
+def decode_answer(payload: bytes | memoryview) -> Answer:
+    """An answer frame's fields (`Answer`); MALFORMED when it is not one."""
+    answer: Answer = _answers.decode(payload)
+    return answer
+
+
+def not_frames(http_beside: str) -> bytes:
+    """What a client that does not open with `PREFACE` gets (curl, a browser, nc) before
+    the connection closes: an HTTP/1.1 400 naming the protocol, readable as plain text."""
+    text = (
+        "this socket speaks lokit frames (lokit's own client between services);"
+        f" call HTTP at {http_beside} instead\n"
+    ).encode()
+    return (
+        b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(text), text)
+    )
