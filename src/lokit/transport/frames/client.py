@@ -38,6 +38,9 @@ KEEP_ALIVE_SECONDS = 30.0
 
 _trace = tracing.STATE  # `_trace.tracer is None`: tracing is off
 _LENGTH = wire.LENGTH.size
+# The wire's codecs, bound here for the per-call path.
+_unpack_length, _pack_length = wire.LENGTH.unpack_from, wire.LENGTH.pack
+_decode_answer, _encode = wire.ANSWERS.decode, wire.ENCODER.encode
 
 
 def serves(route: HttpRoute) -> bool:
@@ -77,22 +80,21 @@ class _Connection(asyncio.Protocol):
     ) -> tuple[int, asyncio.Future[wire.Reply]]:
         self._next = rid = self._next + 1
         waiter = self.pending[rid] = self.loop.create_future()
-        self.transport.write(
-            wire.encode_request(rid, method, request_id, timeout_ms, hint, trace, body)
-        )
+        payload = _encode((rid, method, request_id, timeout_ms, hint, trace, body))
+        self.transport.write(_pack_length(len(payload)) + payload)
         return rid, waiter
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
         if not buf and len(data) >= _LENGTH:  # most answers: one frame, whole
-            (size,) = wire.LENGTH.unpack_from(data)
+            (size,) = _unpack_length(data)
             if len(data) == _LENGTH + size:
                 self._answer(memoryview(data)[_LENGTH:])
                 return
         buf += data
         start, end = 0, len(buf)
         while end - start >= _LENGTH:
-            (size,) = wire.LENGTH.unpack_from(buf, start)
+            (size,) = _unpack_length(buf, start)
             if end - start - _LENGTH < size:
                 break
             begin = start + _LENGTH
@@ -104,7 +106,7 @@ class _Connection(asyncio.Protocol):
 
     def _answer(self, payload: bytes | memoryview) -> None:
         try:
-            rid, code, body, name, retry_after = wire.decode_answer(payload)
+            rid, code, body, name, retry_after = _decode_answer(payload)
         except wire.MALFORMED as e:
             self.fail(errors.Internal(f"the server sent a malformed answer frame: {e}"))
             return
@@ -158,27 +160,17 @@ class FramesClient:
         request: Any,
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (also sent on as the deadline)
+        trace: dict[str, str] | None = None,
     ) -> Any:
-        """Send one request for `route`'s method and return its decoded response."""
-        body = route.codec.encode_request(request)
-        name = route.method.name
-        if _trace.tracer is None:
-            code, data, err, retry_after = await self._call(name, body, timeout, None)
-        else:
-            with tracing.client_span(f"frames {name}"):
-                carrier: dict[str, str] = {}
-                propagation.inject(carrier)
-                code, data, err, retry_after = await self._call(name, body, timeout, carrier)
-        if code:
-            error = errors.rebuild(code, data.decode("utf-8", "replace"), err)
-            error.retry_after = retry_after
-            raise error
-        return route.codec.decode_response(data)
+        """Send one request for `route`'s method and return its decoded response.
 
-    async def _call(
-        self, method: str, body: bytes, per_call: float | None, trace: dict[str, str] | None
-    ) -> wire.Reply:
-        pairs, seconds = context.outgoing_metadata(per_call, self._timeout, method, self._label)
+        With tracing on, the call is a CLIENT span whose context travels as `trace`.
+        """
+        if trace is None and _trace.tracer is not None:
+            return await self._traced(route, request, timeout)
+        name = route.method.name
+        body = route.codec.encode_request(request)
+        pairs, seconds = context.outgoing_metadata(timeout, self._timeout, name, self._label)
         request_id, timeout_ms, hint = pairs[0][1], None, None
         for key, value in pairs[1:]:
             if key == context.TIMEOUT_HEADER:
@@ -189,26 +181,38 @@ class FramesClient:
         if (
             conn is None
             or conn.closed
-            or conn.loop is not asyncio.get_running_loop()
+            or not conn.loop.is_running()
             or (not conn.pending and conn.loop.time() - conn.used > KEEP_ALIVE_SECONDS)
         ):
             conn = await self._dial(seconds)
-        rid, waiter = conn.send(method, request_id, timeout_ms, hint, trace, body)
+        rid, waiter = conn.send(name, request_id, timeout_ms, hint, trace, body)
         try:
             if seconds is None:
-                return await waiter
-            async with asyncio.timeout(seconds):
-                return await waiter
+                code, data, err, retry_after = await waiter
+            else:
+                async with asyncio.timeout(seconds):
+                    code, data, err, retry_after = await waiter
         except _Closed:
             raise errors.Unavailable(
-                f"{self._label} is unavailable: the connection closed before {method} was answered"
+                f"{self._label} is unavailable: the connection closed before {name} was answered"
             ) from None
         except TimeoutError:
             raise errors.DeadlineExceeded(
-                f"{method} at {self._label} did not answer within {seconds:g}s"
+                f"{name} at {self._label} did not answer within {seconds:g}s"
             ) from None
         finally:
             conn.pending.pop(rid, None)
+        if code:
+            error = errors.rebuild(code, data.decode("utf-8", "replace"), err)
+            error.retry_after = retry_after
+            raise error
+        return route.codec.decode_response(data)
+
+    async def _traced(self, route: HttpRoute, request: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
+        with tracing.client_span(f"frames {route.method.name}"):
+            carrier: dict[str, str] = {}
+            propagation.inject(carrier)
+            return await self.unary(route, request, timeout=timeout, trace=carrier)
 
     async def _dial(self, seconds: float | None) -> _Connection:
         """The connection to use: a new one, or the one another call is dialing."""

@@ -51,6 +51,9 @@ __all__ = ["FramesServer"]
 _log = get_logger("lokit")
 _LENGTH = wire.LENGTH.size
 _PREFACE = len(wire.PREFACE)
+# The wire's codecs, bound here for the per-request path.
+_unpack_length, _pack_length = wire.LENGTH.unpack_from, wire.LENGTH.pack
+_decode_request, _encode = wire.REQUESTS.decode, wire.ENCODER.encode
 
 
 class _Target:
@@ -120,7 +123,7 @@ class _Connection(asyncio.Protocol):
         self._greeted = False
         self._closed = False
         self._paused = False
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks: dict[int, asyncio.Task[None]] = {}  # by request id
         self._peer: tuple[Any, str] = (None, "")
         self.since: float | None = None  # waiting for the preface, or idle, since
         self.count = 0  # requests so far (the sweep's sign of activity)
@@ -148,11 +151,16 @@ class _Connection(asyncio.Protocol):
         if self in self._listener.connections:
             self._listener.connections.discard(self)
             self._listener.gauge.dec()
-        for task in self.tasks:
+        for task in self.tasks.values():
             task.cancel()  # nobody is left to answer
 
     def data_received(self, data: bytes) -> None:
         buf = self._buf
+        if not buf and self._greeted and len(data) > _LENGTH:  # most requests: one frame, whole
+            (size,) = _unpack_length(data)
+            if len(data) == _LENGTH + size and size <= self._serving.max_frame:
+                self._request(memoryview(data)[_LENGTH:])
+                return
         buf += data
         if not self._greeted:
             if len(buf) < _PREFACE:
@@ -168,7 +176,7 @@ class _Connection(asyncio.Protocol):
         end = len(buf)
         max_frame = self._serving.max_frame
         while end - start >= _LENGTH:
-            (size,) = wire.LENGTH.unpack_from(buf, start)
+            (size,) = _unpack_length(buf, start)
             if size > max_frame:
                 self._fail(
                     errors.ResourceExhausted(
@@ -186,21 +194,22 @@ class _Connection(asyncio.Protocol):
 
     # --- requests ----------------------------------------------------------------------
 
-    def _request(self, payload: bytes) -> bool:
+    def _request(self, payload: bytes | memoryview) -> bool:
         try:
-            rid, method, request_id, timeout_ms, hint, trace, body = wire.decode_request(payload)
+            rid, method, request_id, timeout_ms, hint, trace, body = _decode_request(payload)
         except wire.MALFORMED as e:
             self._fail(errors.InvalidArgument(f"malformed request frame: {e}"))
             return False
         if rid == wire.CONNECTION:
             self._fail(errors.InvalidArgument("a request frame must not use id 0"))
             return False
+        if rid in self.tasks:
+            self._fail(errors.InvalidArgument(f"request id {rid} is already in flight"))
+            return False
         self.count += 1
-        task = self._loop.create_task(
+        self.tasks[rid] = self._loop.create_task(
             self._serve(rid, method, request_id, timeout_ms, hint, trace, body)
         )
-        task.add_done_callback(self._done)
-        self.tasks.add(task)
         self.since = None
         if len(self.tasks) >= self._serving.limits.max_streams and not self._paused:
             self._paused = True
@@ -217,52 +226,56 @@ class _Connection(asyncio.Protocol):
         trace: Mapping[str, str] | None,
         body: bytes,
     ) -> None:
-        serving = self._serving
-        target = serving.targets.get(method)
-        if target is None:
-            why = serving.unknown.get(method) or f"{serving.service} has no method {method}"
-            self._answer_error(rid, errors.Unimplemented(why))
-            return
-        caller, anonymous = self._peer
-        ctx, bad = context.incoming(
-            serving.service,
-            method,
-            "frames",
-            request_id,
-            None if timeout_ms is None else str(timeout_ms),
-            hint,
-            peer=caller,
-            anonymous=anonymous or context.NO_TRANSPORT_SECURITY,
-        )
-        token = context.set_current(ctx)
-        trace_token = None if trace is None else propagation.extract_and_attach(trace)
         try:
-            call = serving.observer.start(ctx)
+            serving = self._serving
+            target = serving.targets.get(method)
+            if target is None:
+                why = serving.unknown.get(method) or f"{serving.service} has no method {method}"
+                self._answer_error(rid, errors.Unimplemented(why))
+                return
+            caller, anonymous = self._peer
+            ctx, bad = context.incoming(
+                serving.service,
+                method,
+                "frames",
+                request_id,
+                None if timeout_ms is None else str(timeout_ms),
+                hint,
+                peer=caller,
+                anonymous=anonymous or context.NO_TRANSPORT_SECURITY,
+            )
+            token = context.set_current(ctx)
+            trace_token = None if trace is None else propagation.extract_and_attach(trace)
             try:
-                if bad is not None:
-                    raise bad
-                request = target.codec.decode_request(body)
-                deadline = ctx.deadline
-                if deadline is None:
-                    response = await target.endpoint(request)
-                else:
-                    response = await within(target.endpoint, request, deadline)
-                out = target.codec.encode_response(response)
-            except (Exception, asyncio.CancelledError) as exc:
-                failure = _stopping(exc)
-                if not self._closed:
-                    self._answer_error(rid, failure, target.codec, ctx.request_id)
-                call.finish(failure)
-                return
-            if self._closed:
-                call.finish(errors.Cancelled("the client disconnected"))
-                return
-            self._transport.write(wire.encode_answer(rid, 0, out))
-            call.finish(None)
+                call = serving.observer.start(ctx)
+                try:
+                    if bad is not None:
+                        raise bad
+                    request = target.codec.decode_request(body)
+                    deadline = ctx.deadline
+                    if deadline is None:
+                        response = await target.endpoint(request)
+                    else:
+                        response = await within(target.endpoint, request, deadline)
+                    out = target.codec.encode_response(response)
+                except (Exception, asyncio.CancelledError) as exc:
+                    failure = _stopping(exc)
+                    if not self._closed:
+                        self._answer_error(rid, failure, target.codec, ctx.request_id)
+                    call.finish(failure)
+                    return
+                if self._closed:
+                    call.finish(errors.Cancelled("the client disconnected"))
+                    return
+                answer = _encode((rid, 0, out, None, None))
+                self._transport.write(_pack_length(len(answer)) + answer)
+                call.finish(None)
+            finally:
+                if trace_token is not None:
+                    propagation.detach(trace_token)
+                context.reset(token)
         finally:
-            if trace_token is not None:
-                propagation.detach(trace_token)
-            context.reset(token)
+            self._finished(rid)
 
     def _answer_error(
         self, rid: int, exc: BaseException, codec: Any = None, request_id: str = ""
@@ -281,8 +294,8 @@ class _Connection(asyncio.Protocol):
             )
         )
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self.tasks.discard(task)
+    def _finished(self, rid: int) -> None:
+        self.tasks.pop(rid, None)
         if not self.tasks:
             self.since = self._loop.time()
         if self._paused and len(self.tasks) < self._serving.limits.max_streams:
@@ -423,7 +436,7 @@ class FramesServer:
             return
         for _, server, _ in servers:
             server.close()
-        tasks = {t for _, _, lst in servers for c in lst.connections for t in c.tasks}
+        tasks = {t for _, _, lst in servers for c in lst.connections for t in c.tasks.values()}
         if tasks:
             _, late = await asyncio.wait(tasks, timeout=self._graceful_timeout)
             for task in late:

@@ -33,17 +33,19 @@ import struct
 import msgspec
 
 __all__ = [
+    "ANSWERS",
     "ANSWER_OVERHEAD",
     "CONNECTION",
+    "ENCODER",
     "MALFORMED",
     "PREFACE",
+    "REQUESTS",
     "Answer",
     "Reply",
     "Request",
     "decode_answer",
     "decode_request",
     "encode_answer",
-    "encode_request",
     "not_frames",
 ]
 
@@ -57,45 +59,31 @@ Request = tuple[int, str, str, int | None, str | None, dict[str, str] | None, by
 Answer = tuple[int, int, bytes, str | None, float | None]
 Reply = tuple[int, bytes, str | None, float | None]  # an answer without its id, as a call sees it
 
-_encoder = msgspec.msgpack.Encoder()
-_requests = msgspec.msgpack.Decoder(Request)
-_answers = msgspec.msgpack.Decoder(Answer)
+ENCODER = msgspec.msgpack.Encoder()
+REQUESTS = msgspec.msgpack.Decoder(Request)
+ANSWERS = msgspec.msgpack.Decoder(Answer)
 _pack = LENGTH.pack
 
 MALFORMED = msgspec.DecodeError  # what the decoders raise for a frame that is not one
-
-
-def encode_request(
-    rid: int,
-    method: str,
-    request_id: str,
-    timeout_ms: int | None,
-    hint: str | None,
-    trace: dict[str, str] | None,
-    body: bytes,
-) -> bytes:
-    """One request frame, its length first."""
-    payload = _encoder.encode((rid, method, request_id, timeout_ms, hint, trace, body))
-    return _pack(len(payload)) + payload
 
 
 def encode_answer(
     rid: int, code: int, body: bytes, name: str | None = None, retry_after: float | None = None
 ) -> bytes:
     """One answer frame, its length first."""
-    payload = _encoder.encode((rid, code, body, name, retry_after))
+    payload = ENCODER.encode((rid, code, body, name, retry_after))
     return _pack(len(payload)) + payload
 
 
 def decode_request(payload: bytes | memoryview) -> Request:
     """A request frame's fields (`Request`); MALFORMED when it is not one."""
-    request: Request = _requests.decode(payload)
+    request: Request = REQUESTS.decode(payload)
     return request
 
 
 def decode_answer(payload: bytes | memoryview) -> Answer:
     """An answer frame's fields (`Answer`); MALFORMED when it is not one."""
-    answer: Answer = _answers.decode(payload)
+    answer: Answer = ANSWERS.decode(payload)
     return answer
 
 
