@@ -22,8 +22,10 @@ what is measured:
 - case `one-loop`: whole calls over real Unix sockets, server and client on this
   process's one loop, so no call switches between processes. Systems: `framed` (the
   framed echo and its client: the Python floor of `bench/rpc.py`), `httptools`
-  (lokit's client to the bare httptools server of `bench/_bare_servers.py`) and
-  `lokit` (lokit's client to lokit's server, as above). The systems take turns by
+  (lokit's client to the bare httptools server of `bench/_bare_servers.py`),
+  `lokit` (lokit's client to lokit's HTTP server, as above, `http=`) and `frames`
+  (`lokit.connect` with a stem only, lokit's default: lokit frames to lokit's frames
+  server, with the same request line, metrics and context). The systems take turns by
   rounds. Metrics `p50_us` (of all calls) and `cpu_us` (client and server together);
   the ratios to `framed` are printed under the table.
 
@@ -257,9 +259,16 @@ async def one_loop(n: int, rounds: int, sink: TextIO) -> list[Row]:
 
     import lokit
     from lokit.examples.addsvc.contract import addsvc_contract
+    from lokit.examples.addsvc.service import AddService
+    from lokit.observability.request import RequestObserver
+    from lokit.service import define
+    from lokit.transport.address import parse
+    from lokit.transport.frames.server import FramesServer
 
     loop = asyncio.get_running_loop()
     contract = addsvc_contract()
+    service = define(contract, AddService())
+    frames = FramesServer(service, RequestObserver(service.name))
     with tempfile.TemporaryDirectory() as scratch:
         framed, bare = os.path.join(scratch, "framed.sock"), os.path.join(scratch, "bare.sock")
         stem = os.path.join(scratch, "addsvc")
@@ -268,6 +277,7 @@ async def one_loop(n: int, rounds: int, sink: TextIO) -> list[Row]:
             await loop.create_unix_server(BareHttptools, bare),
             await loop.create_unix_server(lokit_protocol("info", sink), stem + ".http.sock"),
         ]
+        await frames.start([parse(f"unix:{stem}.frames.sock")])
         try:
             async with contextlib.AsyncExitStack() as clients:
                 caller = await _framed_echo.connect(framed)
@@ -276,15 +286,20 @@ async def one_loop(n: int, rounds: int, sink: TextIO) -> list[Row]:
                     lokit.connect(contract, http=f"unix:{bare}")
                 )
                 to_lokit = await clients.enter_async_context(
+                    lokit.connect(contract, http=f"unix:{stem}.http.sock")
+                )
+                to_frames = await clients.enter_async_context(
                     lokit.connect(contract, f"unix:{stem}")
                 )
                 calls: dict[str, Call] = {
                     "framed": caller.call,
                     "httptools": lambda: to_bare.sum(1, 2),
                     "lokit": lambda: to_lokit.sum(1, 2),
+                    "frames": lambda: to_frames.sum(1, 2),
                 }
                 measured = await in_turns(calls, n, rounds)
         finally:
+            await frames.stop()
             for server in servers:
                 server.close()
                 await server.wait_closed()
@@ -321,7 +336,7 @@ async def in_turns(calls: dict[str, Call], n: int, rounds: int) -> dict[str, tup
 def one_loop_ratios(rows: list[Row]) -> None:
     """Each one-loop system's p50 against the framed floor's, on the same loop."""
     p50 = {r.system: r.value for r in rows if r.case == "one-loop" and r.metric == "p50_us"}
-    for system in ("httptools", "lokit"):
+    for system in ("httptools", "lokit", "frames"):
         print(f"one-loop/{system} / one-loop/framed: {p50[system] / p50['framed']:.2f}")
 
 

@@ -22,8 +22,10 @@ server). Case `floor-uds`, system `framed`: the Python floor, a uvloop
 length-prefixed echo over a Unix socket (bench/_framed_echo.py) of a payload the
 size of addsvc's Sum request. Case `local-uds`, system `lokit`: `lokit.connect`
 to a lokit Sum over a Unix socket with lokit's default client and protocol (an
-address only, `unix:STEM`, where the server listens on `STEM.grpc.sock` and
-`STEM.http.sock`: `lokit.dialing` picks HTTP). These two are measured with the
+address only, `unix:STEM`, where the server listens on `STEM.grpc.sock`,
+`STEM.http.sock` and `STEM.frames.sock`: `lokit.dialing` picks lokit frames), and
+system `lokit-http` the same calls over HTTP (`http=unix:STEM.http.sock`, the
+default before frames). These two are measured with the
 servers pinned to the client's core (the rows' `p50_us`) and to another core
 (`p50_us_cross_core`), because the kernel keeps whichever placement a server
 starts with (`measure_local`). Beside them, case `local-uds` has systems `uvicorn`
@@ -342,6 +344,10 @@ def _measure_local(
             procs["lokit"].pid,
             functools.partial(lokit_calls, addr, cwd, timeout=DEADLINE_SECONDS),
         ),
+        "lokit-http": (
+            procs["lokit"].pid,
+            functools.partial(lokit_calls, addr + ".http.sock", cwd, protocol="http"),
+        ),
     }
     for bare in BARE_LOCAL:  # lokit's client to bare servers: what the server stack costs
         where = f"unix:run/local-{bare}.http.sock"
@@ -400,6 +406,9 @@ def ratios(rows: list[Row]) -> None:
         if ("local-uds", bare) in p50:
             ratio = p50[("local-uds", bare)] / p50[("floor-uds", "framed")]
             print(f"local-uds/{bare} / floor-uds/framed (a bare server): {ratio:.2f}")
+    if ("local-uds", "lokit-http") in p50:
+        ratio = p50[("local-uds", "lokit-http")] / p50[("floor-uds", "framed")]
+        print(f"local-uds/lokit-http / floor-uds/framed (lokit to lokit over HTTP): {ratio:.2f}")
     if ("local-uds", "lokit-deadline") in p50:
         ratio = p50[("local-uds", "lokit-deadline")] / p50[("local-uds", "lokit")]
         print(f"local-uds/lokit-deadline / local-uds/lokit (what a deadline costs): {ratio:.2f}")
@@ -422,7 +431,7 @@ def main() -> None:
         for placement, local in measure_local(n, warmup, blocks, cwd).items():
             suffix = "" if placement == "same" else "_cross_core"
             local_rows = [("floor-uds", "framed"), ("local-uds", "lokit")]
-            local_rows += [("local-uds", "lokit-deadline")]
+            local_rows += [("local-uds", "lokit-deadline"), ("local-uds", "lokit-http")]
             local_rows += [("local-uds", bare) for bare in BARE_LOCAL]
             for case, system in local_rows:
                 rows += call_rows(case, system, local[system], suffix)

@@ -169,7 +169,7 @@ def test_dependencies_point_inward() -> None:
 def test_the_check_sees_what_it_should() -> None:
     """A sanity check on the graph: known edges, including one inside a function."""
     assert "lokit.errors" in GRAPH["lokit.examples.addsvc.service"]
-    assert "lokit.transport.grpc.client" in GRAPH["lokit.client"]  # imported inside connect()
+    assert "lokit.transport.grpc.client" in GRAPH["lokit.dialing"]  # inside instance_client()
     assert "lokit.cli.script" in GRAPH["lokit"]  # the lazy `main`
     assert "lokit.commitlog.errors" in GRAPH["lokit.commitlog.log"]  # a relative import
     assert _violation("lokit.derive", "lokit.transport.grpc.client")

@@ -1,7 +1,8 @@
 """A client over every instance discovery finds: one transport each, balanced, retried, broken.
 
 `lokit.connect` uses it when an address names more than one instance (`A,B`,
-`dir:PATH`, `srv:NAME`, `serf:SERVICE`). Go kit's client side, composed once
+`dir:PATH`, `srv:NAME`, `serf:SERVICE`), with one `dialing.instance_client` per
+instance. Go kit's client side, composed once
 for every method of a contract:
 
     discovery (lokit.sd instancer) -> endpointer cache (one transport per instance)
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from lokit import lb
 from lokit.circuitbreaker import Breaker
 from lokit.circuitbreaker import middleware as breaker_middleware
 from lokit.contract import Contract
+from lokit.dialing import Kind, instance_client
 from lokit.endpoint import Endpoint, Method
 from lokit.endpoint import Kind as CallKind
 from lokit.routes import GrpcRoute, HttpRoute
@@ -34,8 +36,6 @@ if TYPE_CHECKING:
     from lokit.security.tls import ClientTLS
 
 __all__ = ["BalancedTransport", "Member"]
-
-Kind = Literal["grpc", "http"]
 
 
 class Member:
@@ -51,18 +51,6 @@ class Member:
         self.breaker = Breaker(target, address)
 
 
-def _transport(
-    kind: Kind, address: str, spec: Contract[Any], timeout: float | None, tls: ClientTLS | None
-) -> Any:
-    if kind == "grpc":
-        from lokit.transport.grpc.client import GrpcClient
-
-        return GrpcClient(address, timeout=timeout, name=spec.name, tls=tls)
-    from lokit.transport.http.client import HttpClient
-
-    return HttpClient(address, timeout=timeout, tls=tls)
-
-
 class BalancedTransport:
     """The instances behind one discovery address, as `lokit.connect` endpoints."""
 
@@ -76,8 +64,10 @@ class BalancedTransport:
         balancer: str = "p2c",
         max_attempts: int = 3,
         tls: ClientTLS | None = None,
+        frames: bool = False,
     ) -> None:
         self.target = instancer.target
+        self._frames = frames
         self._instancer = instancer
         self._spec = spec
         self._kind = kind
@@ -92,8 +82,10 @@ class BalancedTransport:
         self._started: asyncio.Task[None] | None = None
 
     def _member(self, address: str) -> Member:
-        transport = _transport(self._kind, address, self._spec, self._timeout, self._tls)
-        return Member(address, transport, transport.endpoints(self._routes), self.target)
+        transport, endpoints, _ = instance_client(
+            self._kind, address, self._spec, self._timeout, self._tls, self._frames
+        )
+        return Member(address, transport, endpoints, self.target)
 
     async def _start(self) -> None:
         if self._started is None:

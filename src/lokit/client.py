@@ -4,9 +4,10 @@
         await g.greet("ada")                    # unary
         async for n in g.countdown(3): ...      # streams too
 
-With only an address, lokit picks the protocol: HTTP on a lokit service's Unix
-socket (the fastest local call), gRPC for everything else (`lokit.dialing`);
-`grpc=` or `http=` names it instead.
+With only an address, lokit picks the protocol: on a lokit service's Unix
+socket, lokit frames for unary methods and HTTP for streams (the fastest local
+calls), gRPC for everything else (`lokit.dialing`); `grpc=` or `http=` names it
+instead.
 
 Go kit's endpoint `Set` implements the service interface so callers use a
 remote service like a local one; a `Connection` does the same from the
@@ -44,7 +45,8 @@ class _Transport(Protocol):
 class Connection(Generic[T]):
     """A remote service: its methods as attributes (or on `.service`); close it when done.
 
-    `protocol` ("grpc" or "http") and `address` say what it calls.
+    `protocol` ("grpc", "http" or "frames": unary methods over frames, streams over
+    HTTP) and `address` say what it calls.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ def connect(
 
         tls = ClientTLS.from_env()
     kind: Literal["grpc", "http"]
+    frames = False  # may unary calls go over lokit frames (the protocol left to lokit)
     if grpc is not None:
         kind, addr = "grpc", grpc
     elif http is not None:
@@ -159,31 +162,36 @@ def connect(
         from lokit.dialing import choose
 
         kind, addr = choose(spec, address)
+        frames = kind == "http" and (tls is None or not tls.applies_to(True))
+    from lokit.dialing import instance_client
+
     instancer = instancer_for(addr, kind)
     transport: Any
+    beside: str | None = None
     if instancer is not None:
         from lokit.balanced import BalancedTransport
 
         transport = BalancedTransport(
-            instancer, spec, kind, timeout=timeout, balancer=lb, max_attempts=retries, tls=tls
+            instancer,
+            spec,
+            kind,
+            timeout=timeout,
+            balancer=lb,
+            max_attempts=retries,
+            tls=tls,
+            frames=frames,
         )
         raw = transport.endpoints()
-    elif kind == "grpc":
-        from lokit.transport.grpc.client import GrpcClient
-
-        transport = GrpcClient(addr, timeout=timeout, name=spec.name, tls=tls)
-        raw = transport.endpoints(list(spec.grpc))
     else:
-        from lokit.transport.http.client import HttpClient
-
-        transport = HttpClient(addr, timeout=timeout, tls=tls)
-        raw = transport.endpoints(list(spec.http))
+        transport, raw, beside = instance_client(kind, addr, spec, timeout, tls, frames)
     if limit is not None:
         from lokit.ratelimit import delaying
 
         middlewares = (*middlewares, delaying(limit, timeout=timeout))
     wrap = chain(*middlewares)
     endpoints = {name: wrap(e) for name, e in raw.items()}
+    if beside is not None:
+        return Connection(transport, proxy(spec, endpoints), endpoints, "frames", beside)
     return Connection(transport, proxy(spec, endpoints), endpoints, kind, addr)
 
 

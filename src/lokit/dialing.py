@@ -1,11 +1,13 @@
 """Which protocol `lokit.connect` calls a service over when the caller names only an address.
 
-Between lokit services on one box the default is HTTP on the Unix socket:
-lokit's lean HTTP/1.1 client against its httptools server costs a fraction of
-a grpc.aio unary call (README: "Calling between lokit services"; bench/rpc.py
-`local-uds`), and every lokit server serves both. gRPC stays the protocol for
-everyone else (go-kit, proglog, polyglot clients) and for anything the address
-cannot show to be a lokit HTTP listener.
+Between lokit services on one box the default is lokit frames on the Unix
+socket beside HTTP (`STEM.frames.sock`, `lokit.transport.frames`) for unary
+methods, and HTTP on `STEM.http.sock` for streams: one msgpack frame each way
+costs well under half of lokit's lean HTTP/1.1 exchange, which itself costs a
+fraction of a grpc.aio unary call (README: "Calling between lokit services";
+bench/rpc.py `local-uds`), and every lokit server serves all three. gRPC stays
+the protocol for everyone else (go-kit, proglog, polyglot clients) and for
+anything the address cannot show to be a lokit HTTP listener.
 
 The choice is made once, when the connection is made, from the one-box naming
 convention (`<name>.http.sock` beside `<name>.grpc.sock`, `transport.address.
@@ -24,18 +26,25 @@ default_address`), without a network round trip:
 Where the protocol is not named, HTTP is chosen only when every method of the
 contract has an HTTP route (streams included: lokit's NDJSON routes and client
 are full duplex, the answer flows while the request is still being sent).
+Where HTTP is chosen, `frames_beside` then names the frames socket beside each
+Unix HTTP socket (one address, or each instance of a `dir:` registry), when it is
+there (`lokit.balanced.instance_client`).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lokit.contract import Contract
-from lokit.transport.address import default_address, parse
+from lokit.endpoint import Endpoint
+from lokit.transport.address import beside, default_address, parse
 
-__all__ = ["Kind", "choose", "http_beside"]
+if TYPE_CHECKING:
+    from lokit.security.tls import ClientTLS
+
+__all__ = ["Kind", "choose", "frames_beside", "http_beside", "instance_client"]
 
 Kind = Literal["grpc", "http"]
 
@@ -81,6 +90,59 @@ def http_beside(addr: str) -> str | None:
         return None
     path = text[5 : -len(_GRPC)] + _HTTP
     return "unix:" + path if _socket_at(path) else None
+
+
+def frames_beside(addr: str) -> str | None:
+    """`unix:X.frames.sock` when `addr` is `unix:X.http.sock` and that socket is there:
+    the same service's frames listener, which lokit's client calls unary methods over."""
+    text = addr.strip()
+    if not text.endswith(_HTTP):
+        return None
+    frames = beside(text, "frames")
+    return frames if frames is not None and _socket_at(frames[len("unix:") :]) else None
+
+
+def instance_client(
+    kind: Kind,
+    address: str,
+    spec: Contract[Any],
+    timeout: float | None,
+    tls: ClientTLS | None,
+    frames: bool = False,
+) -> tuple[Any, dict[str, Endpoint], str | None]:
+    """One instance's client, its endpoints by method name, and the frames address used.
+
+    With `frames`, an HTTP instance on `unix:X.http.sock` whose `X.frames.sock` is
+    there is called over lokit frames for its unary methods (HTTP for the rest).
+    """
+    if kind == "grpc":
+        from lokit.transport.grpc.client import GrpcClient
+
+        client = GrpcClient(address, timeout=timeout, name=spec.name, tls=tls)
+        return client, client.endpoints(list(spec.grpc)), None
+    from lokit.transport.http.client import HttpClient
+
+    http = HttpClient(address, timeout=timeout, tls=tls)
+    endpoints = http.endpoints(list(spec.http))
+    beside = frames_beside(address) if frames else None
+    if beside is None:
+        return http, endpoints, None
+    from lokit.transport.frames.client import FramesClient
+
+    unary = FramesClient(beside, timeout=timeout)
+    endpoints.update(unary.endpoints(list(spec.http)))
+    return _Both(unary, http), endpoints, beside
+
+
+class _Both:
+    """The frames client (unary methods) and the HTTP one (streams) of one instance."""
+
+    def __init__(self, *clients: Any) -> None:
+        self._clients = clients
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()
 
 
 def _socket_at(path: str) -> bool:

@@ -1,4 +1,9 @@
-"""Run one service: its gRPC, HTTP and debug listeners in one event loop.
+"""Run one service: its gRPC, HTTP, frames and debug listeners in one event loop.
+
+Beside each Unix HTTP socket named by the one-box convention (`STEM.http.sock`)
+the service also serves lokit frames on `STEM.frames.sock`, the protocol lokit's
+own clients call it over (`lokit.transport.frames`); not where TLS covers Unix
+sockets (frames have none), nor with `Listeners.frames` off (`--no-frames`).
 
 `serve` starts every listener (refusing a live socket or a busy port with one
 sentence), reports each as ready, waits for SIGTERM or SIGINT, then shuts down
@@ -29,7 +34,8 @@ from lokit.observability.tracing import configure_tracing
 from lokit.routes import Lifespan, MethodMiddleware, wrap_service
 from lokit.security.tls import ServerTLS
 from lokit.service import ServiceDef
-from lokit.transport.address import SOCKET_MODE, Address, AddressError, parse
+from lokit.transport.address import SOCKET_MODE, Address, AddressError, beside, parse
+from lokit.transport.frames.server import FramesServer
 from lokit.transport.grpc.server import GrpcServer
 from lokit.transport.http.app import asgi_app
 from lokit.transport.http.server import HttpServer
@@ -51,6 +57,7 @@ class Listeners:
     socket_group: int | None = None  # their group (a gid); None: the process's
     reflection: bool = True  # gRPC server reflection (off: --no-reflection)
     reuse_port: bool = False  # SO_REUSEPORT on gRPC/HTTP TCP ports: one of several instances
+    frames: bool = True  # lokit frames beside each `STEM.http.sock` (off: --no-frames)
 
 
 Ready = Callable[[str, Address], None]
@@ -87,6 +94,7 @@ class Runtime:
         self.bound: Bound = []
         self._grpc: GrpcServer | None = None
         self._http: HttpServer | None = None
+        self._frames: FramesServer | None = None
         self._debug: HttpServer | None = None
         self._lifespan = contextlib.AsyncExitStack()
         self._announced = contextlib.AsyncExitStack()
@@ -119,6 +127,19 @@ class Runtime:
                 )
                 for a in await self._grpc.start(grpc_addrs):
                     self._ready("grpc", a, ready)
+            # Frames start first and report after HTTP, so a client that sees the
+            # HTTP socket ready finds the frames one beside it.
+            frames_bound: list[Address] = []
+            frames_addrs = self._frames_addresses(http_addrs)
+            if frames_addrs:
+                self._frames = FramesServer(
+                    self.service,
+                    observer,
+                    limits=limits,
+                    graceful_timeout=self.listeners.grace,
+                    **access,
+                )
+                frames_bound = await self._frames.start(frames_addrs)
             if http_addrs:
                 self._http = HttpServer(
                     asgi_app(self.service, observer, limits),
@@ -132,6 +153,8 @@ class Runtime:
                 )
                 for a in await self._http.start(http_addrs):
                     self._ready("http", a, ready)
+            for a in frames_bound:
+                self._ready("frames", a, ready)
             if debug_addr is not None:
                 self._debug = HttpServer(
                     debug_app(health=self.service.health),
@@ -152,6 +175,13 @@ class Runtime:
             await self.stop()
             raise
 
+    def _frames_addresses(self, http_addrs: list[Address]) -> list[Address]:
+        lst = self.listeners
+        if not lst.frames or (lst.tls is not None and lst.tls.unix):
+            return []
+        found = (beside(str(a), "frames") for a in http_addrs if a.path is not None)
+        return [parse(a) for a in found if a is not None]
+
     def _ready(self, kind: str, addr: Address, ready: Ready | None) -> None:
         self.bound.append((kind, addr))
         if ready is not None:
@@ -160,14 +190,16 @@ class Runtime:
     async def stop(self) -> None:
         """Graceful shutdown of everything that started, in reverse order (the lifespan last)."""
         await self._announced.aclose()
-        if self._grpc is not None or self._http is not None:
+        if self._grpc is not None or self._http is not None or self._frames is not None:
             stops = []
             if self._grpc is not None:
                 stops.append(self._grpc.stop(self.listeners.grace))
             if self._http is not None:
                 stops.append(self._http.stop())
+            if self._frames is not None:
+                stops.append(self._frames.stop())
             await asyncio.gather(*stops, return_exceptions=True)
-            self._grpc = self._http = None
+            self._grpc = self._http = self._frames = None
         if self._debug is not None:
             await self._debug.stop()
             self._debug = None

@@ -1,4 +1,5 @@
-"""lokit's default protocol between services: HTTP on a lokit service's Unix socket, else gRPC."""
+"""lokit's default protocol between services: on a lokit service's Unix socket, frames for
+unary methods and HTTP for streams; else gRPC."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 import lokit
 from lokit.contract import as_contract
-from lokit.dialing import choose
+from lokit.dialing import choose, frames_beside
 from lokit.examples.stringsvc.contract import stringsvc_contract
 from tests.e2e.conftest import Start
 from tests.e2e.procs import run_cli
@@ -41,6 +42,7 @@ def test_the_choice_follows_the_one_box_naming(
     socks = [
         _bind(tmp_path / "svc.http.sock"),
         _bind(tmp_path / "svc.grpc.sock"),
+        _bind(tmp_path / "svc.frames.sock"),
         _bind(tmp_path / "old.grpc.sock"),
         _bind(both / "a.http.sock"),
         _bind(both / "a.grpc.sock"),
@@ -51,7 +53,11 @@ def test_the_choice_follows_the_one_box_naming(
         assert choose(STRINGS, stem) == ("http", stem + ".http.sock")
         assert choose(STRINGS, stem + ".grpc.sock") == ("grpc", stem + ".grpc.sock")
         assert choose(STRINGS, stem + ".http.sock") == ("http", stem + ".http.sock")
+        # unary methods then go over the frames socket beside the HTTP one, if any
+        assert frames_beside(stem + ".http.sock") == stem + ".frames.sock"
+        assert frames_beside(stem + ".grpc.sock") is None
         old = f"unix:{tmp_path}/old"
+        assert frames_beside(old + ".http.sock") is None  # no frames listener there
         assert choose(STRINGS, old) == ("grpc", old + ".grpc.sock")  # serves no HTTP
         assert choose(STRINGS, f"dir:{both}") == ("http", f"dir:{both}")
         assert choose(STRINGS, f"dir:{grpc_only}") == ("grpc", f"dir:{grpc_only}")
@@ -82,7 +88,7 @@ def test_the_choice_follows_the_one_box_naming(
             s.close()
 
 
-def test_connect_with_an_address_only_calls_over_http(start: Start, tmp_path: Path) -> None:
+def test_connect_with_an_address_only_calls_over_frames(start: Start, tmp_path: Path) -> None:
     strings = start(
         "serve",
         "stringsvc",
@@ -93,20 +99,27 @@ def test_connect_with_an_address_only_calls_over_http(start: Start, tmp_path: Pa
         listeners=2,
     )
 
-    async def call() -> tuple[str, str]:
+    async def call() -> tuple[str, str, str]:
         conn = lokit.connect(STRINGS, f"unix:{tmp_path}/s")
         try:
-            return conn.protocol, await conn.service.uppercase("hi")
+            return conn.protocol, conn.address, await conn.service.uppercase("hi")
         finally:
             await conn.close()
 
     import asyncio
 
-    assert asyncio.run(call()) == ("http", "HI")
+    assert asyncio.run(call()) == ("frames", f"unix:{tmp_path}/s.frames.sock", "HI")
+    strings.wait_stderr(lambda line: "method=Uppercase" in line and "transport=frames" in line)
+
+    async def named() -> str:  # http= names the protocol: no frames
+        async with lokit.connect(STRINGS, http=f"unix:{tmp_path}/s.http.sock") as s:
+            return await s.uppercase("ho")
+
+    assert asyncio.run(named()) == "HO"
     strings.wait_stderr(lambda line: "method=Uppercase" in line and "transport=http" in line)
 
 
-def test_addsvc_reaches_stringsvc_instances_over_http(start: Start, tmp_path: Path) -> None:
+def test_addsvc_reaches_stringsvc_instances_over_frames(start: Start, tmp_path: Path) -> None:
     (tmp_path / "strings.d").mkdir()
     strings = start(
         "serve",
@@ -131,8 +144,10 @@ def test_addsvc_reaches_stringsvc_instances_over_http(start: Start, tmp_path: Pa
     r = run_cli(["call", "addsvc", "concat", "ab", "cd", "--grpc", "unix:add.grpc.sock"], tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '{"v":"ABCD"}'
-    strings.wait_stderr(lambda line: "method=Uppercase" in line and "transport=http" in line)
-    # `lokit call` without an address: the service's own sockets, over HTTP
+    # the registry's instance, over the frames socket beside its HTTP one
+    strings.wait_stderr(lambda line: "method=Uppercase" in line and "transport=frames" in line)
+    # `lokit call` without an address: the service's own sockets, over HTTP (no frames
+    # socket beside this one)
     os.mkdir(tmp_path / "run")
     os.symlink(tmp_path / "add.http.sock", tmp_path / "run" / "addsvc.http.sock")
     r = run_cli(["call", "addsvc", "sum", "1", "2"], tmp_path)

@@ -54,6 +54,7 @@ def test_run_starts_the_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             "stringsvc.d/b.grpc.sock",
             "stringsvc.d/a.http.sock",
             "stringsvc.d/b.http.sock",
+            "stringsvc.d/b.frames.sock",
             "addsvc.grpc.sock",
             "127.0.0.1:9101",
             "127.0.0.1:9102",
@@ -89,5 +90,5 @@ def test_run_starts_the_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
     # Every server removed its sockets; the SIGKILLed one could not (discovery skips them).
     left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "run").rglob("*.sock"))
-    assert left == ["run/stringsvc.d/b.grpc.sock", "run/stringsvc.d/b.http.sock"]
+    assert left == [f"run/stringsvc.d/b.{kind}.sock" for kind in ("frames", "grpc", "http")]
     assert (tmp_path / "data" / "log").is_dir()

@@ -92,6 +92,12 @@ def common_serve_options(fn: Callable[..., None]) -> Callable[..., None]:
                 "to call a service without its .proto file).",
             ),
             click.option(
+                "--no-frames",
+                is_flag=True,
+                help="Do not serve lokit frames (lokit's own local protocol) beside the "
+                "Unix HTTP sockets.",
+            ),
+            click.option(
                 "--log-format",
                 type=click.Choice(["logfmt", "json"]),
                 default="logfmt",
@@ -182,13 +188,14 @@ def serve_service(
     max_streams: int = 100,
     max_body_rate: int = 64 << 20,
     no_reflection: bool = False,
+    no_frames: bool = False,
     **groups: Any,
 ) -> None:
     """Configure logs, check addresses, build the service inside the loop and serve it.
 
     The limits (`--max-body-bytes` ... `--max-body-rate`) apply to every listener;
     see `lokit.transport.limits`; `no_reflection` turns gRPC server reflection
-    off; `groups` holds the flags of `SERVE_GROUPS`.
+    off, `no_frames` the frames listeners; `groups` holds the flags of `SERVE_GROUPS`.
 
     Without `--grpc` and `--http` the service listens on its default sockets
     (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`).
@@ -217,6 +224,7 @@ def serve_service(
     )
     listeners = Listeners(list(grpc_addrs), list(http_addrs), debug_addr, grace, limits)
     listeners.reflection = not no_reflection
+    listeners.frames = not no_frames
     extensions: list[Extension] = []
     for group in _groups():
         extensions.extend(group.configure(groups, listeners, service))

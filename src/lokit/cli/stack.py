@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lokit.examples.stack import HINTS, stack
+from lokit.transport.address import beside
 
 
 @dataclass
@@ -44,7 +46,7 @@ async def _start(child: Child) -> bool:
         sys.executable, "-m", "lokit", *child.args, stdout=asyncio.subprocess.PIPE
     )
     assert child.proc.stdout is not None
-    expected = sum(1 for a in child.args if a in ("--grpc", "--http", "--debug"))
+    expected = _listeners(child.args)
     while len(child.listening) < expected:
         line = await child.proc.stdout.readline()
         if not line:
@@ -56,6 +58,16 @@ async def _start(child: Child) -> bool:
         if addr:
             child.listening.append((kind, addr))
     return True
+
+
+def _listeners(args: list[str]) -> int:
+    """How many ready lines `lokit ARGS` prints: one per listener flag, and one per Unix
+    HTTP socket for the frames listener beside it (`lokit.runtime`)."""
+    count = sum(1 for a in args if a in ("--grpc", "--http", "--debug"))
+    if "--no-frames" not in args and "--tls-unix" not in args:
+        pairs = itertools.pairwise(args)
+        count += sum(1 for a, v in pairs if a == "--http" and beside(v, "frames") is not None)
+    return count
 
 
 async def _stop(children: list[Child]) -> None:

@@ -42,6 +42,18 @@ def default_address(service: str, kind: str) -> str:
     return f"unix:{RUN_DIR}/{service}.{kind}.sock"
 
 
+def beside(addr: str, kind: str) -> str | None:
+    """The `kind` socket beside a Unix one named by the convention: `unix:STEM.<kind>.sock`
+    for `unix:STEM.<other>.sock` (grpc, http, frames); None for any other address."""
+    text = addr.strip()
+    if not (text.startswith("unix:") and text.endswith(".sock")):
+        return None
+    stem, dot, other = text[: -len(".sock")].rpartition(".")
+    if not dot or other not in ("grpc", "http", "frames") or not stem[len("unix:") :]:
+        return None
+    return f"{stem}.{kind}.sock"
+
+
 class AddressError(Exception):
     """An address that cannot be parsed or bound; the message is one plain sentence."""
 

@@ -29,6 +29,7 @@ from lokit.observability import propagation, tracing
 from lokit.routes import HttpRoute
 from lokit.transport import address
 from lokit.transport.address import Address
+from lokit.transport.expiry import Expiry
 from lokit.transport.frames import wire
 
 __all__ = ["KEEP_ALIVE_SECONDS", "FramesClient", "serves"]
@@ -49,6 +50,11 @@ def serves(route: HttpRoute) -> bool:
     return kind is Kind.UNARY and route.decode is None and "{" not in route.path
 
 
+def _expire(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class _Closed(Exception):
     """The connection closed before the answer came."""
 
@@ -62,6 +68,7 @@ class _Connection(asyncio.Protocol):
         self.pending: dict[int, asyncio.Future[wire.Reply]] = {}
         self.closed = False
         self.used = loop.time()
+        self.expiry = Expiry(loop)  # the deadlines of calls in flight, on one timer
         self._next = 0
         self._buf = bytearray()
 
@@ -186,12 +193,13 @@ class FramesClient:
         ):
             conn = await self._dial(seconds)
         rid, waiter = conn.send(name, request_id, timeout_ms, hint, trace, body)
+        expiring = (
+            None
+            if seconds is None
+            else conn.expiry.add(conn.loop.time() + seconds, _expire, waiter)
+        )
         try:
-            if seconds is None:
-                code, data, err, retry_after = await waiter
-            else:
-                async with asyncio.timeout(seconds):
-                    code, data, err, retry_after = await waiter
+            code, data, err, retry_after = await waiter
         except _Closed:
             raise errors.Unavailable(
                 f"{self._label} is unavailable: the connection closed before {name} was answered"
@@ -202,6 +210,8 @@ class FramesClient:
             ) from None
         finally:
             conn.pending.pop(rid, None)
+            if expiring is not None:
+                conn.expiry.done(expiring)
         if code:
             error = errors.rebuild(code, data.decode("utf-8", "replace"), err)
             error.retry_after = retry_after

@@ -453,7 +453,5 @@ class FramesServer:
 
 
 def _http_beside(addr: Address) -> str:
-    """The HTTP socket beside a frames one, by the one-box naming."""
-    path = addr.path or ""
-    stem = path[: -len(".frames.sock")] if path.endswith(".frames.sock") else path
-    return f"unix:{stem}.http.sock"
+    """The HTTP socket beside a frames one, by the one-box naming (else the service's)."""
+    return address.beside(str(addr), "http") or "the service's HTTP socket"
