@@ -127,8 +127,9 @@ class Runtime:
                 )
                 for a in await self._grpc.start(grpc_addrs):
                     self._ready("grpc", a, ready)
-            # Frames start first and report after HTTP, so a client that sees the
-            # HTTP socket ready finds the frames one beside it.
+            # Frames start before HTTP, so a client that sees the HTTP socket ready
+            # finds the frames one beside it, and report last, after the listeners
+            # the flags name (what a supervisor or `lokit run` counts as ready).
             frames_bound: list[Address] = []
             frames_addrs = self._frames_addresses(http_addrs)
             if frames_addrs:
@@ -153,8 +154,6 @@ class Runtime:
                 )
                 for a in await self._http.start(http_addrs):
                     self._ready("http", a, ready)
-            for a in frames_bound:
-                self._ready("frames", a, ready)
             if debug_addr is not None:
                 self._debug = HttpServer(
                     debug_app(health=self.service.health),
@@ -168,6 +167,8 @@ class Runtime:
                 )
                 for a in await self._debug.start([debug_addr]):
                     self._ready("debug", a, ready)
+            for a in frames_bound:
+                self._ready("frames", a, ready)
             for x in self.extensions:
                 if x.announce is not None:
                     await self._announced.enter_async_context(x.announce(list(self.bound)))

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from lokit.cli.affinity import format_cpus
 from lokit.cli.instances import ENV, InstancePlan, unix_paths
 from lokit.observability.logs import get_logger
-from lokit.transport.address import unix_socket_alive
+from lokit.transport.address import beside, unix_socket_alive
 
 __all__ = ["Supervisor"]
 
@@ -265,7 +265,8 @@ class Supervisor:
 
     def _remove_leftovers(self, plan: InstancePlan) -> None:
         """Remove socket files of `plan` that no live server holds (its process was killed)."""
-        for path in unix_paths(*plan.grpc, *plan.http, plan.debug):
+        frames = [beside(a, "frames") for a in plan.http]
+        for path in unix_paths(*plan.grpc, *plan.http, *frames, plan.debug):
             with contextlib.suppress(OSError):
                 if stat.S_ISSOCK(os.lstat(path).st_mode) and not unix_socket_alive(path):
                     os.unlink(path)
