@@ -244,3 +244,19 @@ async def test_an_unfinished_tls_handshake_is_closed_at_the_header_timeout(pki: 
         assert await greet("http", str(addr), client(pki)) == "hello, ada"  # still serving
     finally:
         await runtime.stop()
+
+
+async def test_no_frames_where_tls_covers_unix_sockets(pki: PKI, tmp_path: Path) -> None:
+    """Frames have no TLS: a server with --tls-unix serves none, so mTLS stays the way in."""
+    import lokit
+    from lokit.examples.greeter import Greeter
+    from lokit.runtime import Listeners, Runtime
+
+    listeners = Listeners(http=[f"unix:{tmp_path}/g.http.sock"], tls=server_tls(pki, unix=True))
+    runtime = Runtime(lokit.define("greeter", Greeter()), listeners)
+    await runtime.start()
+    try:
+        assert [k for k, _ in runtime.bound] == ["http"]
+        assert not (tmp_path / "g.frames.sock").exists()
+    finally:
+        await runtime.stop()

@@ -247,3 +247,44 @@ async def test_frames_are_for_unix_sockets_only() -> None:
     server = FramesServer(ServiceDef(SERVICE), NullObserver())
     with pytest.raises(Exception, match="Unix sockets only"):
         await server.start([parse("127.0.0.1:0")])
+
+
+async def test_the_runtime_serves_frames_and_connect_uses_them(tmp_path: Path) -> None:
+    import lokit
+    from lokit.examples.greeter import Greeter, NameRequired
+    from lokit.runtime import Listeners, Runtime
+
+    runtime = Runtime(
+        lokit.define("greeter", Greeter()), Listeners(http=[f"unix:{tmp_path}/g.http.sock"])
+    )
+    await runtime.start()
+    try:
+        assert [k for k, _ in runtime.bound] == ["http", "frames"]
+        conn = lokit.connect(Greeter, f"unix:{tmp_path}/g")
+        async with conn as greeter:
+            assert (conn.protocol, conn.address) == ("frames", f"unix:{tmp_path}/g.frames.sock")
+            assert await greeter.greet("ada") == "hello, ada"  # over frames
+            assert [i async for i in greeter.countdown(3)] == [3, 2, 1]  # a stream: HTTP
+            with pytest.raises(NameRequired):
+                await greeter.greet("")
+    finally:
+        await runtime.stop()
+    assert not (tmp_path / "g.frames.sock").exists()
+
+
+async def test_no_frames_leaves_http_alone(tmp_path: Path) -> None:
+    import lokit
+    from lokit.examples.greeter import Greeter
+    from lokit.runtime import Listeners, Runtime
+
+    listeners = Listeners(http=[f"unix:{tmp_path}/g.http.sock"], frames=False)
+    runtime = Runtime(lokit.define("greeter", Greeter()), listeners)
+    await runtime.start()
+    try:
+        assert [k for k, _ in runtime.bound] == ["http"]
+        conn = lokit.connect(Greeter, f"unix:{tmp_path}/g")
+        async with conn as greeter:
+            assert conn.protocol == "http"
+            assert await greeter.greet("ada") == "hello, ada"
+    finally:
+        await runtime.stop()
