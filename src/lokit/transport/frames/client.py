@@ -24,7 +24,7 @@ import socket
 from typing import Any
 
 from lokit import context, errors
-from lokit.endpoint import Endpoint, Kind
+from lokit.endpoint import Endpoint
 from lokit.observability import propagation, tracing
 from lokit.routes import HttpRoute
 from lokit.transport import address
@@ -32,7 +32,7 @@ from lokit.transport.address import Address
 from lokit.transport.expiry import Expiry
 from lokit.transport.frames import wire
 
-__all__ = ["KEEP_ALIVE_SECONDS", "FramesClient", "serves"]
+__all__ = ["KEEP_ALIVE_SECONDS", "FramesClient"]
 
 # Half the server's default idle timeout (`--idle-timeout`, 60 s).
 KEEP_ALIVE_SECONDS = 30.0
@@ -42,12 +42,6 @@ _LENGTH = wire.LENGTH.size
 # The wire's codecs, bound here for the per-call path.
 _unpack_length, _pack_length = wire.LENGTH.unpack_from, wire.LENGTH.pack
 _decode_answer, _encode = wire.ANSWERS.decode, wire.ENCODER.encode
-
-
-def serves(route: HttpRoute) -> bool:
-    """Whether frames carry this route's method: unary, its request from the body alone."""
-    kind = route.method.kind
-    return kind is Kind.UNARY and route.decode is None and "{" not in route.path
 
 
 def _expire(waiter: asyncio.Future[Any]) -> None:
@@ -158,8 +152,8 @@ class FramesClient:
         return self._addr
 
     def endpoints(self, routes: list[HttpRoute]) -> dict[str, Endpoint]:
-        """An endpoint per route frames carry (`serves`), keyed by method name."""
-        return {r.method.name: functools.partial(self.unary, r) for r in routes if serves(r)}
+        """An endpoint per route frames carry (`wire.serves`), keyed by method name."""
+        return {r.method.name: functools.partial(self.unary, r) for r in routes if wire.serves(r)}
 
     async def unary(
         self,

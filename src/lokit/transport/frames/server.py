@@ -59,10 +59,9 @@ _decode_request, _encode = wire.REQUESTS.decode, wire.ENCODER.encode
 class _Target:
     """One unary method, prepared for serving."""
 
-    __slots__ = ("codec", "endpoint", "name")
+    __slots__ = ("codec", "endpoint")
 
-    def __init__(self, name: str, endpoint: Endpoint, codec: Any) -> None:
-        self.name = name
+    def __init__(self, endpoint: Endpoint, codec: Any) -> None:
         self.endpoint = endpoint
         self.codec = codec
 
@@ -98,12 +97,12 @@ class _Serving:
         self.unknown: dict[str, str] = {}  # method name -> why frames do not serve it
         for route in service.http:
             method = route.method
-            if method.kind.streams_requests or method.kind.streams_responses:
+            if wire.serves(route):
+                self.targets[method.name] = _Target(method.endpoint, route.codec)
+            elif method.kind.streams_requests or method.kind.streams_responses:
                 self.unknown[method.name] = (
                     f"{service.name}.{method.name} streams; call it over HTTP or gRPC"
                 )
-            elif route.decode is None and "{" not in route.path:
-                self.targets[method.name] = _Target(method.name, method.endpoint, route.codec)
             else:
                 self.unknown[method.name] = (
                     f"{service.name}.{method.name} reads its request from the HTTP path or"
@@ -262,6 +261,8 @@ class _Connection(asyncio.Protocol):
                     failure = _stopping(exc)
                     if not self._closed:
                         self._answer_error(rid, failure, target.codec, ctx.request_id)
+                    elif isinstance(exc, asyncio.CancelledError):  # the connection closed
+                        failure = errors.Cancelled("the client disconnected")
                     call.finish(failure)
                     return
                 if self._closed:

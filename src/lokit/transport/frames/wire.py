@@ -32,6 +32,9 @@ import struct
 
 import msgspec
 
+from lokit.endpoint import Kind
+from lokit.routes import HttpRoute
+
 __all__ = [
     "ANSWERS",
     "ANSWER_OVERHEAD",
@@ -47,6 +50,7 @@ __all__ = [
     "decode_request",
     "encode_answer",
     "not_frames",
+    "serves",
 ]
 
 PREFACE = b"LOKIT-FRAMES/1\r\n"
@@ -65,6 +69,12 @@ ANSWERS = msgspec.msgpack.Decoder(Answer)
 _pack = LENGTH.pack
 
 MALFORMED = msgspec.DecodeError  # what the decoders raise for a frame that is not one
+
+
+def serves(route: HttpRoute) -> bool:
+    """Whether frames carry this route's method: unary, its request from the body alone
+    (a route that reads its path or query stays on HTTP), its body the route's codec's."""
+    return route.method.kind is Kind.UNARY and route.decode is None and "{" not in route.path
 
 
 def encode_answer(
