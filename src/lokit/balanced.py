@@ -2,8 +2,7 @@
 
 `lokit.connect` uses it when an address names more than one instance (`A,B`,
 `dir:PATH`, `srv:NAME`, `serf:SERVICE`), with one `dialing.instance_client` per
-instance. Go kit's client side, composed once
-for every method of a contract:
+instance. Go kit's client side, composed once for every method of a contract:
 
     discovery (lokit.sd instancer) -> endpointer cache (one transport per instance)
       -> balancer (p2c or round-robin, skipping instances whose breaker is open)

@@ -28,7 +28,7 @@ contract has an HTTP route (streams included: lokit's NDJSON routes and client
 are full duplex, the answer flows while the request is still being sent).
 Where HTTP is chosen, `frames_beside` then names the frames socket beside each
 Unix HTTP socket (one address, or each instance of a `dir:` registry), when it is
-there (`lokit.balanced.instance_client`).
+there (`instance_client`).
 """
 
 from __future__ import annotations
@@ -124,14 +124,14 @@ def instance_client(
 
     http = HttpClient(address, timeout=timeout, tls=tls)
     endpoints = http.endpoints(list(spec.http))
-    beside = frames_beside(address) if frames else None
-    if beside is None:
+    frames_addr = frames_beside(address) if frames else None
+    if frames_addr is None:
         return http, endpoints, None
     from lokit.transport.frames.client import FramesClient
 
-    unary = FramesClient(beside, timeout=timeout)
+    unary = FramesClient(frames_addr, timeout=timeout)
     endpoints.update(unary.endpoints(list(spec.http)))
-    return _Both(unary, http), endpoints, beside
+    return _Both(unary, http), endpoints, frames_addr
 
 
 class _Both:

@@ -198,7 +198,8 @@ def serve_service(
     off, `no_frames` the frames listeners; `groups` holds the flags of `SERVE_GROUPS`.
 
     Without `--grpc` and `--http` the service listens on its default sockets
-    (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`).
+    (`unix:run/<service>.grpc.sock`, `unix:run/<service>.http.sock`, and lokit frames
+    on `unix:run/<service>.frames.sock`).
     """
     from lokit.cli.grpc_env import server_defaults
 

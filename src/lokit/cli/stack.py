@@ -22,7 +22,6 @@ from rich.console import Console
 from rich.table import Table
 
 from lokit.examples.stack import HINTS, stack
-from lokit.transport.address import beside
 
 
 @dataclass
@@ -66,7 +65,7 @@ def _listeners(args: list[str]) -> int:
     count = sum(1 for a in args if a in ("--grpc", "--http", "--debug"))
     if "--no-frames" not in args and "--tls-unix" not in args:
         pairs = itertools.pairwise(args)
-        count += sum(1 for a, v in pairs if a == "--http" and beside(v, "frames") is not None)
+        count += sum(1 for a, v in pairs if a == "--http" and v.endswith(".http.sock"))
     return count
 
 
