@@ -223,7 +223,9 @@ async def test_malformed_and_oversized_frames_end_the_connection(tmp_path: Path)
     path = f"{tmp_path}/svc.frames.sock"
     try:
         bad = await asyncio.to_thread(raw, path, wire.PREFACE + wire.LENGTH.pack(3) + b"abc")
-        huge = await asyncio.to_thread(raw, path, wire.PREFACE + wire.LENGTH.pack(10_000_000))
+        huge = await asyncio.to_thread(  # too large, and not even a request's head
+            raw, path, wire.PREFACE + wire.LENGTH.pack(10_000_000) + b"x" * wire.ID_BYTES
+        )
     finally:
         await server.stop()
     rid, code, message, name, _ = wire.decode_answer(bad[wire.LENGTH.size :])
@@ -232,6 +234,22 @@ async def test_malformed_and_oversized_frames_end_the_connection(tmp_path: Path)
     rid, code, message, _, _ = wire.decode_answer(huge[wire.LENGTH.size :])
     assert (rid, code) == (0, errors.Code.RESOURCE_EXHAUSTED)
     assert b"a frame of 10000000 bytes is over this server's limit" in message
+
+
+async def test_a_request_over_the_limit_fails_alone(tmp_path: Path) -> None:
+    svc = Svc()
+    server, addr = await serve(tmp_path, svc, limits=Limits(max_body_bytes=1024))
+    client = FramesClient(addr)
+    try:
+        slow = asyncio.ensure_future(call(client, svc, "Slow", req(svc, "Slow", seconds=0.3)))
+        await asyncio.sleep(0.05)
+        with pytest.raises(errors.ResourceExhausted, match="over this server's limit"):
+            await call(client, svc, "Missing", req(svc, "Missing", key="k" * 200_000))
+        assert await slow == "done"  # the call beside it, on the same connection
+        assert await call(client, svc, "Sum", req(svc, "Sum", a=1, b=1)) == 2
+    finally:
+        await client.close()
+        await server.stop()
 
 
 async def test_a_silent_connection_is_closed_after_the_header_timeout(tmp_path: Path) -> None:
@@ -288,3 +306,10 @@ async def test_no_frames_leaves_http_alone(tmp_path: Path) -> None:
             assert await greeter.greet("ada") == "hello, ada"
     finally:
         await runtime.stop()
+
+
+def test_a_frames_id_is_read_from_its_first_bytes() -> None:
+    for rid in (1, 127, 128, 300, 70_000, 2**40):
+        payload = wire.ENCODER.encode((rid, "Sum", "r", None, None, None, b"{}"))
+        assert wire.frame_id(payload[: wire.ID_BYTES]) == rid
+    assert wire.frame_id(b"GET / HTTP") is None

@@ -12,8 +12,8 @@ The listener limits (`lokit.transport.limits.Limits`) apply as on HTTP:
 - `header_timeout`: the client's `PREFACE` must arrive within it;
 - `idle_timeout`: a connection with no request in flight for that long is
   closed (lokit's client dials again when it next calls);
-- `max_body_bytes`: a larger frame is answered ResourceExhausted on the
-  connection, which then closes;
+- `max_body_bytes`: a larger request is answered ResourceExhausted by its id
+  and skipped unread; the calls beside it on the connection go on;
 - `max_streams`: the requests in flight per connection; past it the
   connection stops reading until one finishes.
 
@@ -119,6 +119,7 @@ class _Connection(asyncio.Protocol):
         self._loop = loop
         self._transport: Any = None
         self._buf = bytearray()
+        self._skip = 0  # bytes of a refused frame still to come
         self._greeted = False
         self._closed = False
         self._paused = False
@@ -154,6 +155,11 @@ class _Connection(asyncio.Protocol):
             task.cancel()  # nobody is left to answer
 
     def data_received(self, data: bytes) -> None:
+        if self._skip:  # the rest of a refused frame
+            if len(data) <= self._skip:
+                self._skip -= len(data)
+                return
+            data, self._skip = data[self._skip :], 0
         buf = self._buf
         if not buf and self._greeted and len(data) > _LENGTH:  # most requests: one frame, whole
             (size,) = _unpack_length(data)
@@ -176,20 +182,42 @@ class _Connection(asyncio.Protocol):
         max_frame = self._serving.max_frame
         while end - start >= _LENGTH:
             (size,) = _unpack_length(buf, start)
-            if size > max_frame:
-                self._fail(
-                    errors.ResourceExhausted(
-                        f"a frame of {size} bytes is over this server's limit of {max_frame}"
-                    )
-                )
-                return
-            if end - start - _LENGTH < size:
-                break
             begin = start + _LENGTH
+            if size > max_frame:
+                if end - begin < wire.ID_BYTES:
+                    break  # its id is still to come
+                if not self._refuse_frame(buf, begin, size, end):
+                    return
+                start = min(end, begin + size)
+                continue
+            if end - begin < size:
+                break
             start = begin + size
             if not self._request(bytes(buf[begin:start])):
                 return
         del buf[:start]
+
+    def _refuse_frame(self, buf: bytearray, begin: int, size: int, end: int) -> bool:
+        """Answer a request frame over the size limit by its id and skip it, keeping the
+        connection for the calls beside it; False when its id cannot be read (the
+        connection then ends)."""
+        rid = wire.frame_id(bytes(buf[begin : begin + wire.ID_BYTES]))
+        limit = self._serving.max_frame
+        if rid is None or rid == wire.CONNECTION:
+            self._fail(
+                errors.ResourceExhausted(
+                    f"a frame of {size} bytes is over this server's limit of {limit}"
+                )
+            )
+            return False
+        self._answer_error(
+            rid,
+            errors.ResourceExhausted(
+                f"the request of {size} bytes is over this server's limit of {limit}"
+            ),
+        )
+        self._skip = max(0, begin + size - end)
+        return True
 
     # --- requests ----------------------------------------------------------------------
 

@@ -14,9 +14,10 @@ length and that many bytes of one msgpack array:
   client should wait before retrying (or nil).
 
 Requests on one connection are independent: the server answers each as it
-finishes, by `id`, so one connection carries many calls at once. An answer
-with id 0 is about the connection itself (a malformed frame, a frame over the
-size limit): the server closes the connection after it.
+finishes, by `id`, so one connection carries many calls at once; a request
+frame over the size limit is answered by its id (read from its first bytes)
+and skipped. An answer with id 0 is about the connection itself (a malformed
+frame): the server closes the connection after it.
 
 Why not HTTP/1.1 or gRPC: a Python HTTP/1.1 exchange costs a parser callback
 per header at both ends and gRPC's per-call machinery costs more still; one
@@ -40,6 +41,7 @@ __all__ = [
     "ANSWER_OVERHEAD",
     "CONNECTION",
     "ENCODER",
+    "ID_BYTES",
     "MALFORMED",
     "PREFACE",
     "REQUESTS",
@@ -49,6 +51,7 @@ __all__ = [
     "decode_answer",
     "decode_request",
     "encode_answer",
+    "frame_id",
     "not_frames",
     "serves",
 ]
@@ -69,6 +72,23 @@ ANSWERS = msgspec.msgpack.Decoder(Answer)
 _pack = LENGTH.pack
 
 MALFORMED = msgspec.DecodeError  # what the decoders raise for a frame that is not one
+
+
+ID_BYTES = 10  # a request's array header and its id, at most (uint64)
+
+
+def frame_id(head: bytes) -> int | None:
+    """The id of a request frame from its first bytes (`ID_BYTES` of them, or all there
+    are), without decoding the rest: how a frame too large to read is answered."""
+    if len(head) < 2 or head[0] != 0x97:  # a fixarray of the request's 7 fields
+        return None
+    kind = head[1]
+    if kind < 0x80:  # positive fixint
+        return kind
+    width = {0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8}.get(kind)
+    if width is None or len(head) < 2 + width:
+        return None
+    return int.from_bytes(head[2 : 2 + width], "big")
 
 
 def serves(route: HttpRoute) -> bool:
