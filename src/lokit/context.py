@@ -244,38 +244,51 @@ def incoming(
     )
 
 
-def outgoing_metadata(
+def outgoing(
     timeout: float | None, default: float | None, method: str, peer: str
-) -> tuple[tuple[tuple[str, str], ...], float | None]:
-    """The context headers of a client call to `method` at `peer`, and its timeout in seconds.
+) -> tuple[str, float | None, str | None]:
+    """The request id, timeout in seconds and caller hint of a client call to `method`.
 
-    Pairs of lower-case names (gRPC metadata requires them) and values: the
-    request id (the current request's, else a fresh one), the timeout as
-    `x-request-timeout-ms` (at least 1), the caller hint (the current request's
-    authenticated caller, else the hint it came with). The timeout is the smaller
-    of the per-call `timeout` and the client's `default`, bounded by the current
-    deadline; only a call with one carries the header, and a call with no time
-    left raises DeadlineExceeded. The trace context is the caller's to add.
+    The request id is the current request's, else a fresh one; the timeout the
+    smaller of the per-call `timeout` and the client's `default`, bounded by the
+    current deadline (a call with no time left raises DeadlineExceeded, naming
+    `peer`); the hint the current request's authenticated caller, else the hint
+    it came with. Transports send them as they carry them (`outgoing_metadata`).
     """
     if default is not None and (timeout is None or default < timeout):
         timeout = default
     ctx = _current.get()
     if ctx is None:
-        if timeout is None:
-            return ((REQUEST_ID_HEADER, new_request_id()),), None
         request_id, hint = new_request_id(), None
     else:
         request_id = ctx.request_id
         caller = ctx.caller
         hint = ctx.caller_hint if caller is None else caller.name
         timeout = _within(ctx.deadline, timeout)
+    if timeout is not None and timeout <= 0:
+        raise DeadlineExceeded(f"call to {method} at {peer} not started: the deadline has passed")
+    return request_id, timeout, hint or None
+
+
+def timeout_ms(seconds: float) -> int:
+    """A timeout as the whole milliseconds sent on (at least 1)."""
+    return max(1, int(seconds * 1000))
+
+
+def outgoing_metadata(
+    timeout: float | None, default: float | None, method: str, peer: str
+) -> tuple[tuple[tuple[str, str], ...], float | None]:
+    """The context headers of a client call to `method` at `peer`, and its timeout in seconds.
+
+    Pairs of lower-case names (gRPC metadata requires them) and values: the
+    request id, the timeout as `x-request-timeout-ms`, the caller hint, as
+    `outgoing` gives them; only a call with a timeout carries its header, and only
+    one with a hint the hint's. The trace context is the caller's to add.
+    """
+    request_id, timeout, hint = outgoing(timeout, default, method, peer)
     pairs: tuple[tuple[str, str], ...] = ((REQUEST_ID_HEADER, request_id),)
     if timeout is not None:
-        if timeout <= 0:
-            raise DeadlineExceeded(
-                f"call to {method} at {peer} not started: the deadline has passed"
-            )
-        pairs += ((TIMEOUT_HEADER, str(max(1, int(timeout * 1000)))),)
+        pairs += ((TIMEOUT_HEADER, str(timeout_ms(timeout))),)
     if hint:
         pairs += ((CALLER_HEADER, hint),)
     return pairs, timeout

@@ -85,21 +85,18 @@ def http_beside(addr: str) -> str | None:
     The HTTP listener of the same service, by the one-box naming: how a client
     given a gRPC address (the log's) finds the faster local protocol beside it.
     """
-    text = addr.strip()
-    if not (text.startswith("unix:") and text.endswith(_GRPC)):
-        return None
-    path = text[5 : -len(_GRPC)] + _HTTP
-    return "unix:" + path if _socket_at(path) else None
+    return _there(beside(addr, "http", of="grpc"))
 
 
 def frames_beside(addr: str) -> str | None:
     """`unix:X.frames.sock` when `addr` is `unix:X.http.sock` and that socket is there:
     the same service's frames listener, which lokit's client calls unary methods over."""
-    text = addr.strip()
-    if not text.endswith(_HTTP):
-        return None
-    frames = beside(text, "frames")
-    return frames if frames is not None and _socket_at(frames[len("unix:") :]) else None
+    return _there(beside(addr, "frames", of="http"))
+
+
+def _there(addr: str | None) -> str | None:
+    """`addr` (a `unix:` address) when a socket is there."""
+    return addr if addr is not None and _socket_at(addr[len("unix:") :]) else None
 
 
 def instance_client(

@@ -60,11 +60,6 @@ class Listeners:
     frames: bool = True  # lokit frames beside each `STEM.http.sock` (off: --no-frames)
 
 
-def _named_http(addr: Address) -> bool:
-    """A Unix socket named as an HTTP listener by the one-box convention (`STEM.http.sock`)."""
-    return addr.path is not None and addr.path.endswith(".http.sock")
-
-
 Ready = Callable[[str, Address], None]
 Bound = list[tuple[str, Address]]
 
@@ -185,7 +180,7 @@ class Runtime:
         lst = self.listeners
         if not lst.frames or (lst.tls is not None and lst.tls.unix):
             return []
-        found = (beside(str(a), "frames") for a in http_addrs if _named_http(a))
+        found = (beside(str(a), "frames", of="http") for a in http_addrs)
         return [parse(a) for a in found if a is not None]
 
     def _ready(self, kind: str, addr: Address, ready: Ready | None) -> None:

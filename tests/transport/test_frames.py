@@ -228,10 +228,10 @@ async def test_malformed_and_oversized_frames_end_the_connection(tmp_path: Path)
         )
     finally:
         await server.stop()
-    rid, code, message, name, _ = wire.decode_answer(bad[wire.LENGTH.size :])
+    rid, code, message, name, _ = wire.ANSWERS.decode(bad[wire.LENGTH.size :])
     assert (rid, code, name) == (0, errors.Code.INVALID_ARGUMENT, "lokit.INVALID_ARGUMENT")
     assert message.startswith(b"malformed request frame")
-    rid, code, message, _, _ = wire.decode_answer(huge[wire.LENGTH.size :])
+    rid, code, message, _, _ = wire.ANSWERS.decode(huge[wire.LENGTH.size :])
     assert (rid, code) == (0, errors.Code.RESOURCE_EXHAUSTED)
     assert b"a frame of 10000000 bytes is over this server's limit" in message
 
@@ -259,6 +259,20 @@ async def test_a_silent_connection_is_closed_after_the_header_timeout(tmp_path: 
     finally:
         await server.stop()
     assert answer == b""  # closed, once overdue, without a word
+
+
+async def test_an_idle_connection_is_closed_after_the_idle_timeout(tmp_path: Path) -> None:
+    server, _ = await serve(tmp_path, Svc(), limits=Limits(idle_timeout=0.3))
+    payload = wire.ENCODER.encode((1, "Sum", "rid-1", None, None, None, b'{"a":1,"b":2}'))
+    try:  # one call, then silence: the answer, then the close (`raw` reads up to it)
+        answer = await asyncio.to_thread(
+            raw,
+            f"{tmp_path}/svc.frames.sock",
+            wire.PREFACE + wire.LENGTH.pack(len(payload)) + payload,
+        )
+    finally:
+        await server.stop()
+    assert wire.ANSWERS.decode(answer[wire.LENGTH.size :]) == (1, 0, b'{"v":3}', None, None)
 
 
 async def test_frames_are_for_unix_sockets_only() -> None:

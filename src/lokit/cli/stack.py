@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lokit.examples.stack import HINTS, stack
+from lokit.transport.address import beside
 
 
 @dataclass
@@ -65,7 +66,7 @@ def _listeners(args: list[str]) -> int:
     count = sum(1 for a in args if a in ("--grpc", "--http", "--debug"))
     if "--no-frames" not in args and "--tls-unix" not in args:
         pairs = itertools.pairwise(args)
-        count += sum(1 for a, v in pairs if a == "--http" and v.endswith(".http.sock"))
+        count += sum(1 for a, v in pairs if a == "--http" and beside(v, "frames", of="http"))
     return count
 
 

@@ -265,7 +265,7 @@ class Supervisor:
 
     def _remove_leftovers(self, plan: InstancePlan) -> None:
         """Remove socket files of `plan` that no live server holds (its process was killed)."""
-        frames = [beside(a, "frames") for a in plan.http]
+        frames = [beside(a, "frames", of="http") for a in plan.http]
         for path in unix_paths(*plan.grpc, *plan.http, *frames, plan.debug):
             with contextlib.suppress(OSError):
                 if stat.S_ISSOCK(os.lstat(path).st_mode) and not unix_socket_alive(path):

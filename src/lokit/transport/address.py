@@ -42,16 +42,14 @@ def default_address(service: str, kind: str) -> str:
     return f"unix:{RUN_DIR}/{service}.{kind}.sock"
 
 
-def beside(addr: str, kind: str) -> str | None:
-    """The `kind` socket beside a Unix one named by the convention: `unix:STEM.<kind>.sock`
-    for `unix:STEM.<other>.sock` (grpc, http, frames); None for any other address."""
+def beside(addr: str, kind: str, of: str) -> str | None:
+    """The `kind` socket beside an `of` one, by the convention: `unix:STEM.<kind>.sock`
+    for `unix:STEM.<of>.sock` (grpc, http, frames); None for any other address."""
     text = addr.strip()
-    if not (text.startswith("unix:") and text.endswith(".sock")):
+    suffix = f".{of}.sock"
+    if not (text.startswith("unix:") and text.endswith(suffix)) or len(text) == 5 + len(suffix):
         return None
-    stem, dot, other = text[: -len(".sock")].rpartition(".")
-    if not dot or other not in ("grpc", "http", "frames") or not stem[len("unix:") :]:
-        return None
-    return f"{stem}.{kind}.sock"
+    return f"{text[: -len(suffix)]}.{kind}.sock"
 
 
 class AddressError(Exception):

@@ -35,6 +35,7 @@ __all__ = [
     "BodyPacer",
     "BodyTooLarge",
     "Limits",
+    "ListenerState",
     "auto_max_connections",
     "grpc_options",
     "parse_size",
@@ -60,6 +61,22 @@ HTTP_REFUSED = Counter(
     "HTTP requests refused before their body was read in full, by the limit.",
     ("service", "reason"),
 )
+
+
+class ListenerState:
+    """One listening socket's count of open connections, its limit and metric children."""
+
+    __slots__ = ("gauge", "label", "limit", "open", "refused")
+
+    def __init__(self, listener: str, address: str, limit: int) -> None:
+        self.label = (listener, address)
+        self.limit = limit
+        self.open = 0
+        self.gauge = CONNECTIONS_OPEN.labels(listener, address)
+        self.refused = {
+            reason: CONNECTIONS_REFUSED.labels(listener, address, reason)
+            for reason in ("max_connections", "header_timeout", "header_too_large")
+        }
 
 
 class BodyTooLarge(ResourceExhausted):

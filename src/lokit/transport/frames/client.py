@@ -17,7 +17,6 @@ one, it opens a new one there.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import os
 import socket
@@ -30,6 +29,7 @@ from lokit.routes import HttpRoute
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.expiry import Expiry
+from lokit.transport.failures import cannot_connect
 from lokit.transport.frames import wire
 
 __all__ = ["KEEP_ALIVE_SECONDS", "FramesClient"]
@@ -171,13 +171,8 @@ class FramesClient:
             return await self._traced(route, request, timeout)
         name = route.method.name
         body = route.codec.encode_request(request)
-        pairs, seconds = context.outgoing_metadata(timeout, self._timeout, name, self._label)
-        request_id, timeout_ms, hint = pairs[0][1], None, None
-        for key, value in pairs[1:]:
-            if key == context.TIMEOUT_HEADER:
-                timeout_ms = int(value)
-            else:
-                hint = value
+        request_id, seconds, hint = context.outgoing(timeout, self._timeout, name, self._label)
+        timeout_ms = None if seconds is None else context.timeout_ms(seconds)
         conn = self._conn
         if (
             conn is None
@@ -251,14 +246,7 @@ class FramesClient:
             _, conn = await loop.create_unix_connection(lambda: _Connection(loop), sock=sock)
         except OSError as e:
             sock.close()
-            if e.errno == errno.EACCES:
-                raise errors.PermissionDenied(
-                    f"permission denied connecting to {self._label}"
-                ) from None
-            reason = e.strerror or str(e) or type(e).__name__
-            raise errors.Unavailable(
-                f"{self._label} is unavailable: cannot connect ({reason})"
-            ) from None
+            raise cannot_connect(self._label, e, unix=True) from None
         except BaseException:
             sock.close()
             raise

@@ -42,8 +42,9 @@ from lokit.routes import ServiceDef
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.deadline import within
+from lokit.transport.failures import server_error, stopping
 from lokit.transport.frames import wire
-from lokit.transport.limits import CONNECTIONS_OPEN, CONNECTIONS_REFUSED, Limits
+from lokit.transport.limits import Limits, ListenerState
 from lokit.transport.peer import connection_peer
 
 __all__ = ["FramesServer"]
@@ -66,20 +67,14 @@ class _Target:
         self.codec = codec
 
 
-class _Listener:
-    """One socket's open connections, their limit and metric children."""
+class _Listener(ListenerState):
+    """One socket's state (as HTTP's), its connections and the HTTP socket beside it."""
 
-    __slots__ = ("connections", "gauge", "http_beside", "limit", "refused")
+    __slots__ = ("connections", "http_beside")
 
     def __init__(self, addr: Address, limit: int, http_beside: str) -> None:
-        label = ("frames", str(addr))
+        super().__init__("frames", str(addr), limit)
         self.connections: set[_Connection] = set()
-        self.limit = limit
-        self.gauge = CONNECTIONS_OPEN.labels(*label)
-        self.refused = {
-            reason: CONNECTIONS_REFUSED.labels(*label, reason)
-            for reason in ("max_connections", "header_timeout")
-        }
         self.http_beside = http_beside
 
 
@@ -92,7 +87,7 @@ class _Serving:
         self.service = service.name
         self.observer = observer
         self.limits = limits
-        self.max_frame = limits.max_body_bytes + wire.ANSWER_OVERHEAD
+        self.max_frame = limits.max_body_bytes + wire.FRAME_OVERHEAD
         self.targets: dict[str, _Target] = {}
         self.unknown: dict[str, str] = {}  # method name -> why frames do not serve it
         for route in service.http:
@@ -125,7 +120,7 @@ class _Connection(asyncio.Protocol):
         self._paused = False
         self.tasks: dict[int, asyncio.Task[None]] = {}  # by request id
         self._peer: tuple[Any, str] = (None, "")
-        self.since: float | None = None  # waiting for the preface, or idle, since
+        self.since = 0.0  # waiting for the preface, or idle, since (as the sweep saw it)
         self.count = 0  # requests so far (the sweep's sign of activity)
         self._seen = 0
 
@@ -134,12 +129,13 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         listener = self._listener
-        if len(listener.connections) >= listener.limit:
+        if listener.open >= listener.limit:
             listener.refused["max_connections"].inc()
             self._closed = True
             transport.close()
             return
         listener.connections.add(self)
+        listener.open += 1
         listener.gauge.inc()
         self._peer = connection_peer(transport)
         self.since = self._loop.time()
@@ -150,6 +146,7 @@ class _Connection(asyncio.Protocol):
         self._closed = True
         if self in self._listener.connections:
             self._listener.connections.discard(self)
+            self._listener.open -= 1
             self._listener.gauge.dec()
         for task in self.tasks.values():
             task.cancel()  # nobody is left to answer
@@ -237,7 +234,6 @@ class _Connection(asyncio.Protocol):
         self.tasks[rid] = self._loop.create_task(
             self._serve(rid, method, request_id, timeout_ms, hint, trace, body)
         )
-        self.since = None
         if len(self.tasks) >= self._serving.limits.max_streams and not self._paused:
             self._paused = True
             self._transport.pause_reading()
@@ -286,7 +282,7 @@ class _Connection(asyncio.Protocol):
                         response = await within(target.endpoint, request, deadline)
                     out = target.codec.encode_response(response)
                 except (Exception, asyncio.CancelledError) as exc:
-                    failure = _stopping(exc)
+                    failure = stopping(exc)
                     if not self._closed:
                         self._answer_error(rid, failure, target.codec, ctx.request_id)
                     elif isinstance(exc, asyncio.CancelledError):  # the connection closed
@@ -309,9 +305,7 @@ class _Connection(asyncio.Protocol):
     def _answer_error(
         self, rid: int, exc: BaseException, codec: Any = None, request_id: str = ""
     ) -> None:
-        err = errors.as_error(exc)
-        if err is not exc and isinstance(err, errors.Internal):  # unexpected: no details
-            err = errors.internal_error(request_id or context.new_request_id())
+        err = server_error(exc, request_id or context.new_request_id())
         if codec is not None:
             reply = codec.encode_error(err)
             if reply is not None:  # the method answers this error in its response
@@ -325,8 +319,6 @@ class _Connection(asyncio.Protocol):
 
     def _finished(self, rid: int) -> None:
         self.tasks.pop(rid, None)
-        if not self.tasks:
-            self.since = self._loop.time()
         if self._paused and len(self.tasks) < self._serving.limits.max_streams:
             self._paused = False
             if not self._closed:
@@ -356,31 +348,22 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     def overdue(self, now: float, limits: Limits) -> None:
-        """Close this connection if its preface is overdue or it idled too long."""
-        if self.count != self._seen:  # busy since the last sweep
+        """Close this connection if its preface is overdue or it idled too long.
+
+        Idle time counts from the first sweep that finds no request in flight and
+        none new since the sweep before, so the per-request path keeps no clock.
+        """
+        if self.tasks or self.count != self._seen:  # busy
             self._seen = self.count
-            if not self.tasks:
-                self.since = now
+            self.since = now
             return
         since = self.since
-        if since is None:
-            return
         if not self._greeted:
             if now - since > limits.header_timeout:
                 self._listener.refused["header_timeout"].inc()
                 self.close()
         elif now - since > limits.idle_timeout:
             self.close()
-
-
-def _stopping(exc: BaseException) -> BaseException:
-    """A request cancelled by a stop's end of grace tells its client Unavailable."""
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            task.uncancel()
-            return errors.Unavailable("the server is shutting down")
-    return exc
 
 
 class FramesServer:
@@ -483,4 +466,4 @@ class FramesServer:
 
 def _http_beside(addr: Address) -> str:
     """The HTTP socket beside a frames one, by the one-box naming (else the service's)."""
-    return address.beside(str(addr), "http") or "the service's HTTP socket"
+    return address.beside(str(addr), "http", of="frames") or "the service's HTTP socket"

@@ -38,9 +38,9 @@ from lokit.routes import HttpRoute
 
 __all__ = [
     "ANSWERS",
-    "ANSWER_OVERHEAD",
     "CONNECTION",
     "ENCODER",
+    "FRAME_OVERHEAD",
     "ID_BYTES",
     "MALFORMED",
     "PREFACE",
@@ -48,8 +48,6 @@ __all__ = [
     "Answer",
     "Reply",
     "Request",
-    "decode_answer",
-    "decode_request",
     "encode_answer",
     "frame_id",
     "not_frames",
@@ -59,8 +57,8 @@ __all__ = [
 PREFACE = b"LOKIT-FRAMES/1\r\n"
 LENGTH = struct.Struct("!I")
 CONNECTION = 0  # the id of an answer about the connection, not a request
-# Room a frame may take beyond its body: the id, method, request id, trace, error name.
-ANSWER_OVERHEAD = 64 * 1024
+# Room a request frame may take beyond its body: the id, method, request id, trace.
+FRAME_OVERHEAD = 64 * 1024
 
 Request = tuple[int, str, str, int | None, str | None, dict[str, str] | None, bytes]
 Answer = tuple[int, int, bytes, str | None, float | None]
@@ -71,7 +69,7 @@ REQUESTS = msgspec.msgpack.Decoder(Request)
 ANSWERS = msgspec.msgpack.Decoder(Answer)
 _pack = LENGTH.pack
 
-MALFORMED = msgspec.DecodeError  # what the decoders raise for a frame that is not one
+MALFORMED = msgspec.DecodeError  # what REQUESTS and ANSWERS raise for a frame that is not one
 
 
 ID_BYTES = 10  # a request's array header and its id, at most (uint64)
@@ -103,18 +101,6 @@ def encode_answer(
     """One answer frame, its length first."""
     payload = ENCODER.encode((rid, code, body, name, retry_after))
     return _pack(len(payload)) + payload
-
-
-def decode_request(payload: bytes | memoryview) -> Request:
-    """A request frame's fields (`Request`); MALFORMED when it is not one."""
-    request: Request = REQUESTS.decode(payload)
-    return request
-
-
-def decode_answer(payload: bytes | memoryview) -> Answer:
-    """An answer frame's fields (`Answer`); MALFORMED when it is not one."""
-    answer: Answer = ANSWERS.decode(payload)
-    return answer
 
 
 def not_frames(http_beside: str) -> bytes:

@@ -66,7 +66,8 @@ from lokit.observability.observer import Call, Observer
 from lokit.observability.propagation import detach, extract_and_attach
 from lokit.routes import GrpcRoute
 from lokit.transport.deadline import within
-from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status, server_error
+from lokit.transport.failures import server_error
+from lokit.transport.grpc.status import ERROR_TRAILER, grpc_status
 
 __all__ = ["MethodTable", "method_handler", "peer_identity", "plaintext_identity"]
 

@@ -17,10 +17,7 @@ from lokit.errors import (
     Code,
     DeadlineExceeded,
     Error,
-    Internal,
     Unavailable,
-    as_error,
-    internal_error,
     rebuild,
 )
 
@@ -35,19 +32,6 @@ GRPC_STATUS: dict[Code, Any] = {code: _BY_NUMBER[int(code)] for code in Code}
 def grpc_status(code: Code) -> Any:
     """The grpc.StatusCode for a canonical code (UNKNOWN for anything unexpected)."""
     return GRPC_STATUS.get(code, grpc.StatusCode.UNKNOWN)
-
-
-def server_error(exc: BaseException, request_id: str) -> Error:
-    """What a server sends for `exc`: lokit errors as they are, others as `internal_error`.
-
-    No exception text reaches a caller (it may name paths, data or key material);
-    the observer gets the original exception and logs it under the request id.
-    The HTTP transport answers the same.
-    """
-    if isinstance(exc, Error):
-        return exc
-    err = as_error(exc)
-    return internal_error(request_id) if isinstance(err, Internal) else err
 
 
 def trailer_value(metadata: Any, key: str) -> str | None:

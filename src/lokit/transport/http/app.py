@@ -28,6 +28,7 @@ from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import ServiceDef
 from lokit.transport.deadline import within
+from lokit.transport.failures import stopping
 from lokit.transport.http import streams
 from lokit.transport.http.connect import ConnectHandler
 from lokit.transport.http.direct import DirectExchange, direct_routes
@@ -36,7 +37,6 @@ from lokit.transport.http.exchange import (
     ClientGone,
     Exchange,
     send_json,
-    stopping,
 )
 from lokit.transport.http.router import NO_PARAMS, Router, Target
 from lokit.transport.http.wire import ERROR_HEADER, error_body

@@ -30,7 +30,6 @@ this user is `PermissionDenied`: `permission denied connecting to unix:PATH`.
 from __future__ import annotations
 
 import asyncio
-import errno
 import functools
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
@@ -48,6 +47,7 @@ from lokit.security.tls import ClientTLS
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.expiry import Entry
+from lokit.transport.failures import cannot_connect
 from lokit.transport.http.conn import Closed, ConnectFailed, Connection, HandshakeFailed, Pool, dial
 from lokit.transport.http.wire import (
     ERROR_HEADER,
@@ -498,11 +498,7 @@ class HttpClient:
                 reason = self._tls.refused_reason()
                 return errors.Unavailable(f"TLS handshake with {self._label} failed: {reason}")
         if isinstance(exc, ConnectFailed):
-            os_error = exc.error
-            if self._addr.is_unix and os_error.errno == errno.EACCES:
-                return errors.PermissionDenied(f"permission denied connecting to {self._label}")
-            reason = os_error.strerror or str(os_error) or type(os_error).__name__
-            return errors.Unavailable(f"{self._label} is unavailable: cannot connect ({reason})")
+            return cannot_connect(self._label, exc.error, self._addr.is_unix)
         detail = str(exc) or type(exc).__name__
         return errors.Unavailable(f"{self._label} is unavailable: {verb} {path} failed ({detail})")
 

@@ -55,12 +55,12 @@ from lokit.observability import propagation
 from lokit.observability.observer import Observer
 from lokit.routes import ServiceDef
 from lokit.transport.deadline import within
+from lokit.transport.failures import stopping
 from lokit.transport.http.exchange import (
     RID,
     ClientGone,
     Exchange,
     client_error,
-    stopping,
 )
 from lokit.transport.http.wire import ERROR_HEADER
 from lokit.transport.limits import BodyPacer, BodyTooLarge

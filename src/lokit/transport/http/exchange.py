@@ -23,7 +23,6 @@ that is not lokit's gives none.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -49,7 +48,6 @@ __all__ = [
     "client_error",
     "request_headers",
     "send_json",
-    "stopping",
 ]
 
 CT_JSON = (b"content-type", JSON_TYPE.encode())
@@ -266,23 +264,6 @@ async def send_json(
     headers = [CT_JSON, (b"content-length", b"%d" % len(body)), (RID, rid), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def stopping(exc: BaseException) -> BaseException:
-    """What a cancelled request tells its client.
-
-    uvicorn cancels requests still running when the grace period of a stop is
-    over: the client gets `Unavailable` (503, or a final stream line) instead of
-    a dropped connection, and the task ends normally. A CancelledError that did
-    not come from cancelling this task is an ordinary internal failure.
-    """
-    if not isinstance(exc, asyncio.CancelledError):
-        return exc
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        task.uncancel()
-        return errors.Unavailable("the server is shutting down")
-    return exc
 
 
 def client_error(exc: BaseException) -> errors.Error | None:

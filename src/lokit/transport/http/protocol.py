@@ -59,36 +59,19 @@ from lokit.transport.http.direct import (
 )
 from lokit.transport.http.wire import ERROR_HEADER, error_body
 from lokit.transport.limits import (
-    CONNECTIONS_OPEN,
-    CONNECTIONS_REFUSED,
     HTTP_REFUSED,
     MAX_HEADER_BYTES,
     PACE_FREE_BYTES,
     BodyTooLarge,
     Limits,
+    ListenerState,
 )
 from lokit.transport.peer import PEER_KEY, connection_peer
 
 if TYPE_CHECKING:
     from lokit.transport.http.app import HttpApp
 
-__all__ = ["CoalescedWrites", "ListenerState", "limited_protocol", "state_key", "sweep"]
-
-
-class ListenerState:
-    """One listening socket's count of open connections and its metric children."""
-
-    __slots__ = ("gauge", "label", "limit", "open", "refused")
-
-    def __init__(self, listener: str, address: str, limit: int) -> None:
-        self.label = (listener, address)
-        self.limit = limit
-        self.open = 0
-        self.gauge = CONNECTIONS_OPEN.labels(listener, address)
-        self.refused = {
-            reason: CONNECTIONS_REFUSED.labels(listener, address, reason)
-            for reason in ("max_connections", "header_timeout", "header_too_large")
-        }
+__all__ = ["CoalescedWrites", "limited_protocol", "state_key", "sweep"]
 
 
 class CoalescedWrites:

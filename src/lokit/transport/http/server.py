@@ -33,8 +33,8 @@ from lokit.security.tls import ServerTLS
 from lokit.transport import address
 from lokit.transport.address import Address
 from lokit.transport.http.app import HttpApp
-from lokit.transport.http.protocol import ListenerState, limited_protocol, state_key, sweep
-from lokit.transport.limits import Limits
+from lokit.transport.http.protocol import limited_protocol, state_key, sweep
+from lokit.transport.limits import Limits, ListenerState
 from lokit.types import ASGIApp
 
 # uvicorn closes idle keep-alive connections after this many seconds (the default

@@ -25,13 +25,13 @@ from typing import Any
 from lokit import errors
 from lokit.handoff import Handoff
 from lokit.observability.observer import Call
+from lokit.transport.failures import stopping
 from lokit.transport.http.exchange import (
     RID,
     ClientGone,
     Exchange,
     client_error,
     send_json,
-    stopping,
 )
 from lokit.transport.http.router import Target
 from lokit.transport.http.wire import NDJSON_TYPE, LineSplitter, error_line
