@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
@@ -141,7 +142,7 @@ def report(rows: list[Row], args: argparse.Namespace, title: str) -> None:
         Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows]}, indent=2))
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+def stop(proc: subprocess.Popen[Any], timeout: float = 15.0) -> None:
     """SIGTERM a server the bench started and wait for it; SIGKILL it if it hangs."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)

@@ -18,7 +18,17 @@ Metrics: `p50_us`, `p99_us`, `cpu_us_per_call` (client + server CPU per call),
 System `lokit-client` is lokit's own client (`lokit.connect(addsvc_contract(),
 grpc=ADDR)` or `http=ADDR`, `sum(1, 2)`) against the same `lokit` server, so
 lokit's client costs are in it (`bare` stays a bare stub / aiohttp to a bare
-server). Case `floor-uds`, system `framed`: the Python floor, a uvloop
+server). It runs in a client process of its own (bench/_lokit_client.py), where
+lokit's transport is what loads grpc, as in a lokit service calling another: so it
+runs the gRPC settings lokit chooses (`lokit.transport.grpc.iomgr`), while this
+process loads grpc first and its bare stub keeps grpc's own. Its CPU per call is
+that process's. The gRPC cases are measured twice: as the kernel places the
+processes (`p50_us` ...), and with this process, every server and the client
+process on one core (`p50_us_one_core` ...): a gRPC call hands off between a
+dozen threads, and on this 2-vCPU VM a hand-off to the other core costs tens of
+µs, so the first placement's ratios move by more than the targets' margins
+between runs, while on one core only the stacks and the sockets differ.
+Case `floor-uds`, system `framed`: the Python floor, a uvloop
 length-prefixed echo over a Unix socket (bench/_framed_echo.py) of a payload the
 size of addsvc's Sum request. Case `local-uds`, system `lokit`: `lokit.connect`
 to a lokit Sum over a Unix socket with lokit's default client and protocol (an
@@ -41,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -48,7 +59,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from _common import (
     Row,
@@ -68,6 +79,16 @@ HERE = Path(__file__).resolve().parent
 Calls = Callable[[int], Awaitable[list[float]]]
 """k sequential calls of one system; their latencies in seconds."""
 
+
+class Target(NamedTuple):
+    """A measured system: its server's pid, its calls, and the pid of the process that
+    makes them (None: this one), whose CPU is the client's."""
+
+    server: int
+    calls: Calls
+    client: int | None = None
+
+
 SYSTEMS = ("bare", "lokit", "lokit serve addsvc")
 # local-uds systems beside `lokit`: lokit's client to a bare server (`_bare_servers.py`).
 BARE_LOCAL = ("uvicorn", "httptools")
@@ -77,10 +98,10 @@ CLIENT_SYSTEMS = ("bare", "lokit", "lokit-client", "lokit serve addsvc")
 
 
 @contextlib.contextmanager
-def running() -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """A dict to put started servers in; every one is stopped on leaving, also when
-    a later one fails to start."""
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+def running() -> Iterator[dict[str, subprocess.Popen[Any]]]:
+    """A dict to put started servers (and client processes) in; every one is stopped on
+    leaving, also when a later one fails to start."""
+    procs: dict[str, subprocess.Popen[Any]] = {}
     try:
         yield procs
     finally:
@@ -174,6 +195,31 @@ async def lokit_calls(
     return out
 
 
+def start_client(protocol: str, addr: str, cwd: str) -> subprocess.Popen[str]:
+    """lokit's client in its own process (bench/_lokit_client.py), connected to addr."""
+    cmd = [sys.executable, str(HERE / "_lokit_client.py"), protocol, lokit_address(addr, cwd)]
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, bufsize=1
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        stop(proc)
+        raise SystemExit(f"lokit's client did not start: {' '.join(cmd)}")
+    return proc
+
+
+async def client_calls(proc: subprocess.Popen[str], n: int) -> list[float]:
+    """n sequential calls made by a client process; their latencies in seconds."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(f"{n}\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        raise SystemExit(f"lokit's client process {proc.pid} ended")
+    return [float(x) for x in json.loads(line)]
+
+
 async def framed_calls(path: str, n: int) -> list[float]:
     """Sequential round trips of one Sum-request-sized frame to the framed echo."""
     import _framed_echo
@@ -216,27 +262,29 @@ Results = dict[str, tuple[list[float], float, float]]
 
 
 def measure_transport(
-    transport: str, n: int, warmup: int, blocks: int, cwd: str
+    transport: str, n: int, warmup: int, blocks: int, cwd: str, core: int | None = None
 ) -> dict[str, Results]:
     """Cases `TRANSPORT-uds` and `TRANSPORT-tcp`: every system, both sockets, alternating.
 
     Each system's server is one process listening on a Unix socket and on TCP,
     and all (system, socket) pairs are called in alternating blocks, so the
     systems, and a Unix socket against TCP, are compared within one run, in the
-    same placement on the cores, sharing the same noise. Returns, per case and
-    system, the latencies of its n calls and its CPU µs per call (client + server).
+    same placement on the cores, sharing the same noise; with `core`, this process,
+    the servers and the client processes are all on that one core. Returns, per case
+    and system, the latencies of its n calls and its CPU µs per call (client + server).
     """
     with running() as procs:
-        return _measure_transport(procs, transport, n, warmup, blocks, cwd)
+        return _measure_transport(procs, transport, n, warmup, blocks, cwd, core)
 
 
 def _measure_transport(
-    procs: dict[str, subprocess.Popen[bytes]],
+    procs: dict[str, subprocess.Popen[Any]],
     transport: str,
     n: int,
     warmup: int,
     blocks: int,
     cwd: str,
+    core: int | None,
 ) -> dict[str, Results]:
     addrs: dict[tuple[str, str], str] = {}
     for i, system in enumerate(SYSTEMS):
@@ -245,23 +293,23 @@ def _measure_transport(
         both = [addrs[(system, "uds")], addrs[(system, "tcp")]]
         procs[system] = start_server(system, transport, both, cwd)
     fn = grpc_calls if transport == "grpc" else http_calls
-
-    async def own_client(addr: str, cwd: str, n: int) -> list[float]:
-        return await lokit_calls(addr, cwd, n, transport)
-
-    # each measured system: (the server it calls, the client that calls it)
-    plan: dict[str, tuple[str, Any]] = {
-        s: (s, fn) if s != "lokit-client" else ("lokit", own_client) for s in CLIENT_SYSTEMS
-    }
-    calls: dict[str, tuple[int, Calls]] = {
-        f"{transport}-{kind}/{s}": (
-            procs[server].pid,
-            functools.partial(call, addrs[(server, kind)], cwd),
-        )
-        for kind in ("uds", "tcp")
-        for s, (server, call) in plan.items()
-    }
-    measured = alternate(calls, n, warmup, blocks)
+    calls: dict[str, Target] = {}
+    for kind in ("uds", "tcp"):
+        for s in CLIENT_SYSTEMS:
+            if s == "lokit-client":  # lokit's client, in its own process, to the lokit server
+                client = procs[f"client-{kind}"] = start_client(
+                    transport, addrs[("lokit", kind)], cwd
+                )
+                target = Target(
+                    procs["lokit"].pid, functools.partial(client_calls, client), client.pid
+                )
+            else:
+                target = Target(procs[s].pid, functools.partial(fn, addrs[(s, kind)], cwd))
+            calls[f"{transport}-{kind}/{s}"] = target
+    with contextlib.ExitStack() as pinned:
+        if core is not None:
+            pinned.enter_context(placed([proc.pid for proc in procs.values()], core))
+        measured = alternate(calls, n, warmup, blocks)
     out: dict[str, Results] = {}
     for key, result in measured.items():
         case, system = key.split("/", 1)
@@ -269,10 +317,10 @@ def _measure_transport(
     return out
 
 
-def alternate(calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: int) -> Results:
+def alternate(calls: dict[str, Target], n: int, warmup: int, blocks: int) -> Results:
     """Each system's `calls(k)` (k sequential calls, their latencies) in alternating blocks.
 
-    `calls` maps a system to its server's pid and its client; all run on one uvloop,
+    `calls` maps a system to its `Target`; all are driven from one uvloop,
     so the systems share whatever else the machine is doing, and every other round
     runs in reverse order, so that which system a block follows (the order alone
     moved a UDS/TCP ratio by 5-10 %) evens out. Returns, per system,
@@ -286,16 +334,16 @@ def alternate(calls: dict[str, tuple[int, Calls]], n: int, warmup: int, blocks: 
         lat: dict[str, list[float]] = {s: [] for s in calls}
         cpu: dict[str, float] = {s: 0.0 for s in calls}
         server: dict[str, float] = {s: 0.0 for s in calls}
-        for _, call in calls.values():
-            await call(warmup)
+        for target in calls.values():
+            await target.calls(warmup)
         order = list(calls.items())
         for _ in range(blocks):
-            for s, (pid, call) in order:
-                c0, s0 = cpu_seconds(), cpu_seconds(pid)
+            for s, (pid, call, client) in order:
+                c0, s0 = cpu_seconds(client), cpu_seconds(pid)
                 lat[s] += await call(per_block)
                 served = cpu_seconds(pid) - s0
                 server[s] += served
-                cpu[s] += cpu_seconds() - c0 + served
+                cpu[s] += cpu_seconds(client) - c0 + served
             order.reverse()  # counterbalanced: no system always follows the same one
         return {
             s: (lat[s], cpu[s] / len(lat[s]) * 1e6, server[s] / len(lat[s]) * 1e6) for s in calls
@@ -331,20 +379,20 @@ def measure_local(n: int, warmup: int, blocks: int, cwd: str) -> Placements:
 
 
 def _measure_local(
-    procs: dict[str, subprocess.Popen[bytes]], n: int, warmup: int, blocks: int, cwd: str
+    procs: dict[str, subprocess.Popen[Any]], n: int, warmup: int, blocks: int, cwd: str
 ) -> Placements:
     framed_path = os.path.join(cwd, "run", "framed.sock")
     addr = "unix:run/local-uds"
     procs["framed"] = start_framed(framed_path)
     procs["lokit"] = start_server("lokit", "both", [addr], cwd)
-    calls: dict[str, tuple[int, Calls]] = {
-        "framed": (procs["framed"].pid, functools.partial(framed_calls, framed_path)),
-        "lokit": (procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
-        "lokit-deadline": (
+    calls: dict[str, Target] = {
+        "framed": Target(procs["framed"].pid, functools.partial(framed_calls, framed_path)),
+        "lokit": Target(procs["lokit"].pid, functools.partial(lokit_calls, addr, cwd)),
+        "lokit-deadline": Target(
             procs["lokit"].pid,
             functools.partial(lokit_calls, addr, cwd, timeout=DEADLINE_SECONDS),
         ),
-        "lokit-http": (
+        "lokit-http": Target(
             procs["lokit"].pid,
             functools.partial(lokit_calls, addr + ".http.sock", cwd, protocol="http"),
         ),
@@ -352,7 +400,9 @@ def _measure_local(
     for bare in BARE_LOCAL:  # lokit's client to bare servers: what the server stack costs
         where = f"unix:run/local-{bare}.http.sock"
         procs[bare] = start_server("bare", "http" if bare == "uvicorn" else bare, [where], cwd)
-        calls[bare] = (procs[bare].pid, functools.partial(lokit_calls, where, cwd, protocol="http"))
+        calls[bare] = Target(
+            procs[bare].pid, functools.partial(lokit_calls, where, cwd, protocol="http")
+        )
     out: Placements = {}
     for placement, core in placements().items():
         with placed([proc.pid for proc in procs.values()], core):
@@ -398,9 +448,12 @@ def ratios(rows: list[Row]) -> None:
             0.9,
         ),
     ]
+    one_core = {(r.case, r.system): r.value for r in rows if r.metric == "p50_us_one_core"}
     for label, a, b, target in targets:
         if a in p50 and b in p50:
             print(f"{label}: {p50[a] / p50[b]:.2f} (target <= {target})")
+        if a in one_core and b in one_core:
+            print(f"  ... on one core: {one_core[a] / one_core[b]:.2f}")
     cross = {(r.case, r.system): r.value for r in rows if r.metric == "p50_us_cross_core"}
     for bare in BARE_LOCAL:
         if ("local-uds", bare) in p50:
@@ -420,6 +473,8 @@ def ratios(rows: list[Row]) -> None:
 def main() -> None:
     args = parser(__doc__ or "").parse_args()
     n, warmup, blocks = (2000, 300, 4) if args.quick else (20000, 1000, 20)
+    import grpc  # noqa: F401  (loaded first, so this process's bare stub keeps grpc's own I/O manager)
+
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as cwd:
         os.makedirs(os.path.join(cwd, "run"))
@@ -428,6 +483,11 @@ def main() -> None:
                 for system in CLIENT_SYSTEMS:
                     rows += call_rows(case, system, result[system])
             print(f"{transport}-uds, {transport}-tcp: done", file=sys.stderr)
+        one_core = placements()["same"]
+        for case, result in measure_transport("grpc", n, warmup, blocks, cwd, one_core).items():
+            for system in CLIENT_SYSTEMS:
+                rows += call_rows(case, system, result[system], "_one_core")
+        print("grpc-uds, grpc-tcp on one core: done", file=sys.stderr)
         for placement, local in measure_local(n, warmup, blocks, cwd).items():
             suffix = "" if placement == "same" else "_cross_core"
             local_rows = [("floor-uds", "framed"), ("local-uds", "lokit")]
