@@ -210,7 +210,10 @@ def start_client(protocol: str, addr: str, cwd: str) -> subprocess.Popen[str]:
 
 
 async def client_calls(proc: subprocess.Popen[str], n: int) -> list[float]:
-    """n sequential calls made by a client process; their latencies in seconds."""
+    """n sequential calls made by a client process; their latencies in seconds.
+
+    It waits on the pipe without yielding: the bench drives one system at a time, so
+    the loop has nothing else to run meanwhile."""
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(f"{n}\n")
     proc.stdin.flush()

@@ -31,10 +31,7 @@ POLL_IOMGR = "-event_engine_client,-event_engine_listener"
 """The GRPC_EXPERIMENTS value that selects grpc-core's poll-based I/O manager."""
 
 
-def prefer_poll_iomgr() -> bool:
-    """Select the poll-based I/O manager where it is unset and can still take effect;
-    whether this call set it."""
-    if "GRPC_EXPERIMENTS" in os.environ or "grpc" in sys.modules:
-        return False
-    os.environ["GRPC_EXPERIMENTS"] = POLL_IOMGR
-    return True
+def prefer_poll_iomgr() -> None:
+    """Select the poll-based I/O manager where it is unset and can still take effect."""
+    if "GRPC_EXPERIMENTS" not in os.environ and "grpc" not in sys.modules:
+        os.environ["GRPC_EXPERIMENTS"] = POLL_IOMGR
